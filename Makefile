@@ -1,0 +1,98 @@
+# secretsfs: build, test and run.
+#   make            build bin/secretsfs
+#   make SAN=address,undefined   build with sanitizers (into build-san/)
+#   make check      install missing deps, build, run every test
+#   make run        install missing deps, build, mount a demo store at ./secrets
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKGS := fuse3 tdb libgcrypt json-c
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	  -Wformat=2 -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE \
+	  -Iinclude $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread
+
+ifdef SAN
+BUILD := build-san
+CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=$(SAN)
+else
+BUILD := build
+endif
+
+LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/fs/*.c)
+CLI_SRCS := $(wildcard src/cli/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+HEADERS := $(wildcard include/*/*.h)
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+BIN := $(BUILD)/secretsfs
+
+.PHONY: all check unit unit-san pytest layers run stop clean install deps
+
+all: $(BIN) bin/secretsfs
+
+bin/secretsfs: $(BIN)
+	@mkdir -p bin
+	cp --remove-destination $(BIN) $@
+
+$(BIN): $(LIB_OBJS) $(CLI_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libsecretsfs.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a tests/unit/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS) \
+		$(shell pkg-config --libs cmocka)
+
+deps:
+	scripts/install-deps
+
+layers:
+	scripts/check-layers
+
+unit: $(UNIT_BINS)
+	scripts/run-unit-tests $(UNIT_BINS)
+
+unit-san:
+	$(MAKE) SAN=address,undefined unit
+
+pytest: all
+	scripts/run-pytest
+
+check: deps
+	$(MAKE) layers
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-san
+	$(MAKE) pytest
+
+run: deps
+	$(MAKE) all
+	scripts/demo
+
+stop:
+	-fusermount3 -u secrets
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
+	install -m 0755 bin/secretsfs $(DESTDIR)$(PREFIX)/bin/secretsfs
+
+clean:
+	rm -rf build build-san bin

@@ -1,0 +1,39 @@
+/*
+ * cli: the secretsfs command line. One function per subcommand, each taking
+ * its own argv (argv[0] is the subcommand) and returning the exit status:
+ * 0 success, 1 failure, 2 misuse. Errors are one line on stderr.
+ */
+#ifndef SECRETSFS_CLI_CLI_H
+#define SECRETSFS_CLI_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "secrets/keyring.h"
+
+#define EXIT_MISUSE 2
+
+int cmd_init(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+
+/* Prints "secretsfs: <message>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * The secret that unlocks a store, read into secure memory: a key file, a
+ * passphrase file (its first line), or the terminal (asked twice when
+ * confirm is set). Never from argv or the environment. 0 or -errno, with
+ * the reason printed.
+ */
+struct unlock_input {
+	struct unlock_secret secret;
+	uint8_t *buf; /* secure memory behind secret.bytes */
+	size_t cap;
+};
+
+int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		      int confirm);
+void unlock_input_free(struct unlock_input *in);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * fs: the FUSE adapter. Maps kernel requests (libfuse's low-level API) onto
+ * the secrets domain: paths to secrets and views, file handles to snapshots
+ * (readers) and secure write buffers (writers), close/fsync to commits, and
+ * domain errors to errno replies. Owns no Secrets Manager rules itself.
+ */
+#ifndef SECRETSFS_FS_FS_H
+#define SECRETSFS_FS_FS_H
+
+#include <stdbool.h>
+
+#include "secrets/secrets.h"
+
+struct fs_options {
+	bool allow_other;
+	bool readonly;
+	bool debug;          /* libfuse's request trace */
+	const char *fsname;  /* shown in /proc/mounts, e.g. the store path */
+	unsigned max_threads;
+};
+
+struct fs;
+
+/* Mounts sm (not owned) at mountpoint. Errors are logged; -errno. */
+int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt, struct fs **out);
+/* Serves requests on several threads until unmounted or signalled. */
+int fs_serve(struct fs *fs);
+/* Unmounts (if still mounted) and frees. */
+void fs_destroy(struct fs *fs);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * store: the tdb file, as a transactional key-value map with string keys.
+ *
+ * Guards tdb's traps: a new store is created with O_EXCL and its folder
+ * synced; an existing one is never opened with O_CREAT (a damaged header
+ * must not become an empty store); nested transactions are disallowed;
+ * TDB_NO_FSYNC in the environment is refused. Every change is one
+ * transaction: store_begin .. store_commit | store_cancel. The handle is
+ * shared by threads: a transaction holds the store for its thread until it
+ * ends, and reads from other threads wait. This file maps tdb's error space.
+ */
+#ifndef SECRETSFS_STORE_STORE_H
+#define SECRETSFS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_open_flags {
+	STORE_CREATE = 1 << 0,   /* make a new file; fails with -EEXIST if present */
+	STORE_READONLY = 1 << 1,
+};
+
+/* Chains in tdb's hash table: fast lookups to ~1M records, cheap commits. */
+#define STORE_HASH_SIZE 20011
+
+int store_open(const char *path, unsigned flags, struct store **out);
+void store_close(struct store *st);
+const char *store_path(const struct store *st);
+
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_cancel(struct store *st);
+
+/* *val is malloc'd (free it); -ENOENT when absent. */
+int store_get(struct store *st, const char *key, uint8_t **val, size_t *len);
+int store_put(struct store *st, const char *key, const void *val, size_t len);
+/* -ENOENT when absent. */
+int store_delete(struct store *st, const char *key);
+
+/*
+ * Calls fn for each record whose key starts with prefix; fn returns 0 to go
+ * on, anything else to stop with that value. Reads take no write lock.
+ */
+typedef int (*store_visit_fn)(const char *key, const uint8_t *val, size_t len, void *ctx);
+int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void *ctx);
+
+/* Bumped by every committed change, by any process: for change detection. */
+int store_seqnum(struct store *st);
+
+/* tdb's own structural check (no decryption); 0 or -EIO. */
+int store_check_structure(struct store *st);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * log: the one place diagnostics go.
+ *
+ * Messages name secrets, rules and errors; they never carry values or key
+ * material (callers pass names only). Output goes to stderr, to a file
+ * (mount option log_file=), or to syslog for a background daemon.
+ */
+#ifndef SECRETSFS_UTIL_LOG_H
+#define SECRETSFS_UTIL_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+enum log_target { LOG_TO_STDERR, LOG_TO_FILE, LOG_TO_SYSLOG };
+
+/* 0 or -errno (a log file that cannot be opened). */
+int log_open(enum log_target target, const char *file_path, bool debug);
+void log_close(void);
+void log_msg(int priority, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,366 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FUSE_USE_VERSION 312
+#include <fuse_opt.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "fs/fs.h"
+#include "secrets/keyring.h"
+#include "secrets/secrets.h"
+#include "store/store.h"
+#include "util/log.h"
+
+/* Locked memory for plaintext: up to 256 concurrent 64 KiB writers. */
+#define SECMEM_WANTED (16u << 20)
+#define SECMEM_MIN (256u << 10)
+
+static const char usage[] =
+	"usage: secretsfs mount STORE MOUNTPOINT [-f] [-o OPT[,OPT...]]\n"
+	"\n"
+	"Mounts STORE at MOUNTPOINT. Runs in the background once the store is\n"
+	"unlocked and mounted, unless -f is given. Unmount with fusermount3 -u.\n"
+	"\n"
+	"  -f                     stay in the foreground, log to stderr\n"
+	"  -o key_file=FILE       unlock with this key file\n"
+	"  -o passphrase_file=F   unlock with the first line of F\n"
+	"                         (neither: the passphrase is asked on the terminal)\n"
+	"  -o allow_other         let other users in (the kernel still checks modes)\n"
+	"  -o ro                  read-only\n"
+	"  -o recovery_window=D   days a deleted secret can be restored: 0 (delete at\n"
+	"                         once) or 7 to 30 (default 30)\n"
+	"  -o log_file=FILE       log here (default: stderr with -f, syslog otherwise)\n"
+	"  -o threads=N           at most N threads serving requests (default 16)\n"
+	"  -o debug               trace every FUSE request (with -f)\n";
+
+struct mount_opts {
+	char *key_file;
+	char *passphrase_file;
+	char *log_file;
+	char *audit_log;
+	int allow_other;
+	int readonly;
+	int recovery_window;
+	int threads;
+	int debug;
+};
+
+#define OPT(t, p) { t, offsetof(struct mount_opts, p), 1 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("key_file=%s", key_file),
+	OPT("passphrase_file=%s", passphrase_file),
+	OPT("log_file=%s", log_file),
+	OPT("audit_log=%s", audit_log),
+	OPT("allow_other", allow_other),
+	OPT("ro", readonly),
+	OPT("recovery_window=%d", recovery_window),
+	OPT("threads=%d", threads),
+	OPT("debug", debug),
+	FUSE_OPT_END,
+};
+
+static int unknown_option(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	(void)data;
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_OPT) {
+		cli_error("unknown mount option '%s' (see secretsfs mount --help)", arg);
+		return -1;
+	}
+	return 1;
+}
+
+static int parse_o(const char *optstr, struct mount_opts *mo)
+{
+	char *argv[] = { "secretsfs", "-o", (char *)optstr, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int rc = fuse_opt_parse(&args, mo, opt_spec, unknown_option);
+	fuse_opt_free_args(&args);
+	return rc;
+}
+
+/* --- the purge of expired deletions, once a minute --- */
+
+static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t purge_cond = PTHREAD_COND_INITIALIZER;
+static int purge_stop;
+
+static void *purge_loop(void *arg)
+{
+	struct sm *sm = arg;
+	pthread_mutex_lock(&purge_lock);
+	while (!purge_stop) {
+		struct timespec when;
+		clock_gettime(CLOCK_REALTIME, &when);
+		when.tv_sec += 60;
+		pthread_cond_timedwait(&purge_cond, &purge_lock, &when);
+		if (purge_stop)
+			break;
+		pthread_mutex_unlock(&purge_lock);
+		sm_purge_expired(sm);
+		pthread_mutex_lock(&purge_lock);
+	}
+	pthread_mutex_unlock(&purge_lock);
+	return NULL;
+}
+
+/* Keep secrets out of core dumps and away from ptrace by other users. */
+static void harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Room to lock the secure pool; returns the pool size to ask for. */
+static size_t prepare_memlock(void)
+{
+	struct rlimit lim;
+	getrlimit(RLIMIT_MEMLOCK, &lim);
+	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 2 * SECMEM_WANTED) {
+		struct rlimit want = { 2 * SECMEM_WANTED, lim.rlim_max };
+		if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want.rlim_cur)
+			want.rlim_max = want.rlim_cur;
+		if (setrlimit(RLIMIT_MEMLOCK, &want) == 0)
+			return SECMEM_WANTED;
+		/* Not privileged: make do with what may be locked, minus some slack. */
+		if (lim.rlim_cur <= SECMEM_MIN + (64u << 10))
+			return SECMEM_MIN;
+		size_t avail = (size_t)lim.rlim_cur - (64u << 10);
+		return avail < SECMEM_WANTED ? avail : SECMEM_WANTED;
+	}
+	return SECMEM_WANTED;
+}
+
+/* libgcrypt carries on unlocked when mlock fails; we do not. */
+static int memory_is_locked(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long locked_kb = -1;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &locked_kb) == 1)
+			break;
+	fclose(f);
+	return locked_kb > 0;
+}
+
+static void report(int fd, char status)
+{
+	if (fd >= 0) {
+		ssize_t ignored = write(fd, &status, 1);
+		(void)ignored;
+		close(fd);
+	}
+}
+
+static int run_mount(const char *store_path, const char *mountpoint, struct mount_opts *mo,
+		     int foreground, int status_fd)
+{
+	struct unlock_input in = { 0 };
+	struct store *st = NULL;
+	struct keyring *kr = NULL;
+	struct sm *sm = NULL;
+	struct fs *fs = NULL;
+	pthread_t purger;
+	int purger_started = 0, rc, status = 1;
+
+	harden_process();
+	if (crypto_init(prepare_memlock()) || !memory_is_locked()) {
+		cli_error("cannot lock memory for secrets (raise RLIMIT_MEMLOCK)");
+		goto out;
+	}
+	if (mo->log_file && (rc = log_open(LOG_TO_FILE, mo->log_file, mo->debug))) {
+		cli_error("%s: cannot open log file: %s", mo->log_file, strerror(-rc));
+		goto out;
+	}
+	if (unlock_input_read(&in, mo->key_file, mo->passphrase_file, 0))
+		goto out;
+	if ((rc = store_open(store_path, 0, &st))) {
+		cli_error("%s: cannot open store: %s", store_path,
+			  rc == -EPERM ? "TDB_NO_FSYNC is set; unset it" :
+			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
+		goto out;
+	}
+	rc = keyring_unlock(st, &in.secret, &kr);
+	unlock_input_free(&in);
+	if (rc == -EACCES) {
+		cli_error("%s: wrong %s: store not unlocked, nothing mounted", store_path,
+			  mo->key_file ? "key" : "passphrase");
+		goto out;
+	}
+	if (rc == -ENOKEY) {
+		cli_error("%s: this store is unlocked with a %s: store not unlocked, nothing mounted",
+			  store_path, mo->key_file ? "passphrase, not a key file" : "key file, not a passphrase");
+		goto out;
+	}
+	if (rc) {
+		cli_error("%s: cannot unlock store: %s", store_path,
+			  rc == -EIO ? "store header damaged or unknown format" : strerror(-rc));
+		goto out;
+	}
+	struct sm_options so = {
+		.recovery_window_days = mo->recovery_window,
+		.readonly = mo->readonly,
+		.root_uid = getuid(),
+		.root_gid = getgid(),
+		.root_mode = 0755,
+	};
+	rc = sm_open(st, kr, &so, &sm);
+	st = NULL;
+	kr = NULL;
+	if (rc) {
+		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
+		goto out;
+	}
+	struct fs_options fo = {
+		.allow_other = mo->allow_other,
+		.readonly = mo->readonly,
+		.debug = mo->debug && foreground,
+		.fsname = store_path,
+		.max_threads = mo->threads > 0 ? (unsigned)mo->threads : 16,
+	};
+	if ((rc = fs_mount(sm, mountpoint, &fo, &fs))) {
+		cli_error("%s: cannot mount (see the log)", mountpoint);
+		goto out;
+	}
+	if (!foreground) {
+		/* Detach: the parent exits 0 now that the mount is up. */
+		setsid();
+		if (chdir("/") != 0) {
+			/* keep going: the working folder is not needed */
+		}
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (!mo->log_file)
+			log_open(LOG_TO_SYSLOG, NULL, mo->debug);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			close(null);
+		}
+	}
+	report(status_fd, 0);
+	status_fd = -1;
+	log_info("%s mounted at %s", store_path, mountpoint);
+	if (pthread_create(&purger, NULL, purge_loop, sm) == 0)
+		purger_started = 1;
+	rc = fs_serve(fs);
+	status = rc ? 1 : 0;
+	log_info("%s unmounted from %s", store_path, mountpoint);
+out:
+	if (purger_started) {
+		pthread_mutex_lock(&purge_lock);
+		purge_stop = 1;
+		pthread_cond_signal(&purge_cond);
+		pthread_mutex_unlock(&purge_lock);
+		pthread_join(purger, NULL);
+	}
+	fs_destroy(fs);
+	sm_close(sm);
+	keyring_free(kr);
+	store_close(st);
+	unlock_input_free(&in);
+	report(status_fd, (char)status);
+	crypto_shutdown();
+	log_close();
+	return status;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
+	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS };
+	int foreground = 0, c;
+
+	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': foreground = 1; break;
+		case 'd': mo.debug = 1; break;
+		case 'o':
+			if (parse_o(optarg, &mo) != 0)
+				return EXIT_MISUSE;
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return EXIT_MISUSE;
+		}
+	}
+	if (optind != argc - 2) {
+		fputs(usage, stderr);
+		return EXIT_MISUSE;
+	}
+	if (mo.recovery_window != 0 && (mo.recovery_window < 7 || mo.recovery_window > 30)) {
+		cli_error("recovery_window=%d: Secrets Manager allows 7 to 30 days, or 0 to delete at once",
+			  mo.recovery_window);
+		return EXIT_MISUSE;
+	}
+	if (mo.audit_log) {
+		cli_error("audit_log= is not implemented in this version; refusing to mount without "
+			  "the audit trail you asked for");
+		return 1;
+	}
+	if (mo.key_file && mo.passphrase_file) {
+		cli_error("give key_file= or passphrase_file=, not both");
+		return EXIT_MISUSE;
+	}
+	const char *store_path = argv[optind], *mountpoint = argv[optind + 1];
+	char *store_abs = realpath(store_path, NULL);
+	if (!store_abs) {
+		cli_error("%s: no such store", store_path);
+		return 1;
+	}
+	if (foreground) {
+		int status = run_mount(store_abs, mountpoint, &mo, 1, -1);
+		free(store_abs);
+		return status;
+	}
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+		cli_error("cannot create a pipe: %s", strerror(errno));
+		free(store_abs);
+		return 1;
+	}
+	/* Fork first: memory locks do not survive fork, so the child does all
+	 * the key work. Its stderr is still ours until it is mounted. */
+	pid_t pid = fork();
+	if (pid < 0) {
+		cli_error("cannot fork: %s", strerror(errno));
+		free(store_abs);
+		return 1;
+	}
+	if (pid == 0) {
+		close(pipefd[0]);
+		_exit(run_mount(store_abs, mountpoint, &mo, 0, pipefd[1]));
+	}
+	close(pipefd[1]);
+	char status = 1;
+	ssize_t got;
+	while ((got = read(pipefd[0], &status, 1)) < 0 && errno == EINTR)
+		;
+	close(pipefd[0]);
+	free(store_abs);
+	if (got != 1) {
+		int wstatus;
+		waitpid(pid, &wstatus, 0);
+		return 1;
+	}
+	if (status != 0)
+		waitpid(pid, NULL, 0);
+	return status;
+}

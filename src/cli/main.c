@@ -1,0 +1,38 @@
+/* secretsfs: AWS Secrets Manager as a local filesystem. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+	"usage: secretsfs COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  init STORE [--key-file F | --passphrase-file F] [--region R] [--account N]\n"
+	"                      create a store and its master key\n"
+	"  keygen FILE         write a new random key file (mode 0600)\n"
+	"  mount STORE MOUNTPOINT [-f] [-o OPT,...]\n"
+	"                      mount a store; unmount with fusermount3 -u MOUNTPOINT\n"
+	"\n"
+	"Run 'secretsfs COMMAND --help' for a command's options.\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_MISUSE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(argc - 1, argv + 1);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc - 1, argv + 1);
+	if (strcmp(cmd, "mount") == 0)
+		return cmd_mount(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
+	return EXIT_MISUSE;
+}

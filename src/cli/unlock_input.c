@@ -1,0 +1,144 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+
+#define PASSPHRASE_MAX 1024
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("secretsfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Reads up to cap bytes of fd; the first line counts. */
+static int read_line(int fd, uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t n = 0;
+	for (;;) {
+		uint8_t c;
+		ssize_t got = read(fd, &c, 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0 || c == '\n')
+			break;
+		if (n == cap)
+			return -E2BIG;
+		buf[n++] = c;
+	}
+	if (n && buf[n - 1] == '\r')
+		n--;
+	*len = n;
+	return 0;
+}
+
+static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct termios old, quiet;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -ENXIO;
+	if (tcgetattr(fd, &old) != 0) {
+		close(fd);
+		return -ENOTTY;
+	}
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	quiet.c_lflag |= ICANON;
+	ssize_t ignored = write(fd, prompt, strlen(prompt));
+	(void)ignored;
+	tcsetattr(fd, TCSAFLUSH, &quiet);
+	int rc = read_line(fd, buf, cap, len);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	ignored = write(fd, "\n", 1);
+	close(fd);
+	return rc;
+}
+
+int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		      int confirm)
+{
+	int rc;
+	memset(in, 0, sizeof(*in));
+	if (key_file && passphrase_file) {
+		cli_error("give either a key file or a passphrase file, not both");
+		return -EINVAL;
+	}
+	in->cap = key_file ? CRYPTO_KEY_LEN : PASSPHRASE_MAX;
+	in->buf = crypto_secure_alloc(in->cap);
+	if (!in->buf) {
+		cli_error("out of secure memory");
+		return -ENOMEM;
+	}
+	in->secret.bytes = in->buf;
+	if (key_file) {
+		in->secret.kind = UNLOCK_KEY_FILE;
+		rc = keyring_read_key_file(key_file, in->buf);
+		if (rc == -EINVAL)
+			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",
+				  key_file);
+		else if (rc)
+			cli_error("%s: cannot read key file: %s", key_file, strerror(-rc));
+		in->secret.len = CRYPTO_KEY_LEN;
+		return rc;
+	}
+	in->secret.kind = UNLOCK_PASSPHRASE;
+	if (passphrase_file) {
+		int fd = open(passphrase_file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			cli_error("%s: cannot read passphrase file: %s", passphrase_file, strerror(-rc));
+			return rc;
+		}
+		rc = read_line(fd, in->buf, in->cap, &in->secret.len);
+		close(fd);
+		if (rc) {
+			cli_error("%s: cannot read passphrase file: %s", passphrase_file,
+				  rc == -E2BIG ? "passphrase longer than 1024 bytes" : strerror(-rc));
+			return rc;
+		}
+	} else {
+		rc = ask_terminal("Passphrase: ", in->buf, in->cap, &in->secret.len);
+		if (rc) {
+			cli_error("no terminal to ask for a passphrase: use passphrase_file= or a key file");
+			return rc;
+		}
+		if (confirm) {
+			uint8_t *again = crypto_secure_alloc(in->cap);
+			size_t again_len = 0;
+			if (!again)
+				return -ENOMEM;
+			rc = ask_terminal("Passphrase again: ", again, in->cap, &again_len);
+			int same = rc == 0 && again_len == in->secret.len &&
+				   memcmp(again, in->buf, again_len) == 0;
+			crypto_secure_free(again, in->cap);
+			if (!same) {
+				cli_error("the passphrases do not match");
+				return -EINVAL;
+			}
+		}
+	}
+	if (in->secret.len == 0) {
+		cli_error("the passphrase is empty");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void unlock_input_free(struct unlock_input *in)
+{
+	crypto_secure_free(in->buf, in->cap);
+	memset(in, 0, sizeof(*in));
+}

@@ -1,0 +1,216 @@
+#include "crypto/crypto.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gcrypt.h>
+
+#include "util/log.h"
+
+#define NEED_LIBGCRYPT_VERSION "1.10.0"
+
+/* The one mapping of libgcrypt's error space onto errno. */
+static int gcry_to_errno(gcry_error_t err)
+{
+	switch (gcry_err_code(err)) {
+	case GPG_ERR_NO_ERROR: return 0;
+	case GPG_ERR_CHECKSUM: return -EBADMSG;
+	case GPG_ERR_ENOMEM: return -ENOMEM;
+	case GPG_ERR_INV_ARG:
+	case GPG_ERR_INV_LENGTH:
+	case GPG_ERR_INV_KEYLEN: return -EINVAL;
+	default:
+		log_error("libgcrypt: %s", gcry_strerror(err));
+		return -EIO;
+	}
+}
+
+int crypto_init(size_t secmem_bytes)
+{
+	if (!gcry_check_version(NEED_LIBGCRYPT_VERSION)) {
+		log_error("libgcrypt %s or newer is required", NEED_LIBGCRYPT_VERSION);
+		return -ENOTSUP;
+	}
+	gcry_control(GCRYCTL_SUSPEND_SECMEM_WARN);
+	if (gcry_control(GCRYCTL_INIT_SECMEM, secmem_bytes ? secmem_bytes : 16384, 0)) {
+		log_error("cannot set up secure memory");
+		return -ENOMEM;
+	}
+	gcry_control(GCRYCTL_RESUME_SECMEM_WARN);
+	gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+	/* A pool that could not be locked would let plaintext reach swap. */
+	if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P))
+		return -EIO;
+	return 0;
+}
+
+void crypto_shutdown(void)
+{
+	gcry_control(GCRYCTL_TERM_SECMEM);
+}
+
+void crypto_random_key(void *buf, size_t len, bool long_term)
+{
+	gcry_randomize(buf, len, long_term ? GCRY_VERY_STRONG_RANDOM : GCRY_STRONG_RANDOM);
+}
+
+void crypto_random_nonce(void *buf, size_t len)
+{
+	gcry_create_nonce(buf, len);
+}
+
+void *crypto_secure_alloc(size_t len)
+{
+	return gcry_malloc_secure(len ? len : 1);
+}
+
+void crypto_wipe(void *ptr, size_t len)
+{
+	if (ptr)
+		explicit_bzero(ptr, len);
+}
+
+void crypto_secure_free(void *ptr, size_t len)
+{
+	if (!ptr)
+		return;
+	crypto_wipe(ptr, len); /* gcry_free also wipes secure memory; be explicit */
+	gcry_free(ptr);
+}
+
+static int gcm_open_handle(gcry_cipher_hd_t *hd, const uint8_t key[CRYPTO_KEY_LEN],
+			   const uint8_t nonce[CRYPTO_NONCE_LEN], const void *aad, size_t aad_len)
+{
+	gcry_error_t err = gcry_cipher_open(hd, GCRY_CIPHER_AES256, GCRY_CIPHER_MODE_GCM,
+					    GCRY_CIPHER_SECURE);
+	if (err)
+		return gcry_to_errno(err);
+	err = gcry_cipher_setkey(*hd, key, CRYPTO_KEY_LEN);
+	if (!err)
+		err = gcry_cipher_setiv(*hd, nonce, CRYPTO_NONCE_LEN);
+	if (!err && aad_len)
+		err = gcry_cipher_authenticate(*hd, aad, aad_len);
+	if (err) {
+		gcry_cipher_close(*hd);
+		return gcry_to_errno(err);
+	}
+	return 0;
+}
+
+int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aad_len,
+		const void *plain, size_t plain_len, uint8_t *out)
+{
+	gcry_cipher_hd_t hd;
+	uint8_t *nonce = out;
+	uint8_t *body = out + CRYPTO_NONCE_LEN;
+	uint8_t *tag = body + plain_len;
+
+	/* A nonce from the cheap generator is safe: every data key seals one message. */
+	crypto_random_nonce(nonce, CRYPTO_NONCE_LEN);
+	int rc = gcm_open_handle(&hd, key, nonce, aad, aad_len);
+	if (rc)
+		return rc;
+	gcry_error_t err = gcry_cipher_final(hd);
+	if (!err)
+		err = gcry_cipher_encrypt(hd, body, plain_len, plain, plain_len);
+	if (!err)
+		err = gcry_cipher_gettag(hd, tag, CRYPTO_TAG_LEN);
+	gcry_cipher_close(hd);
+	return gcry_to_errno(err);
+}
+
+int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aad_len,
+		const uint8_t *sealed, size_t sealed_len, void *plain)
+{
+	gcry_cipher_hd_t hd;
+
+	if (sealed_len < CRYPTO_SEAL_OVERHEAD)
+		return -EBADMSG;
+	size_t body_len = sealed_len - CRYPTO_SEAL_OVERHEAD;
+	const uint8_t *body = sealed + CRYPTO_NONCE_LEN;
+	const uint8_t *tag = body + body_len;
+
+	int rc = gcm_open_handle(&hd, key, sealed, aad, aad_len);
+	if (rc)
+		return rc;
+	gcry_error_t err = gcry_cipher_final(hd);
+	if (!err)
+		err = gcry_cipher_decrypt(hd, plain, body_len, body, body_len);
+	if (!err)
+		err = gcry_cipher_checktag(hd, tag, CRYPTO_TAG_LEN);
+	gcry_cipher_close(hd);
+	if (err) {
+		/* Never hand out unauthenticated plaintext. */
+		crypto_wipe(plain, body_len);
+		return gcry_to_errno(err);
+	}
+	return 0;
+}
+
+int crypto_argon2id(const void *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
+		    const struct argon2_params *params, uint8_t out[CRYPTO_KEY_LEN])
+{
+	unsigned long args[4] = { CRYPTO_KEY_LEN, params->t_cost, params->m_cost_kib,
+				  params->parallelism };
+	gcry_kdf_hd_t hd;
+	gcry_error_t err = gcry_kdf_open(&hd, GCRY_KDF_ARGON2, GCRY_KDF_ARGON2ID, args, 4,
+					 pass, pass_len, salt, salt_len, NULL, 0, NULL, 0);
+	if (err)
+		return gcry_to_errno(err);
+	err = gcry_kdf_compute(hd, NULL);
+	if (!err)
+		err = gcry_kdf_final(hd, CRYPTO_KEY_LEN, out);
+	gcry_kdf_close(hd);
+	return gcry_to_errno(err);
+}
+
+int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+		       uint8_t out[32])
+{
+	gcry_mac_hd_t hd;
+	size_t out_len = 32;
+	gcry_error_t err = gcry_mac_open(&hd, GCRY_MAC_HMAC_SHA256, GCRY_MAC_FLAG_SECURE, NULL);
+	if (err)
+		return gcry_to_errno(err);
+	err = gcry_mac_setkey(hd, key, key_len);
+	if (!err)
+		err = gcry_mac_write(hd, msg, msg_len);
+	if (!err)
+		err = gcry_mac_read(hd, out, &out_len);
+	gcry_mac_close(hd);
+	return gcry_to_errno(err);
+}
+
+int secbuf_reserve(struct secbuf *buf, size_t cap)
+{
+	if (cap <= buf->cap)
+		return 0;
+	uint8_t *data = crypto_secure_alloc(cap);
+	if (!data)
+		return -ENOMEM;
+	if (buf->len)
+		memcpy(data, buf->data, buf->len);
+	crypto_secure_free(buf->data, buf->cap);
+	buf->data = data;
+	buf->cap = cap;
+	return 0;
+}
+
+int secbuf_set(struct secbuf *buf, const void *data, size_t len)
+{
+	buf->len = 0;
+	int rc = secbuf_reserve(buf, len);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(buf->data, data, len);
+	buf->len = len;
+	return 0;
+}
+
+void secbuf_free(struct secbuf *buf)
+{
+	crypto_secure_free(buf->data, buf->cap);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+}

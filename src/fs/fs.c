@@ -1,0 +1,1064 @@
+#define FUSE_USE_VERSION 312
+
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fs/nodes.h"
+#include "util/log.h"
+
+#define VERSIONS_DIR ".versions"
+#define DELETED_DIR ".deleted"
+/* A virtual path: a view prefix, a name of up to 512 bytes and a version id. */
+#define VPATH_MAX (SM_NAME_MAX + SM_VERSION_ID_MAX + 64)
+
+/* Metadata changes only through this daemon, which answers every request
+ * itself; a second of caching bounds staleness after changes made by
+ * another process on the same store. */
+static const double ENTRY_TIMEOUT = 1.0;
+static const double ATTR_TIMEOUT = 1.0;
+
+struct fs {
+	struct sm *sm;
+	struct node_table *nodes;
+	struct fuse_session *se;
+	struct fs_options opt;
+	bool mounted;
+};
+
+enum handle_kind { HANDLE_READ, HANDLE_WRITE, HANDLE_DIR };
+
+struct handle {
+	enum handle_kind kind;
+	fuse_ino_t ino;
+	pthread_mutex_t lock;
+	struct sm_snapshot *snap; /* readers: the version they opened */
+	struct secbuf buf;        /* writers: the whole new value, in secure memory */
+	bool dirty;               /* written or truncated since the last commit */
+	bool created;             /* made by create(): commit even when empty */
+	bool append;
+	int failed;               /* a refused write poisons the handle: nothing commits */
+	struct sm_listing listing; /* directories: entries as of opendir */
+};
+
+/* What a virtual path stands for, decided against the domain now. */
+enum target_kind {
+	T_ROOT,
+	T_FOLDER,          /* a live folder */
+	T_SECRET,          /* a live secret */
+	T_VIEW_ROOT,       /* .versions or .deleted itself */
+	T_VERSIONS_FOLDER, /* .versions/<folder> */
+	T_VERSIONS_SECRET, /* .versions/<name>: a folder of version ids */
+	T_VERSION,         /* .versions/<name>/<id> */
+	T_DELETED_FOLDER,  /* .deleted/<folder with deleted names below> */
+	T_DELETED_SECRET,  /* .deleted/<name> */
+};
+
+struct target {
+	enum target_kind kind;
+	char name[SM_NAME_MAX + 1];            /* the secret or folder name */
+	char version_id[SM_VERSION_ID_MAX + 1];
+	struct sm_attr attr;
+};
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Splits a vpath into its view and the name below it. */
+static const char *view_of(const char *vpath, const char *view)
+{
+	size_t len = strlen(view);
+	if (strncmp(vpath, view, len) != 0)
+		return NULL;
+	if (vpath[len] == '\0')
+		return vpath + len;
+	return vpath[len] == '/' ? vpath + len + 1 : NULL;
+}
+
+static int resolve(struct fs *fs, const char *vpath, struct target *t)
+{
+	const char *rest;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (vpath[0] == '\0') {
+		t->kind = T_ROOT;
+		return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
+	}
+	if ((rest = view_of(vpath, VERSIONS_DIR))) {
+		if (!rest[0]) {
+			t->kind = T_VIEW_ROOT;
+			return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
+		}
+		snprintf(t->name, sizeof(t->name), "%s", rest);
+		if (strlen(rest) <= SM_NAME_MAX && sm_attr(fs->sm, SM_VIEW_LIVE, rest, &t->attr) == 0) {
+			t->kind = t->attr.kind == SM_KIND_FOLDER ? T_VERSIONS_FOLDER : T_VERSIONS_SECRET;
+			return 0;
+		}
+		const char *slash = strrchr(rest, '/');
+		if (!slash || (size_t)(slash - rest) > SM_NAME_MAX ||
+		    strlen(slash + 1) > SM_VERSION_ID_MAX)
+			return -ENOENT;
+		snprintf(t->name, sizeof(t->name), "%.*s", (int)(slash - rest), rest);
+		snprintf(t->version_id, sizeof(t->version_id), "%s", slash + 1);
+		t->kind = T_VERSION;
+		return sm_version_attr(fs->sm, t->name, t->version_id, &t->attr);
+	}
+	if ((rest = view_of(vpath, DELETED_DIR))) {
+		if (!rest[0]) {
+			t->kind = T_VIEW_ROOT;
+			return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
+		}
+		if (strlen(rest) > SM_NAME_MAX)
+			return -ENOENT;
+		snprintf(t->name, sizeof(t->name), "%s", rest);
+		rc = sm_attr(fs->sm, SM_VIEW_DELETED, rest, &t->attr);
+		t->kind = t->attr.kind == SM_KIND_FOLDER ? T_DELETED_FOLDER : T_DELETED_SECRET;
+		return rc;
+	}
+	if (strlen(vpath) > SM_NAME_MAX || vpath[0] == '.')
+		return -ENOENT;
+	snprintf(t->name, sizeof(t->name), "%s", vpath);
+	rc = sm_attr(fs->sm, SM_VIEW_LIVE, vpath, &t->attr);
+	t->kind = t->attr.kind == SM_KIND_FOLDER ? T_FOLDER : T_SECRET;
+	return rc;
+}
+
+static bool is_dir(enum target_kind k)
+{
+	return k != T_SECRET && k != T_VERSION && k != T_DELETED_SECRET;
+}
+
+/* Read bits of a secret's mode, as r-x for a folder that lists its versions. */
+static uint32_t read_only_dir_mode(uint32_t mode)
+{
+	uint32_t r = mode & 0444;
+	return r | (r >> 2);
+}
+
+static void fill_stat(const struct target *t, fuse_ino_t ino, struct stat *st)
+{
+	const struct sm_attr *a = &t->attr;
+	uint32_t mode = a->mode;
+
+	memset(st, 0, sizeof(*st));
+	switch (t->kind) {
+	case T_VIEW_ROOT:
+		mode = 0; /* set by fill_view_root_stat, which knows which view */
+		break;
+	case T_VERSIONS_SECRET:
+		mode = read_only_dir_mode(a->mode);
+		break;
+	case T_VERSION:
+		mode = a->mode & 0444;
+		break;
+	case T_DELETED_FOLDER:
+		mode = 01777;
+		break;
+	default:
+		break;
+	}
+	st->st_ino = ino;
+	st->st_mode = (is_dir(t->kind) ? S_IFDIR : S_IFREG) | mode;
+	st->st_nlink = is_dir(t->kind) ? 2 : 1;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = is_dir(t->kind) ? 0 : (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_atim.tv_sec = a->accessed_ms / 1000;
+	st->st_atim.tv_nsec = (a->accessed_ms % 1000) * 1000000;
+	st->st_mtim.tv_sec = a->changed_ms / 1000;
+	st->st_mtim.tv_nsec = (a->changed_ms % 1000) * 1000000;
+	/* No birth time through FUSE: ctime carries CreatedDate. */
+	st->st_ctim.tv_sec = a->created_ms / 1000;
+	st->st_ctim.tv_nsec = (a->created_ms % 1000) * 1000000;
+	if (t->kind == T_DELETED_SECRET) {
+		/* A deleted secret shows the date it goes for good. */
+		st->st_mtim.tv_sec = a->purge_ms / 1000;
+		st->st_mtim.tv_nsec = 0;
+	}
+}
+
+/* .deleted is sticky and world-writable like /tmp, so owners restore their own. */
+static void fill_view_root_stat(const char *vpath, struct stat *st)
+{
+	st->st_mode = S_IFDIR | (strcmp(vpath, DELETED_DIR) == 0 ? 01777 : 0555);
+}
+
+static int stat_vpath(struct fs *fs, const char *vpath, fuse_ino_t ino, struct stat *st)
+{
+	struct target t;
+	int rc = resolve(fs, vpath, &t);
+	if (rc)
+		return rc;
+	fill_stat(&t, ino, st);
+	if (t.kind == T_VIEW_ROOT)
+		fill_view_root_stat(vpath, st);
+	return 0;
+}
+
+static int path_of(struct fs *fs, fuse_ino_t ino, char *buf)
+{
+	int rc = nodes_path(fs->nodes, ino, buf, VPATH_MAX);
+	return rc == -ESTALE ? -ENOENT : rc;
+}
+
+static int child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *buf)
+{
+	char ppath[VPATH_MAX];
+	int rc = path_of(fs, parent, ppath);
+	if (rc)
+		return rc;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	int n = ppath[0] ? snprintf(buf, VPATH_MAX, "%s/%s", ppath, name)
+			 : snprintf(buf, VPATH_MAX, "%s", name);
+	return (n < 0 || n >= VPATH_MAX) ? -ENAMETOOLONG : 0;
+}
+
+/* The live secret or folder name of a child about to be made, or -EPERM in a view. */
+static int live_child(struct fs *fs, fuse_ino_t parent, const char *name, char *buf)
+{
+	char ppath[VPATH_MAX];
+	int rc = path_of(fs, parent, ppath);
+	if (rc)
+		return rc;
+	if (view_of(ppath, VERSIONS_DIR) || view_of(ppath, DELETED_DIR))
+		return -EPERM;
+	if (!ppath[0] && name[0] == '.') {
+		log_warn("%s: refused: top-level names beginning with '.' are reserved for secretsfs",
+			 name);
+		return -EINVAL;
+	}
+	return child_path(fs, parent, name, buf);
+}
+
+static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	int rc = stat_vpath(fs, vpath, 0, &e.attr);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	e.ino = nodes_lookup(fs->nodes, vpath);
+	if (!e.ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	e.attr.st_ino = e.ino;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		nodes_forget(fs->nodes, e.ino, 1); /* the caller was interrupted */
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* O_TRUNC arrives with open, so a truncating writer is one commit. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* The kernel would trust its own idea of the size: never. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= ~FUSE_CAP_READDIRPLUS;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	int rc = child_path(fs, parent, name, vpath);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_entry(req, fs, vpath);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	nodes_forget(fs_of(req)->nodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		nodes_forget(fs_of(req)->nodes, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	struct stat st;
+	int rc = path_of(fs, ino, vpath);
+	if (rc == 0)
+		rc = stat_vpath(fs, vpath, ino, &st);
+	if (rc == -ENOENT && fi && fi->fh) {
+		/* An open file that lost its name: answer from the handle. */
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		memset(&st, 0, sizeof(st));
+		st.st_ino = ino;
+		st.st_mode = S_IFREG | 0400;
+		st.st_nlink = 0;
+		st.st_uid = getuid();
+		st.st_size = h->kind == HANDLE_WRITE ? (off_t)h->buf.len
+			   : h->snap ? (off_t)sm_snapshot_size(h->snap) : 0;
+		rc = 0;
+	}
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fi && fi->fh) {
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		if (h->kind == HANDLE_WRITE && h->dirty) {
+			pthread_mutex_lock(&h->lock);
+			st.st_size = (off_t)h->buf.len;
+			pthread_mutex_unlock(&h->lock);
+		}
+	}
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static int truncate_handle(struct handle *h, off_t size)
+{
+	pthread_mutex_lock(&h->lock);
+	int rc = size > SM_VALUE_MAX ? -EFBIG : secbuf_reserve(&h->buf, (size_t)size);
+	if (rc)
+		h->failed = rc;
+	else {
+		if ((size_t)size > h->buf.len)
+			memset(h->buf.data + h->buf.len, 0, (size_t)size - h->buf.len);
+		else
+			explicit_bzero(h->buf.data + size, h->buf.len - (size_t)size);
+		h->buf.len = (size_t)size;
+		h->dirty = true;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* truncate(2) by path: a new version of the resized value. */
+static int truncate_secret(struct fs *fs, const char *name, off_t size)
+{
+	struct sm_snapshot *snap = NULL;
+	struct secbuf value = { 0 };
+	char version_id[SM_VERSION_ID_MAX + 1];
+	int rc;
+
+	if (size > SM_VALUE_MAX)
+		return -EFBIG;
+	if (size == 0) {
+		log_warn("%s: refused: a value must be at least 1 byte (truncate to 0)", name);
+		return -EINVAL;
+	}
+	if ((rc = sm_snapshot_current(fs->sm, name, &snap)) ||
+	    (rc = sm_snapshot_decrypt(fs->sm, snap, &value)) ||
+	    (rc = secbuf_reserve(&value, (size_t)size)))
+		goto out;
+	if ((size_t)size > value.len)
+		memset(value.data + value.len, 0, (size_t)size - value.len);
+	value.len = (size_t)size;
+	rc = sm_put_value(fs->sm, name, value.data, value.len, version_id);
+out:
+	secbuf_free(&value);
+	sm_snapshot_free(snap);
+	return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	struct target t;
+	int rc = path_of(fs, ino, vpath);
+
+	if (rc || (rc = resolve(fs, vpath, &t)))
+		goto out;
+	bool live = t.kind == T_ROOT || t.kind == T_FOLDER || t.kind == T_SECRET;
+	if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) &&
+	    !live) {
+		rc = -EPERM;
+		goto out;
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uint32_t mode = attr->st_mode & 07777, uid = attr->st_uid, gid = attr->st_gid;
+		rc = sm_set_owner_mode(fs->sm, t.kind == T_ROOT ? "" : t.name,
+				       (to_set & FUSE_SET_ATTR_MODE) ? &mode : NULL,
+				       (to_set & FUSE_SET_ATTR_UID) ? &uid : NULL,
+				       (to_set & FUSE_SET_ATTR_GID) ? &gid : NULL);
+		if (rc)
+			goto out;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		if (t.kind != T_SECRET) {
+			rc = -EISDIR;
+			goto out;
+		}
+		struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+		if (h && h->kind == HANDLE_WRITE)
+			rc = truncate_handle(h, attr->st_size);
+		else
+			rc = truncate_secret(fs, t.name, attr->st_size);
+		if (rc)
+			goto out;
+	}
+	/* Times are CreatedDate and LastChangedDate, which only Secrets Manager
+	 * operations move: utimens is accepted and changes nothing (docs/design.md). */
+out:
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct stat st;
+	if ((rc = stat_vpath(fs, vpath, ino, &st))) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fi && fi->fh) {
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+		if (h->kind == HANDLE_WRITE && h->dirty)
+			st.st_size = (off_t)h->buf.len;
+	}
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char vpath[VPATH_MAX];
+	int rc = live_child(fs, parent, name, vpath);
+	if (!rc)
+		rc = sm_mkdir(fs->sm, vpath, mode & 07777, ctx->uid, ctx->gid);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_entry(req, fs, vpath);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	int rc = live_child(fs, parent, name, vpath);
+	if (!rc)
+		rc = sm_delete(fs->sm, vpath);
+	if (!rc)
+		nodes_detach(fs->nodes, vpath);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	int rc = live_child(fs, parent, name, vpath);
+	if (!rc)
+		rc = sm_rmdir(fs->sm, vpath);
+	if (!rc)
+		nodes_detach(fs->nodes, vpath);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs *fs = fs_of(req);
+	char from[VPATH_MAX], to[VPATH_MAX];
+	const char *deleted_name;
+	int rc;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		rc = -EINVAL; /* RENAME_EXCHANGE would swap two secrets' histories */
+		goto out;
+	}
+	if ((rc = child_path(fs, parent, name, from)) || (rc = live_child(fs, newparent, newname, to)))
+		goto out;
+	if ((deleted_name = view_of(from, DELETED_DIR)) && deleted_name[0]) {
+		rc = sm_restore(fs->sm, deleted_name, to);
+	} else if (from[0] == '.' && (view_of(from, VERSIONS_DIR) || view_of(from, DELETED_DIR))) {
+		rc = -EPERM;
+	} else {
+		rc = sm_rename(fs->sm, from, to, flags & RENAME_NOREPLACE);
+	}
+	if (!rc)
+		nodes_move(fs->nodes, from, to);
+out:
+	fuse_reply_err(req, -rc);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+static struct handle *handle_new(enum handle_kind kind, fuse_ino_t ino)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->kind = kind;
+	h->ino = ino;
+	pthread_mutex_init(&h->lock, NULL);
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	if (!h)
+		return;
+	secbuf_free(&h->buf);
+	sm_snapshot_free(h->snap);
+	sm_listing_free(&h->listing);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Readers get the version current now, for as long as they keep it open. */
+static int open_reader(struct fs *fs, const struct target *t, struct handle *h)
+{
+	if (t->kind == T_VERSION)
+		return sm_snapshot_version(fs->sm, t->name, t->version_id, &h->snap);
+	return sm_snapshot_current(fs->sm, t->name, &h->snap);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	struct target t;
+	struct handle *h = NULL;
+	int accmode = fi->flags & O_ACCMODE;
+	int rc = path_of(fs, ino, vpath);
+
+	if (rc || (rc = resolve(fs, vpath, &t)))
+		goto out;
+	if (is_dir(t.kind)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (t.kind == T_DELETED_SECRET) {
+		log_warn("%s: refused: scheduled for deletion; restore it with mv first", t.name);
+		rc = -EACCES;
+		goto out;
+	}
+	if (accmode != O_RDONLY && t.kind == T_VERSION) {
+		rc = -EROFS;
+		goto out;
+	}
+	if (accmode != O_RDONLY && fs->opt.readonly) {
+		rc = -EROFS;
+		goto out;
+	}
+	h = handle_new(accmode == O_RDONLY ? HANDLE_READ : HANDLE_WRITE, ino);
+	if (!h) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (h->kind == HANDLE_READ) {
+		rc = open_reader(fs, &t, h);
+		fi->noflush = 1; /* nothing to commit: spare the FLUSH round trip */
+	} else {
+		h->append = (fi->flags & O_APPEND) != 0;
+		if (fi->flags & O_TRUNC) {
+			h->dirty = true;
+		} else {
+			/* Partial overwrites and appends edit the current value. */
+			struct sm_snapshot *snap = NULL;
+			rc = sm_snapshot_current(fs->sm, t.name, &snap);
+			if (!rc)
+				rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
+			sm_snapshot_free(snap);
+		}
+	}
+	if (rc)
+		goto out;
+	/* Each reader is served its own snapshot; the page cache would mix them. */
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(h);
+	return;
+out:
+	handle_free(h);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char vpath[VPATH_MAX];
+	struct fuse_entry_param e;
+	struct handle *h = NULL;
+	int rc = live_child(fs, parent, name, vpath);
+
+	if (!rc && fs->opt.readonly)
+		rc = -EROFS;
+	if (!rc)
+		/* New secrets are 0600 less the caller's umask (BRIEF §2). */
+		rc = sm_create(fs->sm, vpath, mode & 0600, ctx->uid, ctx->gid);
+	if (rc)
+		goto fail;
+	memset(&e, 0, sizeof(e));
+	if ((rc = stat_vpath(fs, vpath, 0, &e.attr)))
+		goto fail;
+	h = handle_new(HANDLE_WRITE, 0);
+	e.ino = nodes_lookup(fs->nodes, vpath);
+	if (!h || !e.ino) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	h->ino = e.ino;
+	h->created = true;
+	h->dirty = true;
+	h->append = (fi->flags & O_APPEND) != 0;
+	e.attr.st_ino = e.ino;
+	e.attr.st_size = 0; /* a restored name starts over from what is written now */
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		nodes_forget(fs->nodes, e.ino, 1);
+		handle_free(h);
+	}
+	return;
+fail:
+	handle_free(h);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct secbuf plain = { 0 };
+	(void)ino;
+
+	if (h->kind == HANDLE_WRITE) {
+		pthread_mutex_lock(&h->lock);
+		size_t len = h->buf.len;
+		size_t start = (size_t)off < len ? (size_t)off : len;
+		size_t n = len - start < size ? len - start : size;
+		fuse_reply_buf(req, n ? (const char *)h->buf.data + start : NULL, n);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	/* Plaintext exists only for the length of this reply, in locked memory. */
+	int rc = sm_snapshot_decrypt(fs->sm, h->snap, &plain);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	size_t start = (size_t)off < plain.len ? (size_t)off : plain.len;
+	size_t n = plain.len - start < size ? plain.len - start : size;
+	fuse_reply_buf(req, n ? (const char *)plain.data + start : NULL, n);
+	secbuf_free(&plain);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc = 0;
+	(void)ino;
+
+	if (h->kind != HANDLE_WRITE) {
+		rc = -EBADF;
+		goto out;
+	}
+	pthread_mutex_lock(&h->lock);
+	size_t start = h->append ? h->buf.len : (size_t)off;
+	if (off < 0 || start + size > SM_VALUE_MAX) {
+		char vpath[VPATH_MAX] = "";
+		nodes_path(fs_of(req)->nodes, h->ino, vpath, sizeof(vpath));
+		log_warn("%s: refused: a value may be at most 65,536 bytes; nothing is committed",
+			 vpath);
+		rc = -EFBIG;
+		h->failed = rc;
+	} else if ((rc = secbuf_reserve(&h->buf, start + size)) == 0) {
+		if (start > h->buf.len)
+			memset(h->buf.data + h->buf.len, 0, start - h->buf.len);
+		memcpy(h->buf.data + start, buf, size);
+		if (start + size > h->buf.len)
+			h->buf.len = start + size;
+		h->dirty = true;
+	} else {
+		log_error("out of secure memory for an open secret");
+		h->failed = rc;
+	}
+	pthread_mutex_unlock(&h->lock);
+out:
+	/* libfuse's receive buffer is not locked memory: leave no plaintext in it. */
+	explicit_bzero((void *)buf, size);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+/*
+ * close/fsync: the commit point (BRIEF §2). An empty buffer is not a value:
+ * shells close a dup of a fresh fd before writing to it, so emptiness is
+ * only judged at the last close (final), where a created secret becomes
+ * one without a value (touch) and an emptied one is refused, unchanged.
+ */
+static int commit(struct fs *fs, struct handle *h, bool final)
+{
+	char vpath[VPATH_MAX], version_id[SM_VERSION_ID_MAX + 1];
+	int rc = 0;
+
+	if (h->kind != HANDLE_WRITE)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	if (h->failed) {
+		/* The value as written was refused: the secret keeps its old one. */
+		rc = h->failed;
+		h->dirty = false;
+		goto out;
+	}
+	if (!h->dirty || (h->buf.len == 0 && !final))
+		goto out;
+	rc = nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath));
+	if (rc == -ESTALE) {
+		/* Unlinked while open: like any filesystem, the data goes with it. */
+		h->dirty = false;
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (h->buf.len == 0) {
+		if (h->created) {
+			rc = sm_commit_created(fs->sm, vpath);
+		} else {
+			log_warn("%s: refused: a value must be at least 1 byte; the secret is unchanged",
+				 vpath);
+			rc = -EINVAL;
+		}
+	} else {
+		rc = sm_put_value(fs->sm, vpath, h->buf.data, h->buf.len, version_id);
+	}
+	/* Committed, or refused for good: either way not again at release. */
+	h->dirty = false;
+	if (rc == 0)
+		h->created = false;
+out:
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, -commit(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, -commit(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	(void)ino;
+	/* Normally flush committed already; this catches a writer without one. */
+	int rc = commit(fs_of(req), h, true);
+	if (rc && !h->failed)
+		log_warn("commit at release failed: %s", strerror(-rc));
+	handle_free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	char vpath[VPATH_MAX];
+	struct target t;
+	struct handle *h = NULL;
+	int rc = path_of(fs, ino, vpath);
+
+	if (rc || (rc = resolve(fs, vpath, &t)))
+		goto out;
+	if (!is_dir(t.kind)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (!(h = handle_new(HANDLE_DIR, ino))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	switch (t.kind) {
+	case T_ROOT:
+	case T_FOLDER:
+		rc = sm_list(fs->sm, SM_VIEW_LIVE, t.kind == T_ROOT ? "" : t.name, &h->listing);
+		break;
+	case T_VIEW_ROOT:
+		rc = sm_list(fs->sm, strcmp(vpath, DELETED_DIR) == 0 ? SM_VIEW_DELETED : SM_VIEW_LIVE,
+			     "", &h->listing);
+		break;
+	case T_VERSIONS_FOLDER:
+		rc = sm_list(fs->sm, SM_VIEW_LIVE, t.name, &h->listing);
+		break;
+	case T_VERSIONS_SECRET:
+		rc = sm_list_versions(fs->sm, t.name, &h->listing);
+		break;
+	case T_DELETED_FOLDER:
+		rc = sm_list(fs->sm, SM_VIEW_DELETED, t.name, &h->listing);
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	if (rc)
+		goto out;
+	if (t.kind == T_VERSIONS_FOLDER || (t.kind == T_VIEW_ROOT && strcmp(vpath, VERSIONS_DIR) == 0)) {
+		/* Under .versions a secret is a folder of its versions. */
+		for (size_t i = 0; i < h->listing.count; i++)
+			h->listing.entries[i].kind = SM_KIND_FOLDER;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(h);
+	return;
+out:
+	handle_free(h);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+	(void)ino;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* Offsets: 0 ".", 1 "..", 2.. the listing taken at opendir. */
+	for (off_t i = off; i < (off_t)h->listing.count + 2; i++) {
+		struct stat st;
+		const char *name;
+		memset(&st, 0, sizeof(st));
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			st.st_mode = S_IFDIR;
+		} else {
+			const struct sm_dirent *e = &h->listing.entries[i - 2];
+			name = e->name;
+			st.st_mode = e->kind == SM_KIND_FOLDER ? S_IFDIR : S_IFREG;
+		}
+		st.st_ino = (ino_t)(i + 1);
+		size_t n = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	handle_free((struct handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sm_counts counts;
+	struct statvfs sv;
+	(void)ino;
+	sm_count(fs_of(req)->sm, &counts);
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = NAME_MAX;
+	sv.f_files = counts.secrets;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	/* The kernel's security.* and system.* probes end here, fast. */
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, ENODATA);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+};
+
+int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt, struct fs **out)
+{
+	char options[1024];
+	struct fs *fs = calloc(1, sizeof(*fs));
+	int rc = -EIO;
+
+	*out = NULL;
+	if (!fs || !(fs->nodes = nodes_new())) {
+		free(fs);
+		return -ENOMEM;
+	}
+	fs->sm = sm;
+	fs->opt = *opt;
+	/* default_permissions: the kernel checks mode and owner, always. */
+	snprintf(options, sizeof(options), "default_permissions,fsname=%s,subtype=secretsfs%s%s",
+		 opt->fsname ? opt->fsname : "secretsfs", opt->allow_other ? ",allow_other" : "",
+		 opt->readonly ? ",ro" : "");
+	char *argv[] = { "secretsfs", "-o", options, opt->debug ? "-d" : NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(opt->debug ? 4 : 3, argv);
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	if (!fs->se) {
+		log_error("cannot create the FUSE session");
+		goto fail;
+	}
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
+		log_error("%s: cannot mount here", mountpoint);
+		goto fail;
+	}
+	fs->mounted = true;
+	*out = fs;
+	return 0;
+fail:
+	fs_destroy(fs);
+	return rc;
+}
+
+int fs_serve(struct fs *fs)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, fs->opt.max_threads ? fs->opt.max_threads : 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	if (fuse_set_signal_handlers(fs->se) != 0) {
+		fuse_loop_cfg_destroy(cfg);
+		return -EIO;
+	}
+	int rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_loop_cfg_destroy(cfg);
+	return rc < 0 ? rc : 0;
+}
+
+void fs_destroy(struct fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->se) {
+		if (fs->mounted)
+			fuse_session_unmount(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	nodes_free(fs->nodes);
+	free(fs);
+}

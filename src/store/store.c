@@ -1,0 +1,282 @@
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <tdb.h>
+
+#include "util/log.h"
+
+struct store {
+	struct tdb_context *tdb;
+	pthread_mutex_t lock; /* recursive: a transaction's thread reads inside it */
+	char *path;
+	bool in_transaction;
+};
+
+/* The one mapping of tdb's error space onto errno. */
+static int tdb_to_errno(struct tdb_context *tdb)
+{
+	enum TDB_ERROR err = tdb_error(tdb);
+	switch (err) {
+	case TDB_SUCCESS: return 0;
+	case TDB_ERR_NOEXIST: return -ENOENT;
+	case TDB_ERR_EXISTS: return -EEXIST;
+	case TDB_ERR_OOM: return -ENOMEM;
+	case TDB_ERR_RDONLY: return -EROFS;
+	case TDB_ERR_LOCK:
+	case TDB_ERR_LOCK_TIMEOUT:
+	case TDB_ERR_NOLOCK: return -EBUSY;
+	case TDB_ERR_EINVAL: return -EINVAL;
+	case TDB_ERR_NESTING: return -EDEADLK;
+	case TDB_ERR_CORRUPT:
+	case TDB_ERR_IO:
+	default:
+		/* tdb sets errno on I/O failures: keep ENOSPC and EDQUOT visible. */
+		if (errno == ENOSPC || errno == EDQUOT)
+			return -errno;
+		return -EIO;
+	}
+}
+
+static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	(void)tdb;
+	if (level > TDB_DEBUG_WARNING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	text[strcspn(text, "\n")] = '\0';
+	log_msg(level == TDB_DEBUG_FATAL ? LOG_ERR : LOG_WARNING, "tdb: %s", text);
+}
+
+static int sync_parent_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int store_open(const char *path, unsigned flags, struct store **out)
+{
+	struct tdb_logging_context log_ctx = { .log_fn = tdb_log };
+	int open_flags = (flags & STORE_READONLY) ? O_RDONLY : O_RDWR;
+	int tdb_flags = TDB_DISALLOW_NESTING | TDB_SEQNUM | TDB_INCOMPATIBLE_HASH;
+	int rc;
+
+	*out = NULL;
+	/* tdb silently drops every fsync when this is set. */
+	if (getenv("TDB_NO_FSYNC")) {
+		log_error("TDB_NO_FSYNC is set in the environment: refusing to open %s "
+			  "without durable commits", path);
+		return -EPERM;
+	}
+	if (flags & STORE_CREATE)
+		open_flags = O_RDWR | O_CREAT | O_EXCL;
+
+	struct store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&st->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	st->path = strdup(path);
+	if (!st->path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+
+	errno = 0;
+	st->tdb = tdb_open_ex(path, STORE_HASH_SIZE, tdb_flags, open_flags | O_CLOEXEC, 0600,
+			      &log_ctx, NULL);
+	if (!st->tdb) {
+		rc = errno ? -errno : -EIO;
+		if (rc == -ENOENT)
+			log_error("%s: no such store", path);
+		else if (rc == -EEXIST)
+			log_error("%s: already exists; refusing to overwrite it", path);
+		else
+			log_error("%s: cannot open store: %s (damaged or not a store)", path,
+				  strerror(-rc));
+		goto fail;
+	}
+	if (flags & STORE_CREATE) {
+		/* tdb writes a new header without syncing it or its folder. */
+		if (fsync(tdb_fd(st->tdb))) {
+			rc = -errno;
+			goto fail;
+		}
+		if ((rc = sync_parent_dir(path)))
+			goto fail;
+	}
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->in_transaction)
+		store_cancel(st);
+	if (st->tdb)
+		tdb_close(st->tdb);
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+}
+
+const char *store_path(const struct store *st)
+{
+	return st->path;
+}
+
+int store_begin(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (tdb_transaction_start(st->tdb) != 0) {
+		int rc = tdb_to_errno(st->tdb);
+		pthread_mutex_unlock(&st->lock);
+		return rc ? rc : -EIO;
+	}
+	st->in_transaction = true;
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	int rc = 0;
+	/* prepare_commit grows the file first, so ENOSPC shows before any change. */
+	if (tdb_transaction_prepare_commit(st->tdb) != 0 ||
+	    tdb_transaction_commit(st->tdb) != 0) {
+		rc = tdb_to_errno(st->tdb);
+		if (!rc)
+			rc = -EIO;
+		tdb_transaction_cancel(st->tdb);
+	}
+	st->in_transaction = false;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+void store_cancel(struct store *st)
+{
+	tdb_transaction_cancel(st->tdb);
+	st->in_transaction = false;
+	pthread_mutex_unlock(&st->lock);
+}
+
+static TDB_DATA key_of(const char *key)
+{
+	TDB_DATA k = { .dptr = (unsigned char *)key, .dsize = strlen(key) };
+	return k;
+}
+
+int store_get(struct store *st, const char *key, uint8_t **val, size_t *len)
+{
+	pthread_mutex_lock(&st->lock);
+	TDB_DATA data = tdb_fetch(st->tdb, key_of(key));
+	int rc = data.dptr ? 0 : tdb_to_errno(st->tdb);
+	pthread_mutex_unlock(&st->lock);
+	if (!data.dptr)
+		return rc ? rc : -ENOENT;
+	*val = data.dptr;
+	*len = data.dsize;
+	return 0;
+}
+
+int store_put(struct store *st, const char *key, const void *val, size_t len)
+{
+	TDB_DATA data = { .dptr = (unsigned char *)val, .dsize = len };
+	pthread_mutex_lock(&st->lock);
+	int rc = tdb_store(st->tdb, key_of(key), data, TDB_REPLACE) ? tdb_to_errno(st->tdb) : 0;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_delete(struct store *st, const char *key)
+{
+	pthread_mutex_lock(&st->lock);
+	int rc = tdb_delete(st->tdb, key_of(key)) ? tdb_to_errno(st->tdb) : 0;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+struct visit {
+	const char *prefix;
+	size_t prefix_len;
+	store_visit_fn fn;
+	void *ctx;
+	int rc;
+};
+
+static int visit_record(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, void *priv)
+{
+	struct visit *v = priv;
+	char keybuf[2048];
+	(void)tdb;
+	if (key.dsize < v->prefix_len || key.dsize >= sizeof(keybuf) ||
+	    memcmp(key.dptr, v->prefix, v->prefix_len) != 0)
+		return 0;
+	memcpy(keybuf, key.dptr, key.dsize);
+	keybuf[key.dsize] = '\0';
+	v->rc = v->fn(keybuf, data.dptr, data.dsize, v->ctx);
+	return v->rc ? 1 : 0;
+}
+
+int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void *ctx)
+{
+	struct visit v = { prefix, strlen(prefix), fn, ctx, 0 };
+	pthread_mutex_lock(&st->lock);
+	int n = st->in_transaction ? tdb_traverse(st->tdb, visit_record, &v)
+				   : tdb_traverse_read(st->tdb, visit_record, &v);
+	int rc = (n < 0 && !v.rc) ? tdb_to_errno(st->tdb) : 0;
+	pthread_mutex_unlock(&st->lock);
+	if (v.rc)
+		return v.rc;
+	return (n < 0) ? (rc ? rc : -EIO) : 0;
+}
+
+int store_seqnum(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int seq = tdb_get_seqnum(st->tdb);
+	pthread_mutex_unlock(&st->lock);
+	return seq;
+}
+
+int store_check_structure(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int rc = tdb_check(st->tdb, NULL, NULL) ? -EIO : 0;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}

@@ -1,0 +1,86 @@
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_target current_target = LOG_TO_STDERR;
+static int log_fd = STDERR_FILENO;
+static bool log_debug_enabled;
+
+static const char *priority_name(int priority)
+{
+	switch (priority) {
+	case LOG_ERR: return "error";
+	case LOG_WARNING: return "warning";
+	case LOG_INFO: return "info";
+	default: return "debug";
+	}
+}
+
+int log_open(enum log_target target, const char *file_path, bool debug)
+{
+	log_debug_enabled = debug;
+	if (target == LOG_TO_FILE) {
+		int fd = open(file_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		if (log_fd > STDERR_FILENO)
+			close(log_fd);
+		log_fd = fd;
+	} else if (target == LOG_TO_SYSLOG) {
+		openlog("secretsfs", LOG_PID, LOG_DAEMON);
+	}
+	current_target = target;
+	return 0;
+}
+
+void log_close(void)
+{
+	if (current_target == LOG_TO_FILE && log_fd > STDERR_FILENO)
+		close(log_fd);
+	if (current_target == LOG_TO_SYSLOG)
+		closelog();
+	log_fd = STDERR_FILENO;
+	current_target = LOG_TO_STDERR;
+}
+
+void log_msg(int priority, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	if (priority == LOG_DEBUG && !log_debug_enabled)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+
+	if (current_target == LOG_TO_SYSLOG) {
+		syslog(priority, "%s", text);
+		return;
+	}
+
+	char line[1200];
+	struct timespec now;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line),
+			 "%04d-%02d-%02dT%02d:%02d:%02dZ secretsfs[%d] %s: %s\n",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec, (int)getpid(),
+			 priority_name(priority), text);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	/* One write per line keeps lines whole between threads (O_APPEND). */
+	ssize_t ignored = write(log_fd, line, (size_t)n);
+	(void)ignored;
+}

@@ -1,0 +1,387 @@
+/*
+ * testutil: helpers shared by the cmocka unit tests.
+ *
+ * Header-only (every helper is static inline) so each test_*.c is one
+ * translation unit linked with libsecretsfs.a. Helpers return 0 or a
+ * negative errno and never call cmocka asserts themselves, so they can be
+ * used in setup/teardown and in forked children alike.
+ */
+#ifndef SECRETSFS_TESTS_TESTUTIL_H
+#define SECRETSFS_TESTS_TESTUTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "secrets/keyring.h"
+#include "secrets/record.h"
+#include "secrets/secrets.h"
+#include "store/store.h"
+
+#define TU_SECMEM_BYTES (1u << 20)
+#define TU_PATH_MAX 512
+
+/* crypto_init exactly once per process. */
+static inline int tu_crypto_init(void)
+{
+	static int done, result;
+	if (!done) {
+		result = crypto_init(TU_SECMEM_BYTES);
+		done = 1;
+	}
+	return result;
+}
+
+/* A fresh private directory under /tmp into dir (TU_PATH_MAX bytes). */
+static inline int tu_mkdtemp(char *dir)
+{
+	snprintf(dir, TU_PATH_MAX, "/tmp/secretsfs-unit-XXXXXX");
+	return mkdtemp(dir) ? 0 : -errno;
+}
+
+static inline int tu_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(path) ? -errno : 0;
+}
+
+/* rm -rf dir; refuses anything not made by tu_mkdtemp. */
+static inline int tu_rmrf(const char *dir)
+{
+	if (!dir || strncmp(dir, "/tmp/secretsfs-unit-", 20) != 0)
+		return -EINVAL;
+	return nftw(dir, tu_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* dir/name into buf (TU_PATH_MAX bytes); returns buf. */
+static inline char *tu_path(char *buf, const char *dir, const char *name)
+{
+	snprintf(buf, TU_PATH_MAX, "%s/%s", dir, name);
+	return buf;
+}
+
+/* The whole file, malloc'd (never NULL on success, even when empty). */
+static inline int tu_read_file(const char *path, uint8_t **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 4096, n = 0;
+	uint8_t *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (;;) {
+		if (n == cap) {
+			uint8_t *bigger = realloc(buf, cap * 2);
+			if (!bigger) {
+				free(buf);
+				close(fd);
+				return -ENOMEM;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t got = read(fd, buf + n, cap - n);
+		if (got < 0) {
+			int rc = -errno;
+			free(buf);
+			close(fd);
+			return rc;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+static inline int tu_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	const uint8_t *p = data;
+	while (len) {
+		ssize_t put = write(fd, p, len);
+		if (put < 0) {
+			int rc = -errno;
+			close(fd);
+			return rc;
+		}
+		p += put;
+		len -= (size_t)put;
+	}
+	return close(fd) ? -errno : 0;
+}
+
+/* 1 when both files exist with identical bytes, 0 when they differ, -errno. */
+static inline int tu_file_equals(const char *path, const uint8_t *data, size_t len)
+{
+	uint8_t *now;
+	size_t now_len;
+	int rc = tu_read_file(path, &now, &now_len);
+	if (rc)
+		return rc;
+	rc = now_len == len && memcmp(now, data, len) == 0;
+	free(now);
+	return rc;
+}
+
+static inline bool tu_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+/* A new key file at path (keyring_write_key_file) and its 32 bytes. */
+static inline int tu_make_key(const char *path, uint8_t key[CRYPTO_KEY_LEN])
+{
+	int rc = keyring_write_key_file(path);
+	if (rc)
+		return rc;
+	return keyring_read_key_file(path, key);
+}
+
+static inline struct unlock_secret tu_key_unlock(const uint8_t key[CRYPTO_KEY_LEN])
+{
+	struct unlock_secret u = { UNLOCK_KEY_FILE, key, CRYPTO_KEY_LEN };
+	return u;
+}
+
+/* A new store at path, unlocked by key: store_open(CREATE) + keyring_create. */
+static inline int tu_create_store(const char *path, const uint8_t key[CRYPTO_KEY_LEN])
+{
+	struct store *st;
+	struct unlock_secret u = tu_key_unlock(key);
+	int rc = store_open(path, STORE_CREATE, &st);
+	if (rc)
+		return rc;
+	rc = keyring_create(st, &u, "us-east-1", "123456789012");
+	store_close(st);
+	return rc;
+}
+
+static inline struct sm_options tu_sm_options(int recovery_window_days)
+{
+	struct sm_options o = { 0 };
+	o.recovery_window_days = recovery_window_days;
+	o.readonly = false;
+	o.root_uid = (uint32_t)getuid();
+	o.root_gid = (uint32_t)getgid();
+	o.root_mode = 0755;
+	return o;
+}
+
+/* store_open + keyring_unlock + sm_open of an existing store. */
+static inline int tu_open_sm(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
+			     const struct sm_options *opt, struct sm **out)
+{
+	struct store *st;
+	struct keyring *kr;
+	struct unlock_secret u = tu_key_unlock(key);
+	*out = NULL;
+	int rc = store_open(path, 0, &st);
+	if (rc)
+		return rc;
+	rc = keyring_unlock(st, &u, &kr);
+	if (rc) {
+		store_close(st);
+		return rc;
+	}
+	return sm_open(st, kr, opt, out);
+}
+
+/* One record written in its own transaction. */
+static inline int tu_store_put_tx(struct store *st, const char *key, const void *val, size_t len)
+{
+	int rc = store_begin(st);
+	if (rc)
+		return rc;
+	rc = store_put(st, key, val, len);
+	if (rc) {
+		store_cancel(st);
+		return rc;
+	}
+	return store_commit(st);
+}
+
+static inline int tu_store_delete_tx(struct store *st, const char *key)
+{
+	int rc = store_begin(st);
+	if (rc)
+		return rc;
+	rc = store_delete(st, key);
+	if (rc) {
+		store_cancel(st);
+		return rc;
+	}
+	return store_commit(st);
+}
+
+static inline int tu_count_visit(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	(void)key;
+	(void)val;
+	(void)len;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+/* Records of the store file at path whose key starts with prefix (store not open). */
+static inline long tu_count_records(const char *path, const char *prefix)
+{
+	struct store *st;
+	size_t n = 0;
+	int rc = store_open(path, STORE_READONLY, &st);
+	if (rc)
+		return rc;
+	rc = store_foreach(st, prefix, tu_count_visit, &n);
+	store_close(st);
+	return rc ? rc : (long)n;
+}
+
+/* One record of the store file at path (store not open); *val malloc'd. */
+static inline int tu_get_record(const char *path, const char *key, uint8_t **val, size_t *len)
+{
+	struct store *st;
+	int rc = store_open(path, STORE_READONLY, &st);
+	if (rc)
+		return rc;
+	rc = store_get(st, key, val, len);
+	store_close(st);
+	return rc;
+}
+
+/* Replaces (val non-NULL) or deletes (val NULL) one record of the store file at path. */
+static inline int tu_set_record(const char *path, const char *key, const void *val, size_t len)
+{
+	struct store *st;
+	int rc = store_open(path, 0, &st);
+	if (rc)
+		return rc;
+	rc = val ? tu_store_put_tx(st, key, val, len) : tu_store_delete_tx(st, key);
+	store_close(st);
+	return rc;
+}
+
+/*
+ * The current value of a live secret, decrypted: 0 and *len/*out (malloc'd
+ * copy of the plaintext) or the error of the snapshot or the decrypt.
+ */
+static inline int tu_sm_read(struct sm *sm, const char *name, const char *version_id,
+			     uint8_t **out, size_t *len)
+{
+	struct sm_snapshot *snap;
+	struct secbuf buf = { 0 };
+	int rc = version_id ? sm_snapshot_version(sm, name, version_id, &snap)
+			    : sm_snapshot_current(sm, name, &snap);
+	if (rc)
+		return rc;
+	rc = sm_snapshot_decrypt(sm, snap, &buf);
+	if (!rc) {
+		*out = malloc(buf.len ? buf.len : 1);
+		if (!*out)
+			rc = -ENOMEM;
+		else if (buf.len)
+			memcpy(*out, buf.data, buf.len);
+		*len = buf.len;
+	}
+	secbuf_free(&buf);
+	sm_snapshot_free(snap);
+	return rc;
+}
+
+/* 1 when the secret's value (current, or version_id) equals value, 0 when not, -errno. */
+static inline int tu_sm_value_is(struct sm *sm, const char *name, const char *version_id,
+				 const void *value, size_t len)
+{
+	uint8_t *got;
+	size_t got_len;
+	int rc = tu_sm_read(sm, name, version_id, &got, &got_len);
+	if (rc)
+		return rc;
+	rc = got_len == len && memcmp(got, value, len) == 0;
+	free(got);
+	return rc;
+}
+
+static inline int tu_sm_put_str(struct sm *sm, const char *name, const char *value,
+				char version_id[SM_VERSION_ID_MAX + 1])
+{
+	char ignored[SM_VERSION_ID_MAX + 1];
+	return sm_put_value(sm, name, (const uint8_t *)value, strlen(value),
+			    version_id ? version_id : ignored);
+}
+
+/* The version id carrying label on a secret (any state), into buf ("" when none). */
+static inline int tu_sm_label(struct sm *sm, const char *name, const char *label,
+			      char buf[SM_VERSION_ID_MAX + 1])
+{
+	struct sm_secret *s;
+	int rc = sm_secret_copy(sm, name, &s);
+	buf[0] = '\0';
+	if (rc)
+		return rc;
+	const char *id = secret_label_version(s, label);
+	if (id)
+		snprintf(buf, SM_VERSION_ID_MAX + 1, "%s", id);
+	secret_free(s);
+	return 0;
+}
+
+/* Number of stored versions of a secret (any state), or -errno. */
+static inline long tu_sm_nversions(struct sm *sm, const char *name)
+{
+	struct sm_secret *s;
+	int rc = sm_secret_copy(sm, name, &s);
+	if (rc)
+		return rc;
+	long n = (long)s->nversions;
+	secret_free(s);
+	return n;
+}
+
+/* 1 when listing holds name with kind. */
+static inline int tu_listing_has(const struct sm_listing *l, const char *name, enum sm_kind kind)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->entries[i].name, name) == 0 && l->entries[i].kind == kind)
+			return 1;
+	return 0;
+}
+
+/* Hex text to bytes; returns the number of bytes or -1. */
+static inline int tu_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex);
+	if (n % 2 || n / 2 > cap)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned int b;
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (uint8_t)b;
+	}
+	return (int)(n / 2);
+}
+
+#endif
