@@ -284,7 +284,7 @@ static inline int tu_set_record(const char *path, const char *key, const void *v
 }
 
 /*
- * The current value of a live secret, decrypted: 0 and *len/*out (malloc'd
+ * The current value of a live secret, decrypted: 0 with *len and *out (malloc'd
  * copy of the plaintext) or the error of the snapshot or the decrypt.
  */
 static inline int tu_sm_read(struct sm *sm, const char *name, const char *version_id,
