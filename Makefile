@@ -16,7 +16,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	  -Wformat=2 -fstack-protector-strong -D_FORTIFY_SOURCE=2 -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE \
-	  -Iinclude $(PKG_CFLAGS)
+	  -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread
 
 ifdef SAN
@@ -31,7 +31,7 @@ LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
-HEADERS := $(wildcard include/*/*.h)
+HEADERS := $(wildcard include/*/*.h src/*/*.h)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

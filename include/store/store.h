@@ -4,7 +4,8 @@
  * Guards tdb's traps: a new store is created with O_EXCL and its folder
  * synced; an existing one is never opened with O_CREAT (a damaged header
  * must not become an empty store); nested transactions are disallowed;
- * TDB_NO_FSYNC in the environment is refused. Every change is one
+ * TDB_NO_FSYNC in the environment is refused. A writable open holds an
+ * exclusive flock: a second writer process gets -EBUSY. Every change is one
  * transaction: store_begin .. store_commit | store_cancel. The handle is
  * shared by threads: a transaction holds the store for its thread until it
  * ends, and reads from other threads wait. This file maps tdb's error space.
@@ -26,6 +27,8 @@ enum store_open_flags {
 /* Chains in tdb's hash table: fast lookups to ~1M records, cheap commits. */
 #define STORE_HASH_SIZE 20011
 
+/* Says nothing itself: -ENOENT, -EEXIST (STORE_CREATE), -EBUSY (in use),
+ * -EPERM (TDB_NO_FSYNC set), or another errno for a damaged file. */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);

@@ -194,8 +194,10 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		goto out;
 	if ((rc = store_open(store_path, 0, &st))) {
 		cli_error("%s: cannot open store: %s", store_path,
-			  rc == -EPERM ? "TDB_NO_FSYNC is set; unset it" :
-			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
+			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
+			  rc == -EBUSY ? "already mounted or in use by another secretsfs" :
+			  rc == -ENOENT ? "no such file" :
+			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
 		goto out;
 	}
 	rc = keyring_unlock(st, &in.secret, &kr);

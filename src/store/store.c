@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -89,11 +90,8 @@ int store_open(const char *path, unsigned flags, struct store **out)
 
 	*out = NULL;
 	/* tdb silently drops every fsync when this is set. */
-	if (getenv("TDB_NO_FSYNC")) {
-		log_error("TDB_NO_FSYNC is set in the environment: refusing to open %s "
-			  "without durable commits", path);
-		return -EPERM;
-	}
+	if (getenv("TDB_NO_FSYNC"))
+		return -EPERM; /* no durable commits: the caller says so */
 	if (flags & STORE_CREATE)
 		open_flags = O_RDWR | O_CREAT | O_EXCL;
 
@@ -116,13 +114,13 @@ int store_open(const char *path, unsigned flags, struct store **out)
 			      &log_ctx, NULL);
 	if (!st->tdb) {
 		rc = errno ? -errno : -EIO;
-		if (rc == -ENOENT)
-			log_error("%s: no such store", path);
-		else if (rc == -EEXIST)
-			log_error("%s: already exists; refusing to overwrite it", path);
-		else
-			log_error("%s: cannot open store: %s (damaged or not a store)", path,
-				  strerror(-rc));
+		goto fail;
+	}
+	/* One writer process per store: two daemons with two in-memory indexes
+	 * would overwrite each other's metadata. tdb's own fcntl locks are
+	 * per-record and do not conflict with flock. */
+	if (!(flags & STORE_READONLY) && flock(tdb_fd(st->tdb), LOCK_EX | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto fail;
 	}
 	if (flags & STORE_CREATE) {
