@@ -15,12 +15,9 @@
 #include <fuse_lowlevel.h>
 
 #include "fs/nodes.h"
+#include "fs/paths.h"
+#include "fs/xattrs.h"
 #include "util/log.h"
-
-#define VERSIONS_DIR ".versions"
-#define DELETED_DIR ".deleted"
-/* A virtual path: a view prefix, a name of up to 512 bytes and a version id. */
-#define VPATH_MAX (SM_NAME_MAX + SM_VERSION_ID_MAX + 64)
 
 /* Metadata changes only through this daemon, which answers every request
  * itself; a second of caching bounds staleness after changes made by
@@ -48,27 +45,8 @@ struct handle {
 	bool created;             /* made by create(): commit even when empty */
 	bool append;
 	int failed;               /* a refused write poisons the handle: nothing commits */
+	char field[256];          /* .fields readers: the field they read */
 	struct sm_listing listing; /* directories: entries as of opendir */
-};
-
-/* What a virtual path stands for, decided against the domain now. */
-enum target_kind {
-	T_ROOT,
-	T_FOLDER,          /* a live folder */
-	T_SECRET,          /* a live secret */
-	T_VIEW_ROOT,       /* .versions or .deleted itself */
-	T_VERSIONS_FOLDER, /* .versions/<folder> */
-	T_VERSIONS_SECRET, /* .versions/<name>: a folder of version ids */
-	T_VERSION,         /* .versions/<name>/<id> */
-	T_DELETED_FOLDER,  /* .deleted/<folder with deleted names below> */
-	T_DELETED_SECRET,  /* .deleted/<name> */
-};
-
-struct target {
-	enum target_kind kind;
-	char name[SM_NAME_MAX + 1];            /* the secret or folder name */
-	char version_id[SM_VERSION_ID_MAX + 1];
-	struct sm_attr attr;
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -76,138 +54,13 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-/* Splits a vpath into its view and the name below it. */
-static const char *view_of(const char *vpath, const char *view)
-{
-	size_t len = strlen(view);
-	if (strncmp(vpath, view, len) != 0)
-		return NULL;
-	if (vpath[len] == '\0')
-		return vpath + len;
-	return vpath[len] == '/' ? vpath + len + 1 : NULL;
-}
-
-static int resolve(struct fs *fs, const char *vpath, struct target *t)
-{
-	const char *rest;
-	int rc;
-
-	memset(t, 0, sizeof(*t));
-	if (vpath[0] == '\0') {
-		t->kind = T_ROOT;
-		return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
-	}
-	if ((rest = view_of(vpath, VERSIONS_DIR))) {
-		if (!rest[0]) {
-			t->kind = T_VIEW_ROOT;
-			return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
-		}
-		snprintf(t->name, sizeof(t->name), "%s", rest);
-		if (strlen(rest) <= SM_NAME_MAX && sm_attr(fs->sm, SM_VIEW_LIVE, rest, &t->attr) == 0) {
-			t->kind = t->attr.kind == SM_KIND_FOLDER ? T_VERSIONS_FOLDER : T_VERSIONS_SECRET;
-			return 0;
-		}
-		const char *slash = strrchr(rest, '/');
-		if (!slash || (size_t)(slash - rest) > SM_NAME_MAX ||
-		    strlen(slash + 1) > SM_VERSION_ID_MAX)
-			return -ENOENT;
-		snprintf(t->name, sizeof(t->name), "%.*s", (int)(slash - rest), rest);
-		snprintf(t->version_id, sizeof(t->version_id), "%s", slash + 1);
-		t->kind = T_VERSION;
-		return sm_version_attr(fs->sm, t->name, t->version_id, &t->attr);
-	}
-	if ((rest = view_of(vpath, DELETED_DIR))) {
-		if (!rest[0]) {
-			t->kind = T_VIEW_ROOT;
-			return sm_attr(fs->sm, SM_VIEW_LIVE, "", &t->attr);
-		}
-		if (strlen(rest) > SM_NAME_MAX)
-			return -ENOENT;
-		snprintf(t->name, sizeof(t->name), "%s", rest);
-		rc = sm_attr(fs->sm, SM_VIEW_DELETED, rest, &t->attr);
-		t->kind = t->attr.kind == SM_KIND_FOLDER ? T_DELETED_FOLDER : T_DELETED_SECRET;
-		return rc;
-	}
-	if (strlen(vpath) > SM_NAME_MAX || vpath[0] == '.')
-		return -ENOENT;
-	snprintf(t->name, sizeof(t->name), "%s", vpath);
-	rc = sm_attr(fs->sm, SM_VIEW_LIVE, vpath, &t->attr);
-	t->kind = t->attr.kind == SM_KIND_FOLDER ? T_FOLDER : T_SECRET;
-	return rc;
-}
-
-static bool is_dir(enum target_kind k)
-{
-	return k != T_SECRET && k != T_VERSION && k != T_DELETED_SECRET;
-}
-
-/* Read bits of a secret's mode, as r-x for a folder that lists its versions. */
-static uint32_t read_only_dir_mode(uint32_t mode)
-{
-	uint32_t r = mode & 0444;
-	return r | (r >> 2);
-}
-
-static void fill_stat(const struct target *t, fuse_ino_t ino, struct stat *st)
-{
-	const struct sm_attr *a = &t->attr;
-	uint32_t mode = a->mode;
-
-	memset(st, 0, sizeof(*st));
-	switch (t->kind) {
-	case T_VIEW_ROOT:
-		mode = 0; /* set by fill_view_root_stat, which knows which view */
-		break;
-	case T_VERSIONS_SECRET:
-		mode = read_only_dir_mode(a->mode);
-		break;
-	case T_VERSION:
-		mode = a->mode & 0444;
-		break;
-	case T_DELETED_FOLDER:
-		mode = 01777;
-		break;
-	default:
-		break;
-	}
-	st->st_ino = ino;
-	st->st_mode = (is_dir(t->kind) ? S_IFDIR : S_IFREG) | mode;
-	st->st_nlink = is_dir(t->kind) ? 2 : 1;
-	st->st_uid = a->uid;
-	st->st_gid = a->gid;
-	st->st_size = is_dir(t->kind) ? 0 : (off_t)a->size;
-	st->st_blksize = 4096;
-	st->st_blocks = (st->st_size + 511) / 512;
-	st->st_atim.tv_sec = a->accessed_ms / 1000;
-	st->st_atim.tv_nsec = (a->accessed_ms % 1000) * 1000000;
-	st->st_mtim.tv_sec = a->changed_ms / 1000;
-	st->st_mtim.tv_nsec = (a->changed_ms % 1000) * 1000000;
-	/* No birth time through FUSE: ctime carries CreatedDate. */
-	st->st_ctim.tv_sec = a->created_ms / 1000;
-	st->st_ctim.tv_nsec = (a->created_ms % 1000) * 1000000;
-	if (t->kind == T_DELETED_SECRET) {
-		/* A deleted secret shows the date it goes for good. */
-		st->st_mtim.tv_sec = a->purge_ms / 1000;
-		st->st_mtim.tv_nsec = 0;
-	}
-}
-
-/* .deleted is sticky and world-writable like /tmp, so owners restore their own. */
-static void fill_view_root_stat(const char *vpath, struct stat *st)
-{
-	st->st_mode = S_IFDIR | (strcmp(vpath, DELETED_DIR) == 0 ? 01777 : 0555);
-}
-
 static int stat_vpath(struct fs *fs, const char *vpath, fuse_ino_t ino, struct stat *st)
 {
 	struct target t;
-	int rc = resolve(fs, vpath, &t);
-	if (rc)
-		return rc;
-	fill_stat(&t, ino, st);
-	if (t.kind == T_VIEW_ROOT)
-		fill_view_root_stat(vpath, st);
-	return 0;
+	int rc = path_resolve(fs->sm, vpath, &t);
+	if (!rc)
+		target_stat(&t, ino, st);
+	return rc;
 }
 
 static int path_of(struct fs *fs, fuse_ino_t ino, char *buf)
@@ -229,21 +82,42 @@ static int child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *
 	return (n < 0 || n >= VPATH_MAX) ? -ENAMETOOLONG : 0;
 }
 
-/* The live secret or folder name of a child about to be made, or -EPERM in a view. */
-static int live_child(struct fs *fs, fuse_ino_t parent, const char *name, char *buf)
+/* A name about to be made below parent: a live secret or folder, or (in
+ * .stages/LABEL/) a secret created through that label. */
+struct new_child {
+	char vpath[VPATH_MAX];
+	char name[SM_NAME_MAX + 1];
+	char label[SM_LABEL_MAX + 1]; /* "" outside .stages */
+};
+
+static int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool allow_stage,
+		     struct new_child *c)
 {
 	char ppath[VPATH_MAX];
+	struct target pt;
 	int rc = path_of(fs, parent, ppath);
-	if (rc)
+	if (rc || (rc = path_resolve(fs->sm, ppath, &pt)))
 		return rc;
-	if (view_of(ppath, VERSIONS_DIR) || view_of(ppath, DELETED_DIR))
+	bool live = pt.kind == T_ROOT || pt.kind == T_FOLDER;
+	bool staged = allow_stage && (pt.kind == T_STAGE_LABEL ||
+				      (pt.kind == T_VIEW_FOLDER && pt.view == VIEW_STAGES));
+	if (!live && !staged)
 		return -EPERM;
-	if (!ppath[0] && name[0] == '.') {
+	if (!pt.name[0] && name[0] == '.') {
 		log_warn("%s: refused: top-level names beginning with '.' are reserved for secretsfs",
 			 name);
 		return -EINVAL;
 	}
-	return child_path(fs, parent, name, buf);
+	if ((rc = child_path(fs, parent, name, c->vpath)))
+		return rc;
+	int n = pt.name[0] ? snprintf(c->name, sizeof(c->name), "%s/%s", pt.name, name)
+			   : snprintf(c->name, sizeof(c->name), "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(c->name)) {
+		log_warn("%s/%s: refused: a name may be at most 512 characters", pt.name, name);
+		return -ENAMETOOLONG;
+	}
+	snprintf(c->label, sizeof(c->label), "%s", staged ? pt.label : "");
+	return 0;
 }
 
 static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
@@ -390,13 +264,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct fs *fs = fs_of(req);
 	char vpath[VPATH_MAX];
 	struct target t;
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	bool writer = h && h->kind == HANDLE_WRITE;
 	int rc = path_of(fs, ino, vpath);
 
-	if (rc || (rc = resolve(fs, vpath, &t)))
+	if (rc || (rc = path_resolve(fs->sm, vpath, &t)))
 		goto out;
 	bool live = t.kind == T_ROOT || t.kind == T_FOLDER || t.kind == T_SECRET;
-	if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) &&
-	    !live) {
+	if (((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && !live) ||
+	    ((to_set & FUSE_SET_ATTR_SIZE) && !live && !writer)) {
 		rc = -EPERM;
 		goto out;
 	}
@@ -410,12 +286,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			goto out;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (t.kind != T_SECRET) {
+		if (target_is_dir(&t)) {
 			rc = -EISDIR;
 			goto out;
 		}
-		struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-		if (h && h->kind == HANDLE_WRITE)
+		if (writer)
 			rc = truncate_handle(h, attr->st_size);
 		else
 			rc = truncate_secret(fs, t.name, attr->st_size);
@@ -434,11 +309,8 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (fi && fi->fh) {
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-		if (h->kind == HANDLE_WRITE && h->dirty)
-			st.st_size = (off_t)h->buf.len;
-	}
+	if (writer && h->dirty)
+		st.st_size = (off_t)h->buf.len;
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -446,38 +318,38 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	char vpath[VPATH_MAX];
-	int rc = live_child(fs, parent, name, vpath);
+	struct new_child c;
+	int rc = new_child(fs, parent, name, false, &c);
 	if (!rc)
-		rc = sm_mkdir(fs->sm, vpath, mode & 07777, ctx->uid, ctx->gid);
+		rc = sm_mkdir(fs->sm, c.name, mode & 07777, ctx->uid, ctx->gid);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	reply_entry(req, fs, vpath);
+	reply_entry(req, fs, c.vpath);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	char vpath[VPATH_MAX];
-	int rc = live_child(fs, parent, name, vpath);
+	struct new_child c;
+	int rc = new_child(fs, parent, name, false, &c);
 	if (!rc)
-		rc = sm_delete(fs->sm, vpath);
+		rc = sm_delete(fs->sm, c.name);
 	if (!rc)
-		nodes_detach(fs->nodes, vpath);
+		nodes_detach(fs->nodes, c.vpath);
 	fuse_reply_err(req, -rc);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	char vpath[VPATH_MAX];
-	int rc = live_child(fs, parent, name, vpath);
+	struct new_child c;
+	int rc = new_child(fs, parent, name, false, &c);
 	if (!rc)
-		rc = sm_rmdir(fs->sm, vpath);
+		rc = sm_rmdir(fs->sm, c.name);
 	if (!rc)
-		nodes_detach(fs->nodes, vpath);
+		nodes_detach(fs->nodes, c.vpath);
 	fuse_reply_err(req, -rc);
 }
 
@@ -485,25 +357,26 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
-	char from[VPATH_MAX], to[VPATH_MAX];
-	const char *deleted_name;
+	char from[VPATH_MAX];
+	struct new_child to;
+	struct target ft;
 	int rc;
 
 	if (flags & ~RENAME_NOREPLACE) {
 		rc = -EINVAL; /* RENAME_EXCHANGE would swap two secrets' histories */
 		goto out;
 	}
-	if ((rc = child_path(fs, parent, name, from)) || (rc = live_child(fs, newparent, newname, to)))
+	if ((rc = child_path(fs, parent, name, from)) || (rc = path_resolve(fs->sm, from, &ft)) ||
+	    (rc = new_child(fs, newparent, newname, false, &to)))
 		goto out;
-	if ((deleted_name = view_of(from, DELETED_DIR)) && deleted_name[0]) {
-		rc = sm_restore(fs->sm, deleted_name, to);
-	} else if (from[0] == '.' && (view_of(from, VERSIONS_DIR) || view_of(from, DELETED_DIR))) {
-		rc = -EPERM;
-	} else {
-		rc = sm_rename(fs->sm, from, to, flags & RENAME_NOREPLACE);
-	}
+	if (ft.kind == T_DELETED_SECRET)
+		rc = sm_restore(fs->sm, ft.name, to.name); /* RestoreSecret */
+	else if (ft.kind == T_SECRET || ft.kind == T_FOLDER)
+		rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE);
+	else
+		rc = -EPERM; /* views are not renamed */
 	if (!rc)
-		nodes_move(fs->nodes, from, to);
+		nodes_move(fs->nodes, from, to.vpath);
 out:
 	fuse_reply_err(req, -rc);
 }
@@ -558,9 +431,21 @@ static void handle_free(struct handle *h)
 /* Readers get the version current now, for as long as they keep it open. */
 static int open_reader(struct fs *fs, const struct target *t, struct handle *h)
 {
-	if (t->kind == T_VERSION)
+	int rc;
+	switch (t->kind) {
+	case T_VERSION:
 		return sm_snapshot_version(fs->sm, t->name, t->version_id, &h->snap);
-	return sm_snapshot_current(fs->sm, t->name, &h->snap);
+	case T_STAGE_SECRET:
+		if ((rc = sm_snapshot_label(fs->sm, t->name, t->label, &h->snap)))
+			return rc;
+		/* GetSecretValue of a label no version carries: not found. */
+		return sm_snapshot_version_id(h->snap)[0] ? 0 : -ENOENT;
+	case T_FIELD:
+		snprintf(h->field, sizeof(h->field), "%s", t->field);
+		return sm_snapshot_current(fs->sm, t->name, &h->snap);
+	default:
+		return sm_snapshot_current(fs->sm, t->name, &h->snap);
+	}
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -572,9 +457,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int accmode = fi->flags & O_ACCMODE;
 	int rc = path_of(fs, ino, vpath);
 
-	if (rc || (rc = resolve(fs, vpath, &t)))
+	if (rc || (rc = path_resolve(fs->sm, vpath, &t)))
 		goto out;
-	if (is_dir(t.kind)) {
+	if (target_is_dir(&t)) {
 		rc = -EISDIR;
 		goto out;
 	}
@@ -583,11 +468,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -EACCES;
 		goto out;
 	}
-	if (accmode != O_RDONLY && t.kind == T_VERSION) {
-		rc = -EROFS;
-		goto out;
-	}
-	if (accmode != O_RDONLY && fs->opt.readonly) {
+	bool writable_view = t.kind == T_SECRET || t.kind == T_STAGE_SECRET;
+	if (accmode != O_RDONLY && (!writable_view || fs->opt.readonly)) {
 		rc = -EROFS;
 		goto out;
 	}
@@ -597,16 +479,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	if (h->kind == HANDLE_READ) {
-		rc = open_reader(fs, &t, h);
+		if (!(rc = open_reader(fs, &t, h)) && t.kind != T_VERSION)
+			sm_note_access(fs->sm, t.name); /* GetSecretValue */
 		fi->noflush = 1; /* nothing to commit: spare the FLUSH round trip */
 	} else {
 		h->append = (fi->flags & O_APPEND) != 0;
 		if (fi->flags & O_TRUNC) {
 			h->dirty = true;
 		} else {
-			/* Partial overwrites and appends edit the current value. */
+			/* Partial overwrites and appends edit the value shown. */
 			struct sm_snapshot *snap = NULL;
-			rc = sm_snapshot_current(fs->sm, t.name, &snap);
+			rc = t.kind == T_STAGE_SECRET ? sm_snapshot_label(fs->sm, t.name, t.label, &snap)
+						      : sm_snapshot_current(fs->sm, t.name, &snap);
 			if (!rc)
 				rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
 			sm_snapshot_free(snap);
@@ -630,23 +514,23 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	char vpath[VPATH_MAX];
 	struct fuse_entry_param e;
+	struct new_child c;
 	struct handle *h = NULL;
-	int rc = live_child(fs, parent, name, vpath);
+	int rc = new_child(fs, parent, name, true, &c);
 
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;
+	/* New secrets are 0600 less the caller's umask (BRIEF §2). */
 	if (!rc)
-		/* New secrets are 0600 less the caller's umask (BRIEF §2). */
-		rc = sm_create(fs->sm, vpath, mode & 0600, ctx->uid, ctx->gid);
+		rc = sm_create(fs->sm, c.name, mode & 0600, ctx->uid, ctx->gid);
 	if (rc)
 		goto fail;
 	memset(&e, 0, sizeof(e));
-	if ((rc = stat_vpath(fs, vpath, 0, &e.attr)))
+	if ((rc = stat_vpath(fs, c.vpath, 0, &e.attr)))
 		goto fail;
 	h = handle_new(HANDLE_WRITE, 0);
-	e.ino = nodes_lookup(fs->nodes, vpath);
+	e.ino = nodes_lookup(fs->nodes, c.vpath);
 	if (!h || !e.ino) {
 		rc = -ENOMEM;
 		goto fail;
@@ -689,7 +573,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	/* Plaintext exists only for the length of this reply, in locked memory. */
-	int rc = sm_snapshot_decrypt(fs->sm, h->snap, &plain);
+	int rc = h->field[0] ? sm_snapshot_field(fs->sm, h->snap, h->field, &plain)
+			     : sm_snapshot_decrypt(fs->sm, h->snap, &plain);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -770,18 +655,23 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 		rc = 0;
 		goto out;
 	}
-	if (rc)
+	struct target t;
+	if (rc || (rc = path_resolve(fs->sm, vpath, &t)))
 		goto out;
 	if (h->buf.len == 0) {
 		if (h->created) {
-			rc = sm_commit_created(fs->sm, vpath);
+			rc = sm_commit_created(fs->sm, t.name);
 		} else {
 			log_warn("%s: refused: a value must be at least 1 byte; the secret is unchanged",
-				 vpath);
+				 t.name);
 			rc = -EINVAL;
 		}
+	} else if (t.kind == T_STAGE_SECRET) {
+		/* PutSecretValue with VersionStages=[LABEL] (BRIEF §1). */
+		const char *stages[] = { t.label };
+		rc = sm_put_value_staged(fs->sm, t.name, h->buf.data, h->buf.len, stages, 1, version_id);
 	} else {
-		rc = sm_put_value(fs->sm, vpath, h->buf.data, h->buf.len, version_id);
+		rc = sm_put_value(fs->sm, t.name, h->buf.data, h->buf.len, version_id);
 	}
 	/* Committed, or refused for good: either way not again at release. */
 	h->dirty = false;
@@ -817,6 +707,78 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* Keeps the entries of l that satisfy keep; frees the rest. */
+static void filter_listing(struct sm_listing *l, bool (*keep)(struct fs *, const struct sm_dirent *,
+							       const struct target *),
+			   struct fs *fs, const struct target *t)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < l->count; i++) {
+		if (keep(fs, &l->entries[i], t))
+			l->entries[kept++] = l->entries[i];
+		else
+			free(l->entries[i].name);
+	}
+	l->count = kept;
+}
+
+/* In .stages/LABEL/, a folder lists the secrets that carry LABEL. */
+static bool carries_label(struct fs *fs, const struct sm_dirent *e, const struct target *t)
+{
+	char name[SM_NAME_MAX + 1];
+	struct sm_secret *s;
+	if (e->kind == SM_KIND_FOLDER)
+		return true;
+	int n = t->name[0] ? snprintf(name, sizeof(name), "%s/%s", t->name, e->name)
+			   : snprintf(name, sizeof(name), "%s", e->name);
+	if (n < 0 || (size_t)n >= sizeof(name) || sm_secret_copy(fs->sm, name, &s))
+		return false;
+	bool has = secret_label_version(s, t->label) != NULL;
+	secret_free(s);
+	return has;
+}
+
+static void all_folders(struct sm_listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		l->entries[i].kind = SM_KIND_FOLDER;
+}
+
+static int list_target(struct fs *fs, const struct target *t, struct sm_listing *l)
+{
+	struct sm_snapshot *snap;
+	int rc;
+	switch (t->kind) {
+	case T_ROOT:
+	case T_FOLDER:
+		return sm_list(fs->sm, SM_VIEW_LIVE, t->name, l);
+	case T_VIEW_ROOT:
+	case T_STAGE_LABEL:
+	case T_VIEW_FOLDER:
+		if (t->view == VIEW_DELETED)
+			return sm_list(fs->sm, SM_VIEW_DELETED, t->name, l);
+		if (t->view == VIEW_STAGES && t->kind == T_VIEW_ROOT)
+			return sm_list_labels(fs->sm, l);
+		if ((rc = sm_list(fs->sm, SM_VIEW_LIVE, t->name, l)))
+			return rc;
+		if (t->view == VIEW_STAGES)
+			filter_listing(l, carries_label, fs, t);
+		else
+			all_folders(l); /* .versions/, .fields/: a secret is a folder */
+		return 0;
+	case T_SECRET_DIR:
+		if (t->view == VIEW_VERSIONS)
+			return sm_list_versions(fs->sm, t->name, l);
+		if ((rc = sm_snapshot_current(fs->sm, t->name, &snap)))
+			return rc;
+		rc = sm_snapshot_field_names(fs->sm, snap, l);
+		sm_snapshot_free(snap);
+		return rc;
+	default:
+		return -ENOTDIR;
+	}
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -825,9 +787,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct handle *h = NULL;
 	int rc = path_of(fs, ino, vpath);
 
-	if (rc || (rc = resolve(fs, vpath, &t)))
+	if (rc || (rc = path_resolve(fs->sm, vpath, &t)))
 		goto out;
-	if (!is_dir(t.kind)) {
+	if (!target_is_dir(&t)) {
 		rc = -ENOTDIR;
 		goto out;
 	}
@@ -835,34 +797,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -ENOMEM;
 		goto out;
 	}
-	switch (t.kind) {
-	case T_ROOT:
-	case T_FOLDER:
-		rc = sm_list(fs->sm, SM_VIEW_LIVE, t.kind == T_ROOT ? "" : t.name, &h->listing);
-		break;
-	case T_VIEW_ROOT:
-		rc = sm_list(fs->sm, strcmp(vpath, DELETED_DIR) == 0 ? SM_VIEW_DELETED : SM_VIEW_LIVE,
-			     "", &h->listing);
-		break;
-	case T_VERSIONS_FOLDER:
-		rc = sm_list(fs->sm, SM_VIEW_LIVE, t.name, &h->listing);
-		break;
-	case T_VERSIONS_SECRET:
-		rc = sm_list_versions(fs->sm, t.name, &h->listing);
-		break;
-	case T_DELETED_FOLDER:
-		rc = sm_list(fs->sm, SM_VIEW_DELETED, t.name, &h->listing);
-		break;
-	default:
-		rc = -ENOTDIR;
-	}
-	if (rc)
+	if ((rc = list_target(fs, &t, &h->listing)))
 		goto out;
-	if (t.kind == T_VERSIONS_FOLDER || (t.kind == T_VIEW_ROOT && strcmp(vpath, VERSIONS_DIR) == 0)) {
-		/* Under .versions a secret is a folder of its versions. */
-		for (size_t i = 0; i < h->listing.count; i++)
-			h->listing.entries[i].kind = SM_KIND_FOLDER;
-	}
 	fi->fh = (uintptr_t)h;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) == -ENOENT)
@@ -929,40 +865,83 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+static bool kernel_probe(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0 ||
+	       strncmp(name, "trusted.", 8) == 0;
+}
+
+static int target_of(struct fs *fs, fuse_ino_t ino, struct target *t)
+{
+	char vpath[VPATH_MAX];
+	int rc = path_of(fs, ino, vpath);
+	return rc ? rc : path_resolve(fs->sm, vpath, t);
+}
+
+static void reply_sized(fuse_req_t req, const char *data, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, data, len);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	/* The kernel's security.* and system.* probes end here, fast. */
-	fuse_reply_err(req, ENODATA);
+	struct fs *fs = fs_of(req);
+	struct target t;
+	char *value = NULL;
+	size_t len = 0;
+	/* The kernel asks for security.capability on every write: answer at once. */
+	int rc = kernel_probe(name) ? -ENODATA : target_of(fs, ino, &t);
+	if (!rc)
+		rc = xattr_get(fs->sm, &t, name, &value, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_sized(req, value, len, size);
+	free(value);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
+	struct fs *fs = fs_of(req);
+	struct target t;
+	char *names = NULL;
+	size_t len = 0;
+	int rc = target_of(fs, ino, &t);
+	if (!rc)
+		rc = xattr_list(fs->sm, &t, &names, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		reply_sized(req, names, len, size);
+	free(names);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	(void)ino;
-	(void)name;
-	(void)value;
-	(void)size;
-	(void)flags;
-	fuse_reply_err(req, ENOTSUP);
+	struct fs *fs = fs_of(req);
+	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
+	struct target t;
+	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	if (!rc)
+		rc = xattr_set(fs->sm, &t, &who, name, value, size, flags);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	(void)ino;
-	(void)name;
-	fuse_reply_err(req, ENODATA);
+	struct fs *fs = fs_of(req);
+	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
+	struct target t;
+	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	if (!rc)
+		rc = xattr_remove(fs->sm, &t, &who, name);
+	fuse_reply_err(req, -rc);
 }
 
 static const struct fuse_lowlevel_ops ops = {
