@@ -6,6 +6,7 @@
 #ifndef SECRETSFS_CLI_CLI_H
 #define SECRETSFS_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@
 int cmd_init(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,8 @@ enum log_target { LOG_TO_STDERR, LOG_TO_FILE, LOG_TO_SYSLOG };
 /* 0 or -errno (a log file that cannot be opened). */
 int log_open(enum log_target target, const char *file_path, bool debug);
 void log_close(void);
+/* Drops messages less urgent than priority (LOG_WARNING for commands). */
+void log_set_threshold(int priority);
 void log_msg(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/log.h"
 
 static const char usage[] =
 	"usage: secretsfs COMMAND [ARGS]\n"
@@ -13,6 +14,8 @@ static const char usage[] =
 	"  keygen FILE         write a new random key file (mode 0600)\n"
 	"  mount STORE MOUNTPOINT [-f] [-o OPT,...]\n"
 	"                      mount a store; unmount with fusermount3 -u MOUNTPOINT\n"
+	"  key create|list|disable|enable TARGET [ALIAS|KEY]\n"
+	"                      named keys (KMS's counterpart)\n"
 	"\n"
 	"Run 'secretsfs COMMAND --help' for a command's options.\n";
 
@@ -27,12 +30,17 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
+	/* Commands speak through cli_error; the daemon's info lines are its own. */
+	if (strcmp(cmd, "mount") != 0)
+		log_set_threshold(LOG_WARNING);
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(argc - 1, argv + 1);
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc - 1, argv + 1);
 	if (strcmp(cmd, "mount") == 0)
 		return cmd_mount(argc - 1, argv + 1);
+	if (strcmp(cmd, "key") == 0)
+		return cmd_key(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }

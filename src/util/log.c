@@ -12,6 +12,7 @@
 static enum log_target current_target = LOG_TO_STDERR;
 static int log_fd = STDERR_FILENO;
 static bool log_debug_enabled;
+static int log_threshold = LOG_DEBUG;
 
 static const char *priority_name(int priority)
 {
@@ -40,6 +41,11 @@ int log_open(enum log_target target, const char *file_path, bool debug)
 	return 0;
 }
 
+void log_set_threshold(int priority)
+{
+	log_threshold = priority;
+}
+
 void log_close(void)
 {
 	if (current_target == LOG_TO_FILE && log_fd > STDERR_FILENO)
@@ -55,7 +61,7 @@ void log_msg(int priority, const char *fmt, ...)
 	char text[1024];
 	va_list ap;
 
-	if (priority == LOG_DEBUG && !log_debug_enabled)
+	if ((priority == LOG_DEBUG && !log_debug_enabled) || priority > log_threshold)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
