@@ -22,6 +22,7 @@ struct store {
 	struct tdb_context *tdb;
 	pthread_mutex_t lock; /* recursive: a transaction's thread reads inside it */
 	char *path;
+	int lock_fd; /* our own open of the file, holding the one-writer flock */
 	bool in_transaction;
 };
 
@@ -103,6 +104,7 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&st->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	st->lock_fd = -1;
 	st->path = strdup(path);
 	if (!st->path) {
 		rc = -ENOMEM;
@@ -117,11 +119,15 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		goto fail;
 	}
 	/* One writer process per store: two daemons with two in-memory indexes
-	 * would overwrite each other's metadata. tdb's own fcntl locks are
-	 * per-record and do not conflict with flock. */
-	if (!(flags & STORE_READONLY) && flock(tdb_fd(st->tdb), LOCK_EX | LOCK_NB) != 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto fail;
+	 * would overwrite each other's metadata. The flock is on a descriptor of
+	 * our own: tdb's mappings can outlive tdb_close and would keep a lock on
+	 * tdb's descriptor alive. tdb's fcntl record locks do not conflict. */
+	if (!(flags & STORE_READONLY)) {
+		st->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			goto fail;
+		}
 	}
 	if (flags & STORE_CREATE) {
 		/* tdb writes a new header without syncing it or its folder. */
@@ -147,6 +153,8 @@ void store_close(struct store *st)
 		store_cancel(st);
 	if (st->tdb)
 		tdb_close(st->tdb);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
 	free(st);
