@@ -93,7 +93,7 @@ static int parse_o(const char *optstr, struct mount_opts *mo)
 	return rc;
 }
 
-/* --- the purge of expired deletions, once a minute --- */
+/* --- upkeep once a minute: expired deletions, access dates --- */
 
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purge_cond = PTHREAD_COND_INITIALIZER;
@@ -112,6 +112,7 @@ static void *purge_loop(void *arg)
 			break;
 		pthread_mutex_unlock(&purge_lock);
 		sm_purge_expired(sm);
+		sm_flush_access(sm);
 		pthread_mutex_lock(&purge_lock);
 	}
 	pthread_mutex_unlock(&purge_lock);
@@ -288,7 +289,7 @@ out:
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS };
+	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS, .threads = -1 };
 	int foreground = 0, c;
 
 	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
@@ -310,6 +311,10 @@ int cmd_mount(int argc, char **argv)
 	if (mo.recovery_window != 0 && (mo.recovery_window < 7 || mo.recovery_window > 30)) {
 		cli_error("recovery_window=%d: Secrets Manager allows 7 to 30 days, or 0 to delete at once",
 			  mo.recovery_window);
+		return EXIT_MISUSE;
+	}
+	if (mo.threads != -1 && (mo.threads < 1 || mo.threads > 256)) {
+		cli_error("threads=%d: give 1 to 256", mo.threads);
 		return EXIT_MISUSE;
 	}
 	if (mo.audit_log) {

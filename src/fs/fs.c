@@ -114,7 +114,7 @@ static int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool al
 			   : snprintf(c->name, sizeof(c->name), "%s", name);
 	if (n < 0 || (size_t)n >= sizeof(c->name)) {
 		log_warn("%s/%s: refused: a name may be at most 512 characters", pt.name, name);
-		return -ENAMETOOLONG;
+		return -EINVAL; /* a Secrets Manager rule, not a path limit */
 	}
 	snprintf(c->label, sizeof(c->label), "%s", staged ? pt.label : "");
 	return 0;
