@@ -17,6 +17,9 @@ struct fs_options {
 	bool debug;          /* libfuse's request trace */
 	const char *fsname;  /* shown in /proc/mounts, e.g. the store path */
 	unsigned max_threads;
+	const char *kernel_flags; /* ",nosuid,nodev..." or "" */
+	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
+	int new_umask;            /* -1: secrets 0600 less the caller's umask */
 };
 
 struct fs;

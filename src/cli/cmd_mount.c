@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -45,6 +46,11 @@ static const char usage[] =
 	"                         once) or 7 to 30 (default 30)\n"
 	"  -o log_file=FILE       log here (default: stderr with -f, syslog otherwise)\n"
 	"  -o threads=N           at most N threads serving requests (default 16)\n"
+	"  -o uid=N,gid=N         owner of new secrets and folders (default: the caller)\n"
+	"  -o umask=M             new secrets get 0666 & ~M, folders 0777 & ~M\n"
+	"                         (default: secrets 0600 less the caller's umask)\n"
+	"  -o nosuid,nodev,noexec,noatime   passed to the kernel; rw and fstab's\n"
+	"                         auto, noauto, nofail, _netdev, x-* are accepted\n"
 	"  -o debug               trace every FUSE request (with -f)\n";
 
 struct mount_opts {
@@ -57,6 +63,8 @@ struct mount_opts {
 	int recovery_window;
 	int threads;
 	int debug;
+	int uid, gid, umask; /* -1: unset */
+	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
 };
 
 #define OPT(t, p) { t, offsetof(struct mount_opts, p), 1 }
@@ -70,13 +78,44 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("recovery_window=%d", recovery_window),
 	OPT("threads=%d", threads),
 	OPT("debug", debug),
+	OPT("uid=%d", uid),
+	OPT("gid=%d", gid),
+	OPT("umask=%o", umask),
+	FUSE_OPT_KEY("nosuid", 1),
+	FUSE_OPT_KEY("nodev", 1),
+	FUSE_OPT_KEY("noexec", 1),
+	FUSE_OPT_KEY("noatime", 1),
+	FUSE_OPT_KEY("nodiratime", 1),
+	/* What mount(8) and fstab add, harmless here. */
+	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("suid", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("dev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("exec", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("atime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("relatime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("async", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END,
 };
 
 static int unknown_option(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
-	(void)data;
+	struct mount_opts *mo = data;
 	(void)outargs;
+	if (key == 1) {
+		size_t used = strlen(mo->kernel_flags);
+		snprintf(mo->kernel_flags + used, sizeof(mo->kernel_flags) - used, ",%s", arg);
+		return 0;
+	}
+	/* systemd's and fstab's own options (x-systemd.automount, comment=...). */
+	if (key == FUSE_OPT_KEY_OPT && (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0))
+		return 0;
 	if (key == FUSE_OPT_KEY_OPT) {
 		cli_error("unknown mount option '%s' (see secretsfs mount --help)", arg);
 		return -1;
@@ -221,8 +260,8 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	struct sm_options so = {
 		.recovery_window_days = mo->recovery_window,
 		.readonly = mo->readonly,
-		.root_uid = getuid(),
-		.root_gid = getgid(),
+		.root_uid = mo->uid >= 0 ? (uint32_t)mo->uid : getuid(),
+		.root_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
 		.root_mode = 0755,
 	};
 	rc = sm_open(st, kr, &so, &sm);
@@ -238,6 +277,10 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.debug = mo->debug && foreground,
 		.fsname = store_path,
 		.max_threads = mo->threads > 0 ? (unsigned)mo->threads : 16,
+		.kernel_flags = mo->kernel_flags,
+		.new_uid = mo->uid,
+		.new_gid = mo->gid,
+		.new_umask = mo->umask,
 	};
 	if ((rc = fs_mount(sm, mountpoint, &fo, &fs))) {
 		cli_error("%s: cannot mount (see the log)", mountpoint);
@@ -286,10 +329,35 @@ out:
 	return status;
 }
 
+/*
+ * A daemon that died leaves its mount behind, answering ENOTCONN. Mounting
+ * again over it is the recovery, so clear it first (lazily: processes still
+ * inside keep their error, never an empty folder).
+ */
+static void clean_dead_mount(const char *mountpoint)
+{
+	struct stat st;
+	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+		return;
+	if (umount2(mountpoint, MNT_DETACH) != 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			execlp("fusermount3", "fusermount3", "-u", "-z", mountpoint, (char *)NULL);
+			_exit(127);
+		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+	}
+	if (stat(mountpoint, &st) == 0)
+		fprintf(stderr, "secretsfs: %s: cleaned up the mount of a daemon that had died\n",
+			mountpoint);
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS, .threads = -1 };
+	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS, .threads = -1,
+				 .uid = -1, .gid = -1, .umask = -1 };
 	int foreground = 0, c;
 
 	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
@@ -317,6 +385,11 @@ int cmd_mount(int argc, char **argv)
 		cli_error("threads=%d: give 1 to 256", mo.threads);
 		return EXIT_MISUSE;
 	}
+	if ((mo.uid != -1 && mo.uid < 0) || (mo.gid != -1 && mo.gid < 0) ||
+	    (mo.umask != -1 && (mo.umask < 0 || mo.umask > 0777))) {
+		cli_error("uid=, gid= are ids and umask= an octal mask up to 0777");
+		return EXIT_MISUSE;
+	}
 	if (mo.audit_log) {
 		cli_error("audit_log= is not implemented in this version; refusing to mount without "
 			  "the audit trail you asked for");
@@ -327,6 +400,7 @@ int cmd_mount(int argc, char **argv)
 		return EXIT_MISUSE;
 	}
 	const char *store_path = argv[optind], *mountpoint = argv[optind + 1];
+	clean_dead_mount(mountpoint);
 	char *store_abs = realpath(store_path, NULL);
 	if (!store_abs) {
 		cli_error("%s: no such store", store_path);

@@ -21,6 +21,12 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+	/* As a mount helper (mount.fuse.secretsfs, or mount.fuse3 running
+	 * "secretsfs STORE MOUNTPOINT -o ..."), argv is the mount command's. */
+	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strncmp(self, "mount.", 6) == 0 ||
+	    (argc >= 3 && argv[1][0] != '-' && strchr(argv[1], '/') != NULL))
+		return cmd_mount(argc, argv);
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return EXIT_MISUSE;

@@ -321,7 +321,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct new_child c;
 	int rc = new_child(fs, parent, name, false, &c);
 	if (!rc)
-		rc = sm_mkdir(fs->sm, c.name, mode & 07777, ctx->uid, ctx->gid);
+		rc = sm_mkdir(fs->sm, c.name,
+			      fs->opt.new_umask >= 0 ? 0777 & ~(mode_t)fs->opt.new_umask : mode & 07777,
+			      fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
+			      fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -521,9 +524,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;
-	/* New secrets are 0600 less the caller's umask (BRIEF §2). */
+	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the
+	 * mount sets umask=, uid=, gid= for them. */
 	if (!rc)
-		rc = sm_create(fs->sm, c.name, mode & 0600, ctx->uid, ctx->gid);
+		rc = sm_create(fs->sm, c.name,
+			       fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,
+			       fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
+			       fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
 	if (rc)
 		goto fail;
 	memset(&e, 0, sizeof(e));
@@ -989,9 +996,9 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 	fs->sm = sm;
 	fs->opt = *opt;
 	/* default_permissions: the kernel checks mode and owner, always. */
-	snprintf(options, sizeof(options), "default_permissions,fsname=%s,subtype=secretsfs%s%s",
+	snprintf(options, sizeof(options), "default_permissions,fsname=%s,subtype=secretsfs%s%s%s",
 		 opt->fsname ? opt->fsname : "secretsfs", opt->allow_other ? ",allow_other" : "",
-		 opt->readonly ? ",ro" : "");
+		 opt->readonly ? ",ro" : "", opt->kernel_flags ? opt->kernel_flags : "");
 	char *argv[] = { "secretsfs", "-o", options, opt->debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(opt->debug ? 4 : 3, argv);
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
