@@ -648,8 +648,15 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 		return 0;
 	pthread_mutex_lock(&h->lock);
 	if (h->failed) {
-		/* The value as written was refused: the secret keeps its old one. */
+		/* The value as written was refused: the secret keeps its old one,
+		 * and a client request token set for this commit is spent. */
 		rc = h->failed;
+		if (h->dirty) {
+			struct target ft;
+			if (nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath)) == 0 &&
+			    path_resolve(fs->sm, vpath, &ft) == 0)
+				sm_set_request_token(fs->sm, ft.name, NULL, 0);
+		}
 		h->dirty = false;
 		goto out;
 	}
@@ -745,6 +752,18 @@ static bool carries_label(struct fs *fs, const struct sm_dirent *e, const struct
 	return has;
 }
 
+/* In .fields/, a folder lists the secrets whose value is a JSON object. */
+static bool has_fields(struct fs *fs, const struct sm_dirent *e, const struct target *t)
+{
+	char vpath[VPATH_MAX];
+	struct target child;
+	if (e->kind == SM_KIND_FOLDER)
+		return true;
+	int n = t->name[0] ? snprintf(vpath, sizeof(vpath), ".fields/%s/%s", t->name, e->name)
+			   : snprintf(vpath, sizeof(vpath), ".fields/%s", e->name);
+	return n > 0 && (size_t)n < sizeof(vpath) && path_resolve(fs->sm, vpath, &child) == 0;
+}
+
 static void all_folders(struct sm_listing *l)
 {
 	for (size_t i = 0; i < l->count; i++)
@@ -768,10 +787,13 @@ static int list_target(struct fs *fs, const struct target *t, struct sm_listing 
 			return sm_list_labels(fs->sm, l);
 		if ((rc = sm_list(fs->sm, SM_VIEW_LIVE, t->name, l)))
 			return rc;
-		if (t->view == VIEW_STAGES)
+		if (t->view == VIEW_STAGES) {
 			filter_listing(l, carries_label, fs, t);
-		else
-			all_folders(l); /* .versions/, .fields/: a secret is a folder */
+			return 0;
+		}
+		if (t->view == VIEW_FIELDS)
+			filter_listing(l, has_fields, fs, t);
+		all_folders(l); /* .versions/, .fields/: a secret is a folder */
 		return 0;
 	case T_SECRET_DIR:
 		if (t->view == VIEW_VERSIONS)

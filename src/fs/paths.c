@@ -121,7 +121,8 @@ static int resolve_fields(struct sm *sm, const char *rest, struct target *t)
 		    (rc = sm_snapshot_field_names(sm, snap, &names)) == 0)
 			sm_listing_free(&names);
 		sm_snapshot_free(snap);
-		return rc ? -ENOENT : 0;
+		/* A disabled key refuses; anything else means "no fields here". */
+		return rc == -EACCES ? rc : rc ? -ENOENT : 0;
 	}
 	if (!split_last(rest, parent, sizeof(parent), &leaf) ||
 	    copy(t->field, sizeof(t->field), leaf, strlen(leaf)) ||
@@ -134,7 +135,7 @@ static int resolve_fields(struct sm *sm, const char *rest, struct target *t)
 		t->attr.size = field.len;
 	secbuf_free(&field);
 	sm_snapshot_free(snap);
-	return rc ? -ENOENT : 0;
+	return rc == -EACCES ? rc : rc ? -ENOENT : 0;
 }
 
 static int resolve_deleted(struct sm *sm, const char *rest, struct target *t)

@@ -43,13 +43,17 @@ static void text_add(struct text *t, const char *s, size_t n)
 static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void text_printf(struct text *t, const char *fmt, ...)
 {
-	char buf[4096];
+	char *buf = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	int n = vasprintf(&buf, fmt, ap);
 	va_end(ap);
-	if (n >= 0)
-		text_add(t, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	if (n < 0) {
+		t->error = -ENOMEM;
+		return;
+	}
+	text_add(t, buf, (size_t)n);
+	free(buf);
 }
 
 /* Does the target show a secret's metadata? */
@@ -298,6 +302,8 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 	const char *a = strncmp(name, SM_PREFIX, strlen(SM_PREFIX)) == 0 ? name + strlen(SM_PREFIX) : NULL;
 	if (t->kind == T_ROOT && a && strncmp(a, "key.", 4) == 0)
 		return manage_keys(sm, who, a, value, len);
+	if (t->kind == T_ROOT && a && strcmp(a, "keys") == 0)
+		return -EPERM; /* read-only, like every listing attribute */
 	bool tag = strncmp(name, TAG_PREFIX, strlen(TAG_PREFIX)) == 0;
 	if (!a && !tag)
 		return -EOPNOTSUPP; /* other user.* attributes have no home here */
@@ -349,9 +355,9 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 	if (strncmp(name, TAG_PREFIX, strlen(TAG_PREFIX)) == 0)
 		return sm_remove_tag(sm, t->name, name + strlen(TAG_PREFIX));
 	if (strcmp(name, SM_PREFIX "description") == 0)
-		return sm_set_description(sm, t->name, "", 0);
+		return sm_remove_description(sm, t->name);
 	if (strcmp(name, SM_PREFIX "kms_key_id") == 0)
-		return sm_set_kms_key(sm, t->name, "", 0);
+		return sm_remove_kms_key(sm, t->name);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
 	if (strncmp(name, SM_PREFIX, strlen(SM_PREFIX)) == 0 && is_read_only(name + strlen(SM_PREFIX)))
