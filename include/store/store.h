@@ -27,8 +27,10 @@ enum store_open_flags {
 /* Chains in tdb's hash table: fast lookups to ~1M records, cheap commits. */
 #define STORE_HASH_SIZE 20011
 
-/* Says nothing itself: -ENOENT, -EEXIST (STORE_CREATE), -EBUSY (in use),
- * -EPERM (TDB_NO_FSYNC set), or another errno for a damaged file. */
+/* -ENOENT, -EEXIST (STORE_CREATE), -EBUSY (in use), -EPERM (TDB_NO_FSYNC
+ * set), -EUCLEAN (structure damaged beyond repair), or another errno for a
+ * file that is not a store. A writable open checks tdb's structure and
+ * repacks it after an interrupted commit (logged). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);

@@ -236,6 +236,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_error("%s: cannot open store: %s", store_path,
 			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
 			  rc == -EBUSY ? "already mounted or in use by another secretsfs" :
+			  rc == -EUCLEAN ? "its structure is damaged and could not be repaired" :
 			  rc == -ENOENT ? "no such file" :
 			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
 		goto out;

@@ -129,6 +129,21 @@ int store_open(const char *path, unsigned flags, struct store **out)
 			goto fail;
 		}
 	}
+	if (!(flags & (STORE_READONLY | STORE_CREATE)) && tdb_check(st->tdb, NULL, NULL) != 0) {
+		/*
+		 * A writer killed while a commit grew the file leaves dead space
+		 * and a header naming a recovery area never written: every record
+		 * is intact, but tdb_check objects and later commits build on it.
+		 * tdb_repack rewrites the records in one transaction; a store it
+		 * cannot repair is refused, never reinitialised.
+		 */
+		log_warn("%s: store structure needs repair after an interrupted commit; repacking",
+			 path);
+		if (tdb_repack(st->tdb) != 0 || tdb_check(st->tdb, NULL, NULL) != 0) {
+			rc = -EUCLEAN;
+			goto fail;
+		}
+	}
 	if (flags & STORE_CREATE) {
 		/* tdb writes a new header without syncing it or its folder. */
 		if (fsync(tdb_fd(st->tdb))) {

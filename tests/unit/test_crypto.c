@@ -1,4 +1,8 @@
 /* Unit tests of crypto/crypto: AEAD, KDFs, secure buffers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* nftw, strndup... when the build does not set it */
+#endif
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -348,5 +352,5 @@ int main(void)
 		cmocka_unit_test(test_secbuf),
 		cmocka_unit_test(test_secbuf_out_of_secure_memory),
 	};
-	return cmocka_run_group_tests_name("crypto", tests, group_setup, NULL);
+	return tu_run_group("crypto", tests, group_setup, NULL);
 }

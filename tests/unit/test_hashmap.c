@@ -1,4 +1,8 @@
 /* Unit tests of util/hashmap. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* nftw, strndup... when the build does not set it */
+#endif
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,5 +198,5 @@ int main(void)
 		cmocka_unit_test(test_growth_10k),
 		cmocka_unit_test(test_growth_foreach_sees_all),
 	};
-	return cmocka_run_group_tests_name("hashmap", tests, NULL, NULL);
+	return tu_run_group("hashmap", tests, NULL, NULL);
 }

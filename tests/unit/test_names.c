@@ -1,4 +1,8 @@
 /* Unit tests of secrets/names: the naming rules and UTF-8 detection. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* nftw, strndup... when the build does not set it */
+#endif
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -320,5 +324,5 @@ int main(void)
 		cmocka_unit_test(test_value_is_string_valid),
 		cmocka_unit_test(test_value_is_string_invalid),
 	};
-	return cmocka_run_group_tests_name("names", tests, NULL, NULL);
+	return tu_run_group("names", tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "crypto/crypto.h"
+#include "util/log.h"
 #include "secrets/keyring.h"
 #include "secrets/record.h"
 #include "secrets/secrets.h"
@@ -32,6 +33,27 @@
 
 #define TU_SECMEM_BYTES (1u << 20)
 #define TU_PATH_MAX 512
+
+/*
+ * Before a test binary's group runs: SECRETSFS_TEST_FILTER (a cmocka glob
+ * such as "test_crash*") selects tests; the library's log goes to
+ * SECRETSFS_TEST_LOG (a file path, or "stderr"), and is discarded by default
+ * so that the cmocka report stays readable. Needs <cmocka.h> included first.
+ */
+#define tu_run_group(name, tests, group_setup, group_teardown)                          \
+	(tu_prepare_run(), cmocka_set_test_filter(getenv("SECRETSFS_TEST_FILTER")),      \
+	 cmocka_run_group_tests_name(name, tests, group_setup, group_teardown))
+
+static inline void tu_prepare_run(void)
+{
+	/* cmocka reports on stdout and stderr: keep them in order in a pipe. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	const char *log = getenv("SECRETSFS_TEST_LOG");
+	if (log && strcmp(log, "stderr") == 0)
+		return;
+	if (log_open(LOG_TO_FILE, log && *log ? log : "/dev/null", true) != 0)
+		fprintf(stderr, "cannot open log %s; logging to stderr\n", log ? log : "/dev/null");
+}
 
 /* crypto_init exactly once per process. */
 static inline int tu_crypto_init(void)
@@ -70,13 +92,15 @@ static inline int tu_rmrf(const char *dir)
 /* dir/name into buf (TU_PATH_MAX bytes); returns buf. */
 static inline char *tu_path(char *buf, const char *dir, const char *name)
 {
-	snprintf(buf, TU_PATH_MAX, "%s/%s", dir, name);
+	snprintf(buf, TU_PATH_MAX, "%.256s/%.200s", dir, name);
 	return buf;
 }
 
 /* The whole file, malloc'd (never NULL on success, even when empty). */
 static inline int tu_read_file(const char *path, uint8_t **data, size_t *len)
 {
+	*data = NULL;
+	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -136,8 +160,8 @@ static inline int tu_write_file(const char *path, const void *data, size_t len)
 /* 1 when both files exist with identical bytes, 0 when they differ, -errno. */
 static inline int tu_file_equals(const char *path, const uint8_t *data, size_t len)
 {
-	uint8_t *now;
-	size_t now_len;
+	uint8_t *now = NULL;
+	size_t now_len = 0;
 	int rc = tu_read_file(path, &now, &now_len);
 	if (rc)
 		return rc;
