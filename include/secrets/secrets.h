@@ -1,0 +1,167 @@
+/*
+ * secrets: the Secrets Manager domain over one open store.
+ *
+ * Holds an in-memory index of every secret's and folder's metadata, loaded
+ * at open, so lookups, stat and listings never touch the disk. Values are
+ * read through snapshots: a sealed copy of one version, taken at open time
+ * and decrypted on demand into secure memory, so a reader keeps the version
+ * it opened. Every mutation is one store transaction, made under a writer
+ * lock; the index is swapped after the commit, so readers never wait for a
+ * disk sync. All functions return 0 or a negative errno, and log the rule a
+ * refused request broke. Thread-safe.
+ */
+#ifndef SECRETSFS_SECRETS_SECRETS_H
+#define SECRETSFS_SECRETS_SECRETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/crypto.h"
+#include "secrets/keyring.h"
+#include "secrets/record.h"
+#include "store/store.h"
+
+#define SM_DEFAULT_RECOVERY_DAYS 30
+#define SM_MAX_VERSIONS 100
+
+struct sm_options {
+	int recovery_window_days; /* 0: unlink purges at once */
+	bool readonly;
+	uint32_t root_uid, root_gid, root_mode; /* the top folder until chmod/chown */
+};
+
+struct sm;
+
+/* Takes ownership of st and kr (also on failure). */
+int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, struct sm **out);
+void sm_close(struct sm *sm);
+struct keyring *sm_keyring(struct sm *sm);
+
+enum sm_kind { SM_KIND_NONE, SM_KIND_SECRET, SM_KIND_FOLDER };
+enum sm_view { SM_VIEW_LIVE, SM_VIEW_DELETED };
+
+struct sm_attr {
+	enum sm_kind kind;
+	uint32_t mode, uid, gid; /* permission bits only */
+	uint64_t size;           /* of the AWSCURRENT value */
+	int64_t created_ms, changed_ms, accessed_ms; /* accessed 0: never read */
+	int64_t purge_ms;        /* deleted secrets: when they go for good */
+	uint32_t nversions;
+};
+
+/* path "" is the top folder. -ENOENT when nothing is there. */
+int sm_attr(struct sm *sm, enum sm_view view, const char *path, struct sm_attr *out);
+/* A stored version of a live secret; -ENOENT when either is missing. */
+int sm_version_attr(struct sm *sm, const char *name, const char *version_id, struct sm_attr *out);
+
+struct sm_dirent {
+	char *name;     /* one path component, or a version id */
+	enum sm_kind kind;
+};
+
+struct sm_listing {
+	struct sm_dirent *entries;
+	size_t count;
+};
+
+int sm_list(struct sm *sm, enum sm_view view, const char *folder, struct sm_listing *out);
+/* The version ids of a live secret, oldest first. */
+int sm_list_versions(struct sm *sm, const char *name, struct sm_listing *out);
+void sm_listing_free(struct sm_listing *l);
+
+/* The staging labels in use on live secrets (for listing .stages/). */
+int sm_list_labels(struct sm *sm, struct sm_listing *out);
+/* A deep copy of a secret's metadata (any state); free with secret_free. */
+int sm_secret_copy(struct sm *sm, const char *name, struct sm_secret **out);
+/* "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX" */
+void sm_arn(struct sm *sm, const struct sm_secret *s, char *buf, size_t len);
+
+struct sm_snapshot;
+/* The AWSCURRENT version of a live secret (size 0 when it has none). */
+int sm_snapshot_current(struct sm *sm, const char *name, struct sm_snapshot **out);
+int sm_snapshot_version(struct sm *sm, const char *name, const char *version_id,
+			struct sm_snapshot **out);
+/* The version carrying label (size 0, no version id, when none does). */
+int sm_snapshot_label(struct sm *sm, const char *name, const char *label,
+		      struct sm_snapshot **out);
+/* One top-level field of a JSON object value (secrets/fields.h): -ENOENT
+ * when absent or the value is not a JSON object. */
+int sm_snapshot_field(struct sm *sm, const struct sm_snapshot *snap, const char *key,
+		      struct secbuf *out);
+/* The usable field names; -ENOTDIR when the value is not a JSON object. */
+int sm_snapshot_field_names(struct sm *sm, const struct sm_snapshot *snap, struct sm_listing *out);
+uint32_t sm_snapshot_size(const struct sm_snapshot *snap);
+const char *sm_snapshot_version_id(const struct sm_snapshot *snap); /* "" when none */
+/* Decrypts into out (secure memory): -EIO when the record fails to open. */
+int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct secbuf *out);
+void sm_snapshot_free(struct sm_snapshot *snap);
+
+/* CreateSecret without a committed value yet: visible, held in memory until
+ * sm_put_value or sm_commit_created; restores a secret scheduled for deletion. */
+int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid);
+/* Persists a created secret that received no value (touch). No-op otherwise. */
+int sm_commit_created(struct sm *sm, const char *name);
+/* PutSecretValue (CreateSecret for a created one): a new AWSCURRENT version,
+ * unless the value is the current one. -EFBIG over 65,536 bytes, -EINVAL empty. */
+int sm_put_value(struct sm *sm, const char *name, const uint8_t *value, size_t len,
+		 char version_id[SM_VERSION_ID_MAX + 1]);
+/* PutSecretValue with VersionStages (a write through .stages/LABEL/). */
+int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, size_t len,
+			const char *const *stages, size_t nstages,
+			char version_id[SM_VERSION_ID_MAX + 1]);
+/* DeleteSecret with the recovery window. */
+int sm_delete(struct sm *sm, const char *name);
+/* RestoreSecret, under its old or a new name. */
+int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name);
+/* Both cases of rename (BRIEF §2), secrets and folders. */
+int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace);
+/* NULL pointers leave that attribute alone. */
+int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, const uint32_t *uid,
+		      const uint32_t *gid);
+int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint32_t gid);
+int sm_rmdir(struct sm *sm, const char *path);
+/* ---- metadata (metadata.c): each one transaction; -ENOENT unless live ---- */
+
+enum sm_set_flags { SM_SET_CREATE = 1, SM_SET_REPLACE = 2 }; /* as XATTR_CREATE/REPLACE */
+
+/* UpdateSecret Description: up to 2,048 characters (-E2BIG); "" removes it. */
+int sm_set_description(struct sm *sm, const char *name, const char *text, size_t len);
+/* Removes the description; -ENODATA when there is none. */
+int sm_remove_description(struct sm *sm, const char *name);
+/* UpdateSecret KmsKeyId for new versions: alias, key id or ARN; "" = default. */
+int sm_set_kms_key(struct sm *sm, const char *name, const char *spec, size_t len);
+/* Back to aws/secretsmanager; -ENODATA when no key was set. */
+int sm_remove_kms_key(struct sm *sm, const char *name);
+/* TagResource: key 1..128, value 0..256 characters, no "aws:" (-EINVAL),
+ * at most 50 (-ENOSPC); flags as setxattr's (-EEXIST, -ENODATA). */
+int sm_set_tag(struct sm *sm, const char *name, const char *key, const char *value, size_t len,
+	       int flags);
+/* UntagResource of one key; -ENODATA when absent. */
+int sm_remove_tag(struct sm *sm, const char *name, const char *key);
+/* UpdateSecretVersionStage: move label to version_id (AWSCURRENT leaves
+ * AWSPREVIOUS on the old current), or take it off (NULL; not AWSCURRENT).
+ * At most 20 labels (-ENOSPC). */
+int sm_update_stage(struct sm *sm, const char *name, const char *label, const char *version_id);
+/* ClientRequestToken (32..64 characters) for the next commit of this secret;
+ * NULL drops a pending one (its commit was refused before it began). */
+int sm_set_request_token(struct sm *sm, const char *name, const char *token, size_t len);
+
+/* GetSecretValue happened: LastAccessedDate becomes today (UTC midnight),
+ * in memory at once and on disk at the next sm_flush_access. */
+int sm_note_access(struct sm *sm, const char *name);
+/* Stores the access dates noted since the last flush: one transaction. */
+int sm_flush_access(struct sm *sm);
+
+/* DescribeSecret as JSON with AWS's field names; *json is malloc'd. */
+int sm_describe(struct sm *sm, const char *name, char **json);
+
+/* Removes for good every secret whose recovery window has passed. */
+int sm_purge_expired(struct sm *sm);
+
+struct sm_counts {
+	uint64_t secrets, deleted, versions;
+};
+void sm_count(struct sm *sm, struct sm_counts *out);
+
+#endif

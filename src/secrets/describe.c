@@ -1,0 +1,88 @@
+/* DescribeSecret: a secret's metadata as JSON with AWS's field names. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "secrets/internal.h"
+#include "util/timeutil.h"
+
+static json_object *date(int64_t ms)
+{
+	char text[40];
+	time_format_iso8601(ms, text, sizeof(text));
+	return json_object_new_string(text);
+}
+
+/* Fields are omitted when empty, as the service does (reference §5.4). */
+static char *describe_json(struct sm *sm, const struct sm_secret *s)
+{
+	char arn[SM_NAME_MAX + 128];
+	json_object *o = json_object_new_object();
+	char *text = NULL;
+
+	if (!o)
+		return NULL;
+	sm_arn(sm, s, arn, sizeof(arn));
+	json_object_object_add(o, "ARN", json_object_new_string(arn));
+	json_object_object_add(o, "Name", json_object_new_string(s->name));
+	if (s->description)
+		json_object_object_add(o, "Description", json_object_new_string(s->description));
+	if (s->kms_key_id)
+		json_object_object_add(o, "KmsKeyId", json_object_new_string(s->kms_key_id));
+	json_object_object_add(o, "LastChangedDate", date(s->changed_ms));
+	if (s->accessed_ms)
+		json_object_object_add(o, "LastAccessedDate", date(s->accessed_ms));
+	if (s->deleted_ms)
+		json_object_object_add(o, "DeletedDate", date(s->purge_ms));
+	if (s->ntags || s->tags_ever) {
+		json_object *tags = json_object_new_array();
+		for (size_t i = 0; tags && i < s->ntags; i++) {
+			json_object *t = json_object_new_object();
+			json_object_object_add(t, "Key", json_object_new_string(s->tags[i].key));
+			json_object_object_add(t, "Value", json_object_new_string(s->tags[i].value));
+			json_object_array_add(tags, t);
+		}
+		json_object_object_add(o, "Tags", tags);
+	}
+	json_object *stages = json_object_new_object();
+	bool any = false;
+	for (size_t v = 0; stages && v < s->nversions; v++) {
+		json_object *labels = NULL;
+		for (size_t l = 0; l < s->nlabels; l++) {
+			if (strcmp(s->labels[l].version_id, s->versions[v].id) != 0)
+				continue;
+			if (!labels)
+				labels = json_object_new_array();
+			json_object_array_add(labels, json_object_new_string(s->labels[l].name));
+		}
+		if (labels) {
+			json_object_object_add(stages, s->versions[v].id, labels);
+			any = true;
+		}
+	}
+	if (any)
+		json_object_object_add(o, "VersionIdsToStages", stages);
+	else
+		json_object_put(stages);
+	json_object_object_add(o, "CreatedDate", date(s->created_ms));
+	const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (t)
+		text = strdup(t);
+	json_object_put(o);
+	return text;
+}
+
+int sm_describe(struct sm *sm, const char *name, char **json)
+{
+	struct sm_secret *s;
+	int rc = sm_secret_copy(sm, name, &s);
+	if (rc)
+		return rc;
+	*json = describe_json(sm, s);
+	secret_free(s);
+	return *json ? 0 : -ENOMEM;
+}

@@ -1,0 +1,114 @@
+/* The in-memory index of secrets and folders (see secrets/internal.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets/internal.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+
+struct sm_secret *find_secret(struct sm *sm, const char *name)
+{
+	return hashmap_get(sm->secrets, name);
+}
+
+struct sm_folder *find_folder(struct sm *sm, const char *path)
+{
+	return hashmap_get(sm->folders, path);
+}
+
+bool is_live(const struct sm_secret *s)
+{
+	return s && !s->deleted_ms;
+}
+
+/* Swap a secret in the index (new_s NULL removes it); frees the old copy. */
+void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
+{
+	void *old = NULL;
+	pthread_rwlock_wrlock(&sm->index_lock);
+	if (new_s) {
+		if (hashmap_put(sm->secrets, name, new_s, &old)) {
+			/* Out of memory in the index after a commit: keep serving the old copy. */
+			pthread_rwlock_unlock(&sm->index_lock);
+			log_error("out of memory updating the index for %s", name);
+			secret_free(new_s);
+			return;
+		}
+	} else {
+		old = hashmap_remove(sm->secrets, name);
+	}
+	pthread_rwlock_unlock(&sm->index_lock);
+	secret_free(old);
+}
+
+void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f)
+{
+	void *old = NULL;
+	pthread_rwlock_wrlock(&sm->index_lock);
+	if (new_f) {
+		if (hashmap_put(sm->folders, path, new_f, &old)) {
+			pthread_rwlock_unlock(&sm->index_lock);
+			folder_free(new_f);
+			return;
+		}
+	} else {
+		old = hashmap_remove(sm->folders, path);
+	}
+	pthread_rwlock_unlock(&sm->index_lock);
+	folder_free(old);
+}
+
+struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+				    int64_t now)
+{
+	struct sm_folder *f = calloc(1, sizeof(*f));
+	if (!f || !(f->path = strdup(path))) {
+		free(f);
+		return NULL;
+	}
+	f->mode = mode & 07777;
+	f->uid = uid;
+	f->gid = gid;
+	f->created_ms = f->changed_ms = now;
+	return f;
+}
+
+struct sm_folder *clone_folder(const struct sm_folder *f, const char *path)
+{
+	struct sm_folder *c = new_folder(path ? path : f->path, f->mode, f->uid, f->gid, f->created_ms);
+	if (c) {
+		c->changed_ms = f->changed_ms;
+		c->persisted = f->persisted;
+	}
+	return c;
+}
+
+/* Folders implied by a name's prefixes, added in memory when missing. */
+int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owner)
+{
+	char path[SM_NAME_MAX + 1];
+	snprintf(path, sizeof(path), "%s", name);
+	for (char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (!find_folder(sm, path)) {
+			struct sm_folder *f = new_folder(path, 0755, owner->uid, owner->gid,
+							 owner->created_ms);
+			if (!f || hashmap_put(sm->folders, path, f, NULL)) {
+				folder_free(f);
+				return -ENOMEM;
+			}
+		}
+		*slash = '/';
+	}
+	return 0;
+}
+
+int refuse(int err, const char *name, const char *why)
+{
+	log_warn("%s: refused: %s", name, why);
+	return err;
+}
+

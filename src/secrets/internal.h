@@ -1,0 +1,103 @@
+/*
+ * secrets/internal: what the secrets domain's own modules share, and nothing
+ * outside src/secrets may include (scripts/check-layers enforces it).
+ *
+ * The domain is split by noun: secrets.c (open, queries, lifecycle),
+ * change.c (the records one transaction writes), index.c (the in-memory
+ * index), versions.c (sealing, snapshots, PutSecretValue), metadata.c
+ * (descriptions, tags, labels, keys, tokens), describe.c (DescribeSecret).
+ */
+#ifndef SECRETSFS_SECRETS_INTERNAL_H
+#define SECRETSFS_SECRETS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "secrets/secrets.h"
+#include "util/hashmap.h"
+
+struct sm {
+	struct store *store;
+	struct keyring *kr;
+	struct sm_options opt;
+	pthread_mutex_t write_lock;  /* serialises mutations */
+	pthread_rwlock_t index_lock; /* readers of the maps against the swap after commit */
+	struct hashmap *secrets;     /* name -> struct sm_secret * (live, created, deleted) */
+	struct hashmap *folders;     /* path -> struct sm_folder * ("" is the top) */
+	pthread_mutex_t access_lock; /* guards accessed: reads must not wait for disk */
+	struct hashmap *accessed;    /* names read since the last sm_flush_access */
+};
+
+struct sm_snapshot {
+	char name[SM_NAME_MAX + 1];
+	char secret_uuid[SM_UUID_HEX_LEN + 1];
+	char version_id[SM_VERSION_ID_MAX + 1];
+	uint32_t size;
+	bool binary;
+	uint8_t *record;
+	size_t record_len;
+};
+
+struct change_op {
+	char *key;
+	char *val; /* NULL: delete */
+	size_t len;
+};
+
+/* The records one transaction writes: all of them land, or none. */
+struct change {
+	struct change_op *ops;
+	size_t count;
+	int error; /* first allocation failure; commit refuses then */
+};
+
+/* Takes ownership of val (NULL: delete key). */
+void change_add(struct change *c, const char *key, char *val, size_t len);
+void change_put_secret(struct change *c, const struct sm_secret *s);
+void change_del_secret(struct change *c, const char *name);
+void change_del_versions(struct change *c, const struct sm_secret *s);
+void change_put_folder(struct change *c, const struct sm_folder *f);
+void change_free(struct change *c);
+int change_commit(struct sm *sm, struct change *c);
+
+/* Index access: callers hold sm->write_lock or sm->index_lock. */
+struct sm_secret *find_secret(struct sm *sm, const char *name);
+struct sm_folder *find_folder(struct sm *sm, const char *path);
+bool is_live(const struct sm_secret *s);
+/* Swap after a commit (NULL removes); frees the old copy. Write lock held. */
+void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s);
+void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f);
+struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+			     int64_t now);
+struct sm_folder *clone_folder(const struct sm_folder *f, const char *path);
+int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owner);
+/* Logs "name: refused: why" and returns err. */
+int refuse(int err, const char *name, const char *why);
+
+/* Associated data binding a sealed record to store, secret and version. */
+size_t binding(char *buf, size_t len, const char *purpose, const char *store_id,
+	       const char *secret_uuid, const char *version_id, const char *extra);
+int open_sealed(struct sm *sm, const char *name, const char *secret_uuid,
+		const char *version_id, uint32_t size, const uint8_t *record,
+		size_t record_len, struct secbuf *out);
+/* The current value of s into out (empty when it has none). */
+int read_current(struct sm *sm, const struct sm_secret *s, struct secbuf *out);
+int seal_version(struct sm *sm, const struct sm_secret *s, const char *version_id,
+		 const uint8_t *value, size_t len, bool binary, struct change *c,
+		 char key_id[SM_KEY_ID_LEN + 1]);
+void prune_versions(struct sm_secret *s, struct change *c);
+struct put_request {
+	const char *const *stages; /* VersionStages; none: AWSCURRENT */
+	size_t nstages;
+	const char *token;         /* ClientRequestToken; NULL: s->request_token or new */
+};
+
+/* Adds value to s (a private copy) as a new version, moving labels as
+ * PutSecretValue does; *added is false when nothing new was needed. */
+int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
+		const struct put_request *req, struct change *c,
+		char version_id[SM_VERSION_ID_MAX + 1], bool *added);
+/* A copy of s without its pending client request token; NULL on -ENOMEM. */
+struct sm_secret *secret_clone_token_cleared(const struct sm_secret *s);
+
+#endif

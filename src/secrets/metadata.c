@@ -1,0 +1,390 @@
+/*
+ * The metadata operations of Secrets Manager that are not values:
+ * UpdateSecret (description, KMS key), TagResource/UntagResource,
+ * UpdateSecretVersionStage, and the ClientRequestToken of the next commit.
+ * Each is one transaction on a private copy, swapped in after the commit.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets/internal.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define SM_DESCRIPTION_MAX 2048
+#define SM_TAG_KEY_MAX 128
+#define SM_TAG_VALUE_MAX 256
+#define SM_MAX_TAGS 50
+
+typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
+
+enum edit_mode {
+	EDIT_MEMORY,  /* in memory only: tokens */
+	EDIT_CHANGE,  /* stored, and LastChangedDate moves */
+	EDIT_SILENT,  /* stored, dates left alone: access tracking */
+};
+
+/*
+ * Applies edit to a copy of the live secret name and commits it (persist:
+ * false keeps the change in memory, for tokens). An edit returning 1 means
+ * "nothing to change".
+ */
+static int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx,
+		       enum edit_mode mode)
+{
+	struct change c = { 0 };
+	struct sm_secret *s = NULL;
+	int rc;
+
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, name);
+	if (!is_live(old)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (!(s = secret_clone(old))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = edit(sm, s, ctx);
+	if (rc == 1) {
+		rc = 0;
+		goto out;
+	}
+	if (rc)
+		goto out;
+	if (mode != EDIT_MEMORY) {
+		if (mode == EDIT_CHANGE)
+			s->changed_ms = time_now_ms();
+		if (s->persisted) {
+			change_put_secret(&c, s);
+			if ((rc = change_commit(sm, &c)))
+				goto out;
+		}
+	}
+	index_replace(sm, name, s);
+	s = NULL;
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	secret_free(s);
+	change_free(&c);
+	return rc;
+}
+
+struct text_arg {
+	const char *text;
+	size_t len;
+	const char *key;
+	int flags;
+};
+
+static int utf8_chars(const char *text, size_t len)
+{
+	int n = 0;
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)text[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static int edit_description(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	(void)sm;
+	if (!value_is_string((const unsigned char *)a->text, a->len))
+		return refuse(-EINVAL, s->name, "a description is UTF-8 text");
+	if (utf8_chars(a->text, a->len) > SM_DESCRIPTION_MAX)
+		return refuse(-E2BIG, s->name, "a description may be at most 2,048 characters");
+	if (a->flags & SM_SET_REPLACE && !s->description)
+		return -ENODATA; /* removing what is not there */
+	free(s->description);
+	s->description = a->len ? strndup(a->text, a->len) : NULL;
+	return a->len && !s->description ? -ENOMEM : 0;
+}
+
+int sm_set_description(struct sm *sm, const char *name, const char *text, size_t len)
+{
+	struct text_arg a = { text, len, NULL, 0 };
+	return edit_secret(sm, name, edit_description, &a, EDIT_CHANGE);
+}
+
+int sm_remove_description(struct sm *sm, const char *name)
+{
+	struct text_arg a = { "", 0, NULL, SM_SET_REPLACE };
+	return edit_secret(sm, name, edit_description, &a, EDIT_CHANGE);
+}
+
+static int edit_kms_key(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	char spec[2049], key_id[SM_KEY_ID_LEN + 1];
+	if (a->len >= sizeof(spec))
+		return refuse(-E2BIG, s->name, "a KmsKeyId may be at most 2,048 characters");
+	memcpy(spec, a->text, a->len);
+	spec[a->len] = '\0';
+	if (a->flags & SM_SET_REPLACE && !s->kms_key_id)
+		return -ENODATA; /* removing what is not there */
+	if (a->len) {
+		int rc = keyring_resolve(sm->kr, spec, key_id);
+		if (rc == -ENOENT)
+			return refuse(-EINVAL, s->name, "no KMS key by that alias, id or ARN");
+		if (rc)
+			return refuse(-EINVAL, s->name,
+				      "a KmsKeyId is alias/NAME, a key id, or an ARN of this store's region and account");
+	}
+	free(s->kms_key_id);
+	/* The default key is shown as no key at all, as DescribeSecret does. */
+	bool is_default = !a->len || strcmp(spec, "alias/" KEYRING_DEFAULT_ALIAS) == 0;
+	s->kms_key_id = is_default ? NULL : strdup(spec);
+	return !is_default && !s->kms_key_id ? -ENOMEM : 0;
+}
+
+int sm_set_kms_key(struct sm *sm, const char *name, const char *spec, size_t len)
+{
+	struct text_arg a = { spec, len, NULL, 0 };
+	return edit_secret(sm, name, edit_kms_key, &a, EDIT_CHANGE);
+}
+
+int sm_remove_kms_key(struct sm *sm, const char *name)
+{
+	struct text_arg a = { "", 0, NULL, SM_SET_REPLACE };
+	return edit_secret(sm, name, edit_kms_key, &a, EDIT_CHANGE);
+}
+
+static struct sm_tag *find_tag(struct sm_secret *s, const char *key)
+{
+	for (size_t i = 0; i < s->ntags; i++)
+		if (strcmp(s->tags[i].key, key) == 0)
+			return &s->tags[i];
+	return NULL;
+}
+
+static int edit_tag(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	size_t klen = strlen(a->key);
+	(void)sm;
+	if (klen == 0 || utf8_chars(a->key, klen) > SM_TAG_KEY_MAX)
+		return refuse(-EINVAL, s->name, "a tag key is 1 to 128 characters");
+	if (strncasecmp(a->key, "aws:", 4) == 0)
+		return refuse(-EINVAL, s->name, "tag keys beginning with aws: are reserved");
+	if (!value_is_string((const unsigned char *)a->key, klen) ||
+	    (a->len && !value_is_string((const unsigned char *)a->text, a->len)))
+		return refuse(-EINVAL, s->name, "tag keys and values are UTF-8 text");
+	if (utf8_chars(a->text, a->len) > SM_TAG_VALUE_MAX)
+		return refuse(-E2BIG, s->name, "a tag value may be at most 256 characters");
+	struct sm_tag *t = find_tag(s, a->key);
+	if (t && (a->flags & SM_SET_CREATE))
+		return -EEXIST;
+	if (!t && (a->flags & SM_SET_REPLACE))
+		return -ENODATA;
+	char *value = strndup(a->text, a->len);
+	if (!value)
+		return -ENOMEM;
+	if (t) {
+		free(t->value);
+		t->value = value;
+		return 0;
+	}
+	if (s->ntags >= SM_MAX_TAGS) {
+		free(value);
+		return refuse(-ENOSPC, s->name, "a secret may carry at most 50 tags");
+	}
+	struct sm_tag *tags = realloc(s->tags, (s->ntags + 1) * sizeof(*tags));
+	if (!tags) {
+		free(value);
+		return -ENOMEM;
+	}
+	s->tags = tags;
+	tags[s->ntags].key = strdup(a->key);
+	tags[s->ntags].value = value;
+	if (!tags[s->ntags].key) {
+		free(value);
+		return -ENOMEM;
+	}
+	s->ntags++;
+	s->tags_ever = true;
+	return 0;
+}
+
+int sm_set_tag(struct sm *sm, const char *name, const char *key, const char *value, size_t len,
+	       int flags)
+{
+	struct text_arg a = { value, len, key, flags };
+	return edit_secret(sm, name, edit_tag, &a, EDIT_CHANGE);
+}
+
+static int edit_untag(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	const char *key = ctx;
+	(void)sm;
+	struct sm_tag *t = find_tag(s, key);
+	if (!t)
+		return -ENODATA;
+	free(t->key);
+	free(t->value);
+	size_t i = (size_t)(t - s->tags);
+	memmove(&s->tags[i], &s->tags[i + 1], (s->ntags - i - 1) * sizeof(*s->tags));
+	s->ntags--;
+	return 0;
+}
+
+int sm_remove_tag(struct sm *sm, const char *name, const char *key)
+{
+	return edit_secret(sm, name, edit_untag, (void *)key, EDIT_CHANGE);
+}
+
+struct stage_arg {
+	const char *label;
+	const char *version_id; /* NULL: remove */
+};
+
+/* UpdateSecretVersionStage (reference §5.8, §6.3). */
+static int edit_stage(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct stage_arg *a = ctx;
+	const char *why;
+	(void)sm;
+	if (name_check_label(a->label, &why))
+		return refuse(-EINVAL, s->name, why);
+	const char *holder = secret_label_version(s, a->label);
+	if (!a->version_id) {
+		if (!holder)
+			return -ENODATA;
+		if (strcmp(a->label, "AWSCURRENT") == 0)
+			return refuse(-EINVAL, s->name,
+				      "AWSCURRENT cannot be removed, only moved to another version");
+		secret_label_remove(s, a->label);
+		return 0;
+	}
+	if (!secret_find_version(s, a->version_id))
+		return refuse(-EINVAL, s->name, "no version with that id");
+	if (holder && strcmp(holder, a->version_id) == 0)
+		return 1; /* already there */
+	if (!holder && s->nlabels >= SM_MAX_LABELS)
+		return refuse(-ENOSPC, s->name, "a secret may carry at most 20 staging labels");
+	int rc = 0;
+	if (strcmp(a->label, "AWSCURRENT") == 0 && holder) {
+		/* The old current becomes AWSPREVIOUS; AWSPENDING stays where it is. */
+		char old_current[SM_VERSION_ID_MAX + 1];
+		snprintf(old_current, sizeof(old_current), "%s", holder);
+		rc = secret_label_set(s, "AWSPREVIOUS", old_current);
+	}
+	if (!rc)
+		rc = secret_label_set(s, a->label, a->version_id);
+	if (!rc && s->nlabels > SM_MAX_LABELS)
+		rc = refuse(-ENOSPC, s->name, "a secret may carry at most 20 staging labels");
+	return rc;
+}
+
+int sm_update_stage(struct sm *sm, const char *name, const char *label, const char *version_id)
+{
+	struct stage_arg a = { label, version_id };
+	return edit_secret(sm, name, edit_stage, &a, EDIT_CHANGE);
+}
+
+static int edit_token(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	char token[SM_VERSION_ID_MAX + 1];
+	const char *why;
+	(void)sm;
+	if (!a->text) {
+		free(s->request_token); /* the commit it was for was refused */
+		s->request_token = NULL;
+		return 0;
+	}
+	if (a->len < SM_VERSION_ID_MIN || a->len > SM_VERSION_ID_MAX)
+		return refuse(-EINVAL, s->name, "a client request token is 32 to 64 characters");
+	memcpy(token, a->text, a->len);
+	token[a->len] = '\0';
+	if (name_check_version_id(token, &why))
+		return refuse(-EINVAL, s->name, why);
+	free(s->request_token);
+	s->request_token = strdup(token);
+	return s->request_token ? 0 : -ENOMEM;
+}
+
+int sm_set_request_token(struct sm *sm, const char *name, const char *token, size_t len)
+{
+	struct text_arg a = { token, len, NULL, 0 };
+	return edit_secret(sm, name, edit_token, &a, EDIT_MEMORY);
+}
+
+/*
+ * LastAccessedDate is a day (reference §5.4). A read marks the secret in
+ * memory at once; sm_flush_access stores every mark in one transaction, so
+ * reads never wait for a disk sync.
+ */
+int sm_note_access(struct sm *sm, const char *name)
+{
+	int64_t today = time_now_ms() / MS_PER_DAY * MS_PER_DAY;
+	int rc = 0;
+	if (sm->opt.readonly)
+		return 0;
+	pthread_rwlock_wrlock(&sm->index_lock);
+	struct sm_secret *s = find_secret(sm, name);
+	bool mark = is_live(s) && s->persisted && s->accessed_ms != today;
+	if (mark)
+		s->accessed_ms = today; /* in place: readers copy under this lock */
+	pthread_rwlock_unlock(&sm->index_lock);
+	if (mark) {
+		pthread_mutex_lock(&sm->access_lock);
+		rc = hashmap_put(sm->accessed, name, (void *)1, NULL);
+		pthread_mutex_unlock(&sm->access_lock);
+	}
+	return rc;
+}
+
+static int take_name(const char *key, void *value, void *ctx)
+{
+	struct hashmap *into = ctx;
+	(void)value;
+	return hashmap_put(into, key, (void *)1, NULL);
+}
+
+static int stage_access(const char *name, void *value, void *ctx)
+{
+	void **args = ctx;
+	struct sm *sm = args[0];
+	struct change *c = args[1];
+	(void)value;
+	struct sm_secret *s = find_secret(sm, name);
+	if (is_live(s) && s->persisted)
+		change_put_secret(c, s);
+	return 0;
+}
+
+int sm_flush_access(struct sm *sm)
+{
+	struct hashmap *names = hashmap_new(64);
+	struct change c = { 0 };
+	int rc;
+	if (!names)
+		return -ENOMEM;
+	pthread_mutex_lock(&sm->access_lock);
+	rc = hashmap_foreach(sm->accessed, take_name, names);
+	if (!rc) {
+		hashmap_free(sm->accessed);
+		sm->accessed = hashmap_new(64);
+		rc = sm->accessed ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&sm->access_lock);
+	if (rc || hashmap_count(names) == 0)
+		goto out;
+	/* Under the writer lock the indexed copies are stable and hold the dates. */
+	pthread_mutex_lock(&sm->write_lock);
+	void *args[2] = { sm, &c };
+	hashmap_foreach(names, stage_access, args);
+	rc = change_commit(sm, &c);
+	pthread_mutex_unlock(&sm->write_lock);
+out:
+	change_free(&c);
+	hashmap_free(names);
+	return rc;
+}
