@@ -80,6 +80,9 @@ size_t binding(char *buf, size_t len, const char *purpose, const char *store_id,
 int open_sealed(struct sm *sm, const char *name, const char *secret_uuid,
 		const char *version_id, uint32_t size, const uint8_t *record,
 		size_t record_len, struct secbuf *out);
+/* Version v of s into out. */
+int read_version(struct sm *sm, const struct sm_secret *s, const struct sm_version *v,
+		 struct secbuf *out);
 /* The current value of s into out (empty when it has none). */
 int read_current(struct sm *sm, const struct sm_secret *s, struct secbuf *out);
 int seal_version(struct sm *sm, const struct sm_secret *s, const char *version_id,

@@ -876,6 +876,17 @@ out:
 	return rc;
 }
 
+static void apply_owner_mode(uint32_t *mode, uint32_t *uid, uint32_t *gid, const uint32_t *new_mode,
+			     const uint32_t *new_uid, const uint32_t *new_gid)
+{
+	if (new_mode)
+		*mode = *new_mode & 07777;
+	if (new_uid)
+		*uid = *new_uid;
+	if (new_gid)
+		*gid = *new_gid;
+}
+
 int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, const uint32_t *uid,
 		      const uint32_t *gid)
 {
@@ -893,12 +904,7 @@ int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, con
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (mode)
-			n->mode = *mode & 07777;
-		if (uid)
-			n->uid = *uid;
-		if (gid)
-			n->gid = *gid;
+		apply_owner_mode(&n->mode, &n->uid, &n->gid, mode, uid, gid);
 		n->changed_ms = time_now_ms();
 		n->persisted = true;
 		change_put_folder(&c, n);
@@ -913,12 +919,7 @@ int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, con
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (mode)
-			n->mode = *mode & 07777;
-		if (uid)
-			n->uid = *uid;
-		if (gid)
-			n->gid = *gid;
+		apply_owner_mode(&n->mode, &n->uid, &n->gid, mode, uid, gid);
 		if (n->persisted) {
 			change_put_secret(&c, n);
 			if ((rc = change_commit(sm, &c))) {

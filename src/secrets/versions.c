@@ -221,15 +221,13 @@ int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct se
 }
 
 /* The current value of s into out (empty when it has none). Write lock held. */
-int read_current(struct sm *sm, const struct sm_secret *s, struct secbuf *out)
+/* Reads version v of s into out. */
+int read_version(struct sm *sm, const struct sm_secret *s, const struct sm_version *v,
+			struct secbuf *out)
 {
 	char key[SM_VERSION_ID_MAX + SM_UUID_HEX_LEN + 16];
-	const struct sm_version *v = secret_current(s);
 	uint8_t *record;
 	size_t len;
-	out->len = 0;
-	if (!v)
-		return 0;
 	record_key_version(s->uuid, v->id, key, sizeof(key));
 	int rc = store_get(sm->store, key, &record, &len);
 	if (rc) {
@@ -239,6 +237,13 @@ int read_current(struct sm *sm, const struct sm_secret *s, struct secbuf *out)
 	rc = open_sealed(sm, s->name, s->uuid, v->id, v->size, record, len, out);
 	free(record);
 	return rc;
+}
+
+int read_current(struct sm *sm, const struct sm_secret *s, struct secbuf *out)
+{
+	const struct sm_version *v = secret_current(s);
+	out->len = 0;
+	return v ? read_version(sm, s, v, out) : 0;
 }
 
 /* Seals value as a new version of s under its key; adds the record to c. */
@@ -321,23 +326,6 @@ void prune_versions(struct sm_secret *s, struct change *c)
  * Adds value to s (a private copy) as its new AWSCURRENT version, unless it
  * equals the current value. *added tells which. Write lock held.
  */
-/* Reads version v of s into out. */
-static int read_version(struct sm *sm, const struct sm_secret *s, const struct sm_version *v,
-			struct secbuf *out)
-{
-	char key[SM_VERSION_ID_MAX + SM_UUID_HEX_LEN + 16];
-	uint8_t *record;
-	size_t len;
-	record_key_version(s->uuid, v->id, key, sizeof(key));
-	int rc = store_get(sm->store, key, &record, &len);
-	if (rc) {
-		log_error("%s: version %s has no sealed record in the store", s->name, v->id);
-		return -EIO;
-	}
-	rc = open_sealed(sm, s->name, s->uuid, v->id, v->size, record, len, out);
-	free(record);
-	return rc;
-}
 
 /* Is v's value exactly value? */
 static int same_value(struct sm *sm, const struct sm_secret *s, const struct sm_version *v,
