@@ -63,6 +63,8 @@ struct sm_secret {
 	size_t ntags;
 	bool persisted;         /* false: created, not yet committed (open for writing) */
 	char *request_token;    /* memory only: VersionId for the next commit */
+	bool scratch;           /* memory only: a scratch file (names.h), never stored */
+	uint32_t scratch_size;  /* its value's length (the value is in sm->scratch) */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */
 };
 

@@ -98,7 +98,10 @@ int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct se
 void sm_snapshot_free(struct sm_snapshot *snap);
 
 /* CreateSecret without a committed value yet: visible, held in memory until
- * sm_put_value or sm_commit_created; restores a secret scheduled for deletion. */
+ * sm_put_value or sm_commit_created; restores a secret scheduled for deletion.
+ * A scratch name (names.h) makes a scratch file instead: its value is kept in
+ * secure memory only, it is never listed or stored, and renaming it onto a
+ * secret name stores its value there (the temp-file-then-rename pattern). */
 int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid);
 /* Persists a created secret that received no value (touch). No-op otherwise. */
 int sm_commit_created(struct sm *sm, const char *name);

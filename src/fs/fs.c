@@ -90,8 +90,11 @@ struct new_child {
 	char label[SM_LABEL_MAX + 1]; /* "" outside .stages */
 };
 
+/* What the new name is for: only files may be top-level scratch names. */
+enum child_use { CHILD_FILE, CHILD_OTHER };
+
 static int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool allow_stage,
-		     struct new_child *c)
+		     enum child_use use, struct new_child *c)
 {
 	char ppath[VPATH_MAX];
 	struct target pt;
@@ -104,9 +107,13 @@ static int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool al
 	if (!live && !staged)
 		return -EPERM;
 	if (!pt.name[0] && name[0] == '.') {
-		log_warn("%s: refused: top-level names beginning with '.' are reserved for secretsfs",
-			 name);
-		return -EINVAL;
+		enum view view;
+		if (path_view_name(name, &view) || (use == CHILD_FILE && staged) ||
+		    use != CHILD_FILE) {
+			log_warn("%s: refused: top-level names beginning with '.' are reserved for "
+				 "secretsfs and scratch files", name);
+			return -EINVAL;
+		}
 	}
 	if ((rc = child_path(fs, parent, name, c->vpath)))
 		return rc;
@@ -319,7 +326,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct new_child c;
-	int rc = new_child(fs, parent, name, false, &c);
+	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
 	if (!rc)
 		rc = sm_mkdir(fs->sm, c.name,
 			      fs->opt.new_umask >= 0 ? 0777 & ~(mode_t)fs->opt.new_umask : mode & 07777,
@@ -336,7 +343,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct new_child c;
-	int rc = new_child(fs, parent, name, false, &c);
+	int rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
 	if (!rc)
 		rc = sm_delete(fs->sm, c.name);
 	if (!rc)
@@ -348,7 +355,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct new_child c;
-	int rc = new_child(fs, parent, name, false, &c);
+	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
 	if (!rc)
 		rc = sm_rmdir(fs->sm, c.name);
 	if (!rc)
@@ -370,7 +377,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		goto out;
 	}
 	if ((rc = child_path(fs, parent, name, from)) || (rc = path_resolve(fs->sm, from, &ft)) ||
-	    (rc = new_child(fs, newparent, newname, false, &to)))
+	    (rc = new_child(fs, newparent, newname, false, CHILD_OTHER, &to)))
 		goto out;
 	if (ft.kind == T_DELETED_SECRET)
 		rc = sm_restore(fs->sm, ft.name, to.name); /* RestoreSecret */
@@ -520,7 +527,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	struct new_child c;
 	struct handle *h = NULL;
-	int rc = new_child(fs, parent, name, true, &c);
+	int rc = new_child(fs, parent, name, true, CHILD_FILE, &c);
 
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;

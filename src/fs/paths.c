@@ -160,8 +160,8 @@ int path_resolve(struct sm *sm, const char *vpath, struct target *t)
 	if (vpath[0] == '.' && tlen < sizeof(top)) {
 		memcpy(top, vpath, tlen);
 		top[tlen] = '\0';
-		if (!path_view_name(top, &t->view))
-			return -ENOENT;
+	}
+	if (vpath[0] == '.' && tlen < sizeof(top) && path_view_name(top, &t->view)) {
 		if (!slash) {
 			t->kind = T_VIEW_ROOT;
 			return sm_attr(sm, SM_VIEW_LIVE, "", &t->attr);
@@ -175,9 +175,9 @@ int path_resolve(struct sm *sm, const char *vpath, struct target *t)
 		default: return -ENOENT;
 		}
 	}
-	if (vpath[0] == '.')
+	if (vpath[0] == '.' && !name_is_scratch(vpath))
 		return -ENOENT;
-	t->view = VIEW_LIVE;
+	t->view = VIEW_LIVE; /* secrets, folders, and top-level scratch files */
 	int rc = resolve_live(sm, vpath, t);
 	t->kind = t->attr.kind == SM_KIND_FOLDER ? T_FOLDER : T_SECRET;
 	return rc;

@@ -232,8 +232,9 @@ int xattr_list(struct sm *sm, const struct target *t, char **names, size_t *len)
 			add_name(&out, SM_PREFIX, "last_accessed_date");
 		if (s->deleted_ms)
 			add_name(&out, SM_PREFIX, "deleted_date");
-		for (size_t i = 0; i < s->nlabels; i++)
-			add_name(&out, STAGE_PREFIX, s->labels[i].name);
+		/* user.sm.stage.LABEL is a family read by name, not listed: sync
+		 * tools (rsync -X) remove listed attributes the source lacks,
+		 * and AWSCURRENT cannot be removed. version_stages lists them. */
 		for (size_t i = 0; i < s->ntags; i++)
 			add_name(&out, TAG_PREFIX, s->tags[i].key);
 		secret_free(s);
@@ -350,6 +351,8 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 	int rc = foreign_namespace(name);
 	if (rc)
 		return rc == -EOPNOTSUPP ? -ENODATA : rc;
+	if (t->kind == T_ROOT && strcmp(name, SM_PREFIX "keys") == 0)
+		return 0; /* derived, like the secrets' read-only attributes below */
 	if (t->kind != T_SECRET)
 		return has_secret(t) ? -EPERM : -ENODATA;
 	if (strncmp(name, TAG_PREFIX, strlen(TAG_PREFIX)) == 0)
@@ -360,7 +363,9 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 		return sm_remove_kms_key(sm, t->name);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
+	/* Derived attributes are recomputed, so removing one changes nothing;
+	 * sync tools remove what their source lacks and must not fail on it. */
 	if (strncmp(name, SM_PREFIX, strlen(SM_PREFIX)) == 0 && is_read_only(name + strlen(SM_PREFIX)))
-		return -EPERM;
+		return 0;
 	return -ENODATA;
 }

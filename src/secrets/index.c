@@ -112,3 +112,28 @@ int refuse(int err, const char *name, const char *why)
 	return err;
 }
 
+
+const struct secbuf *scratch_value(struct sm *sm, const char *name)
+{
+	return hashmap_get(sm->scratch, name);
+}
+
+int scratch_set(struct sm *sm, const char *name, const uint8_t *value, size_t len)
+{
+	struct secbuf *old = hashmap_remove(sm->scratch, name);
+	if (old) {
+		secbuf_free(old);
+		free(old);
+	}
+	if (!value)
+		return 0;
+	struct secbuf *b = calloc(1, sizeof(*b));
+	int rc = b ? secbuf_set(b, value, len) : -ENOMEM;
+	if (!rc)
+		rc = hashmap_put(sm->scratch, name, b, NULL);
+	if (rc && b) {
+		secbuf_free(b);
+		free(b);
+	}
+	return rc;
+}

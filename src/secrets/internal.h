@@ -24,6 +24,7 @@ struct sm {
 	pthread_rwlock_t index_lock; /* readers of the maps against the swap after commit */
 	struct hashmap *secrets;     /* name -> struct sm_secret * (live, created, deleted) */
 	struct hashmap *folders;     /* path -> struct sm_folder * ("" is the top) */
+	struct hashmap *scratch;     /* scratch name -> struct secbuf * (write lock) */
 	pthread_mutex_t access_lock; /* guards accessed: reads must not wait for disk */
 	struct hashmap *accessed;    /* names read since the last sm_flush_access */
 };
@@ -36,6 +37,8 @@ struct sm_snapshot {
 	bool binary;
 	uint8_t *record;
 	size_t record_len;
+	struct secbuf scratch;  /* a scratch file's value, copied at open */
+	bool is_scratch;
 };
 
 struct change_op {
@@ -71,6 +74,10 @@ struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint
 			     int64_t now);
 struct sm_folder *clone_folder(const struct sm_folder *f, const char *path);
 int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owner);
+/* A scratch file's value (write lock held); NULL when it has none. */
+const struct secbuf *scratch_value(struct sm *sm, const char *name);
+/* Stores a copy of value as name's scratch value; frees it with NULL. */
+int scratch_set(struct sm *sm, const char *name, const uint8_t *value, size_t len);
 /* Logs "name: refused: why" and returns err. */
 int refuse(int err, const char *name, const char *why);
 

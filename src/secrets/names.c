@@ -59,6 +59,19 @@ int name_check(const char *name, const char **why)
 	}
 }
 
+bool name_is_scratch(const char *name)
+{
+	static const char *const views[] = { ".versions", ".stages", ".fields", ".deleted" };
+	const char *why;
+	if (name[0] != '.' || strchr(name, '/') || strlen(name) > 255)
+		return false;
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
+		if (strcmp(name, views[i]) == 0)
+			return false; /* the views' own names */
+	/* Apart from the leading dot it must be a valid name component. */
+	return name_check_component(name, false, &why) == 0;
+}
+
 int name_check_version_id(const char *id, const char **why)
 {
 	size_t len = strlen(id);

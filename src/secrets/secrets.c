@@ -74,7 +74,8 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 	sm->secrets = hashmap_new(4096);
 	sm->folders = hashmap_new(256);
 	sm->accessed = hashmap_new(64);
-	if (!sm->secrets || !sm->folders || !sm->accessed) {
+	sm->scratch = hashmap_new(16);
+	if (!sm->secrets || !sm->folders || !sm->accessed || !sm->scratch) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -106,6 +107,15 @@ static int free_secret_entry(const char *key, void *value, void *ctx)
 	return 0;
 }
 
+static int free_scratch_entry(const char *key, void *value, void *ctx)
+{
+	(void)key;
+	(void)ctx;
+	secbuf_free(value);
+	free(value);
+	return 0;
+}
+
 static int free_folder_entry(const char *key, void *value, void *ctx)
 {
 	(void)key;
@@ -122,6 +132,10 @@ void sm_close(struct sm *sm)
 		sm_flush_access(sm);
 	hashmap_free(sm->accessed);
 	pthread_mutex_destroy(&sm->access_lock);
+	if (sm->scratch) {
+		hashmap_foreach(sm->scratch, free_scratch_entry, NULL);
+		hashmap_free(sm->scratch);
+	}
 	if (sm->secrets) {
 		hashmap_foreach(sm->secrets, free_secret_entry, NULL);
 		hashmap_free(sm->secrets);
@@ -152,7 +166,7 @@ static void secret_attr(const struct sm_secret *s, struct sm_attr *out)
 	out->mode = s->mode;
 	out->uid = s->uid;
 	out->gid = s->gid;
-	out->size = cur ? cur->size : 0;
+	out->size = s->scratch ? s->scratch_size : cur ? cur->size : 0;
 	out->created_ms = s->created_ms;
 	out->changed_ms = s->changed_ms;
 	out->accessed_ms = s->accessed_ms;
@@ -280,8 +294,8 @@ static int list_secret(const char *name, void *value, void *ctx)
 		return 0;
 	const char *slash = strchr(rest, '/');
 	if (lc->view == SM_VIEW_LIVE) {
-		if (!is_live(s) || slash)
-			return 0;
+		if (!is_live(s) || slash || s->scratch)
+			return 0; /* scratch files open by name but are not listed */
 		return listing_add(lc->out, rest, strlen(rest), SM_KIND_SECRET);
 	}
 	if (!s->deleted_ms)
@@ -445,9 +459,10 @@ static int check_parent(struct sm *sm, const char *name)
 int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid)
 {
 	const char *why;
+	bool scratch = name_is_scratch(name);
 	int rc;
 
-	if (name_check(name, &why))
+	if (!scratch && name_check(name, &why))
 		return refuse(-EINVAL, name, why);
 	if (sm->opt.readonly)
 		return -EROFS;
@@ -495,6 +510,7 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 	s->uid = uid;
 	s->gid = gid;
 	s->persisted = false;
+	s->scratch = scratch;
 	index_replace(sm, name, s);
 out:
 	pthread_mutex_unlock(&sm->write_lock);
@@ -506,7 +522,7 @@ int sm_commit_created(struct sm *sm, const char *name)
 	int rc = 0;
 	pthread_mutex_lock(&sm->write_lock);
 	struct sm_secret *old = find_secret(sm, name);
-	if (old && !old->persisted) {
+	if (old && !old->persisted && !old->scratch) {
 		struct sm_secret *s = secret_clone(old);
 		struct change c = { 0 };
 		if (!s) {
@@ -553,6 +569,8 @@ int sm_delete(struct sm *sm, const char *name)
 		goto out;
 	}
 	if (!old->persisted) {
+		if (old->scratch)
+			scratch_set(sm, name, NULL, 0);
 		index_replace(sm, name, NULL);
 		goto out;
 	}
@@ -630,6 +648,51 @@ out:
 }
 
 /* rename A -> B with B present: B gets A's current value, A goes away. */
+/* Tags of from join to's (rename keeps what a sync tool set on its temp file). */
+static int merge_tags(struct sm_secret *to, const struct sm_secret *from)
+{
+	for (size_t i = 0; i < from->ntags; i++) {
+		struct sm_tag *t = NULL;
+		for (size_t j = 0; j < to->ntags; j++)
+			if (strcmp(to->tags[j].key, from->tags[i].key) == 0)
+				t = &to->tags[j];
+		char *value = strdup(from->tags[i].value);
+		if (!value)
+			return -ENOMEM;
+		if (t) {
+			free(t->value);
+			t->value = value;
+			continue;
+		}
+		struct sm_tag *tags = realloc(to->tags, (to->ntags + 1) * sizeof(*tags));
+		if (!tags || !(tags[to->ntags].key = strdup(from->tags[i].key))) {
+			if (tags)
+				to->tags = tags;
+			free(value);
+			return -ENOMEM;
+		}
+		to->tags = tags;
+		tags[to->ntags++].value = value;
+		to->tags_ever = true;
+	}
+	return 0;
+}
+
+/* The value a rename carries: a scratch file's, or the current version's. */
+static int renamed_value(struct sm *sm, const struct sm_secret *from, struct secbuf *out)
+{
+	if (!from->scratch)
+		return read_current(sm, from, out);
+	const struct secbuf *v = scratch_value(sm, from->name);
+	out->len = 0;
+	return v ? secbuf_set(out, v->data, v->len) : 0;
+}
+
+/*
+ * rename A -> B with B present: B gets A's current value as a new version,
+ * and, as a rename replaces a file, A's mode and owner; A's tags join B's.
+ * A goes away.
+ */
 static int rename_over(struct sm *sm, struct sm_secret *from, struct sm_secret *to)
 {
 	struct change c = { 0 };
@@ -641,15 +704,16 @@ static int rename_over(struct sm *sm, struct sm_secret *from, struct sm_secret *
 
 	if (!s)
 		return -ENOMEM;
-	if ((rc = read_current(sm, from, &value)))
+	if ((rc = renamed_value(sm, from, &value)) || (rc = merge_tags(s, from)))
 		goto out;
-	bool changed = !s->persisted || s->deleted_ms;
 	s->persisted = true;
 	s->deleted_ms = s->purge_ms = 0;
+	s->mode = from->mode;
+	s->uid = from->uid;
+	s->gid = from->gid;
 	if (value.len && (rc = add_version(sm, s, value.data, value.len, NULL, &c, version_id, &added)))
 		goto out;
-	if (added || changed)
-		change_put_secret(&c, s);
+	change_put_secret(&c, s);
 	purge_into(&c, from);
 	if ((rc = change_commit(sm, &c)))
 		goto out;
@@ -657,6 +721,8 @@ static int rename_over(struct sm *sm, struct sm_secret *from, struct sm_secret *
 		  added ? "" : " (same value, no new version)");
 	char from_name[SM_NAME_MAX + 1];
 	snprintf(from_name, sizeof(from_name), "%s", from->name);
+	if (from->scratch)
+		scratch_set(sm, from_name, NULL, 0);
 	index_replace(sm, s->name, s);
 	s = NULL;
 	index_replace(sm, from_name, NULL);
@@ -670,30 +736,46 @@ out:
 static int rename_secret(struct sm *sm, struct sm_secret *from, const char *to)
 {
 	struct change c = { 0 };
+	struct secbuf value = { 0 };
 	struct sm_secret *s = secret_clone(from);
-	int rc;
+	char version_id[SM_VERSION_ID_MAX + 1];
+	bool added;
+	int rc = 0;
 	if (!s)
 		return -ENOMEM;
 	free(s->name);
 	if (!(s->name = strdup(to))) {
-		secret_free(s);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto out;
 	}
-	if (from->persisted) {
+	if (from->scratch) {
+		/* A scratch file renamed to a real name is CreateSecret with its value. */
+		s->scratch = false;
+		s->scratch_size = 0;
+		s->persisted = true;
+		if ((rc = renamed_value(sm, from, &value)) ||
+		    (value.len &&
+		     (rc = add_version(sm, s, value.data, value.len, NULL, &c, version_id, &added))))
+			goto out;
+		change_put_secret(&c, s);
+	} else if (from->persisted) {
 		change_del_secret(&c, from->name);
 		change_put_secret(&c, s);
-		if ((rc = change_commit(sm, &c))) {
-			secret_free(s);
-			change_free(&c);
-			return rc;
-		}
 	}
-	change_free(&c);
+	if (c.count && (rc = change_commit(sm, &c)))
+		goto out;
 	char from_name[SM_NAME_MAX + 1];
 	snprintf(from_name, sizeof(from_name), "%s", from->name);
+	if (from->scratch)
+		scratch_set(sm, from_name, NULL, 0);
 	index_replace(sm, to, s);
+	s = NULL;
 	index_replace(sm, from_name, NULL);
-	return 0;
+out:
+	secbuf_free(&value);
+	secret_free(s);
+	change_free(&c);
+	return rc;
 }
 
 struct prefix_collect {

@@ -42,6 +42,7 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 	} else if (!version_id)
 		v = secret_current(s);
 	if (!rc) {
+		snap->is_scratch = s->scratch;
 		snprintf(snap->name, sizeof(snap->name), "%s", s->name);
 		memcpy(snap->secret_uuid, s->uuid, sizeof(snap->secret_uuid));
 		if (v) {
@@ -51,6 +52,15 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 		}
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
+	if (!rc && snap->is_scratch) {
+		/* The value is copied under the writer lock that guards it. */
+		pthread_mutex_lock(&sm->write_lock);
+		const struct secbuf *value = scratch_value(sm, snap->name);
+		rc = value ? secbuf_set(&snap->scratch, value->data, value->len) : 0;
+		snap->size = (uint32_t)snap->scratch.len;
+		pthread_mutex_unlock(&sm->write_lock);
+		goto out;
+	}
 	if (rc || !snap->version_id[0])
 		goto out;
 	record_key_version(snap->secret_uuid, snap->version_id, key, sizeof(key));
@@ -150,6 +160,7 @@ void sm_snapshot_free(struct sm_snapshot *snap)
 {
 	if (!snap)
 		return;
+	secbuf_free(&snap->scratch);
 	free(snap->record);
 	free(snap);
 }
@@ -212,6 +223,8 @@ out:
 
 int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct secbuf *out)
 {
+	if (snap->is_scratch)
+		return secbuf_set(out, snap->scratch.data, snap->scratch.len);
 	if (!snap->version_id[0]) {
 		out->len = 0;
 		return 0;
@@ -486,6 +499,18 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 	}
 	if (!(s = secret_clone(old))) {
 		rc = -ENOMEM;
+		goto out;
+	}
+	if (s->scratch) {
+		/* Scratch files keep their value in memory, never in the store. */
+		if (len > SM_VALUE_MAX)
+			rc = refuse(-EFBIG, name, "a value may be at most 65,536 bytes");
+		else if (!(rc = scratch_set(sm, name, value, len))) {
+			s->scratch_size = (uint32_t)len;
+			s->changed_ms = time_now_ms();
+			index_replace(sm, name, s);
+			s = NULL;
+		}
 		goto out;
 	}
 	bool changed = !s->persisted || s->deleted_ms;

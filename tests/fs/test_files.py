@@ -329,10 +329,42 @@ def test_invalid_folder_name_einval(mounted):
 
 
 @pytest.mark.parametrize("name", [".hidden", ".env", ".stagesx", "..x"])
-def test_top_level_dot_names_refused(mounted, name):
-    expect_errno(errno.EINVAL, write_file, mounted.p(name), b"v")
-    expect_errno(errno.EINVAL, os.mkdir, mounted.p(name + "d"))
-    assert os.listdir(mounted.mnt) == []
+def test_top_level_dot_names_are_scratch_files(mounted, name):
+    """Top-level dot names are scratch files: usable, never listed or stored."""
+    m = mounted
+    write_file(m.p(name), b"scratch value")
+    assert read_file(m.p(name)) == b"scratch value"
+    assert os.stat(m.p(name)).st_size == len(b"scratch value")
+    assert os.listdir(m.mnt) == []
+    expect_errno(errno.EINVAL, os.mkdir, m.p(name + "d"))
+    m.remount()
+    assert not os.path.exists(m.p(name))
+    assert os.listdir(m.mnt) == []
+
+
+def test_scratch_file_renamed_onto_a_name_is_stored(mounted):
+    m = mounted
+    write_file(m.p("app"), b"old")
+    write_file(m.p(".app.Ab12Cd"), b"new")
+    os.setxattr(m.p(".app.Ab12Cd"), "user.tag.team", b"ops")
+    os.rename(m.p(".app.Ab12Cd"), m.p("app"))
+    assert read_file(m.p("app")) == b"new"
+    assert len(m.versions("app")) == 2
+    assert os.getxattr(m.p("app"), "user.tag.team") == b"ops"
+    write_file(m.p(".fresh"), b"first")
+    os.rename(m.p(".fresh"), m.p("fresh"))
+    assert sorted(os.listdir(m.mnt)) == ["app", "fresh"]
+    m.remount()
+    assert read_file(m.p("fresh")) == b"first"
+    assert os.listdir(m.p(".deleted")) == []
+
+
+def test_view_names_and_renames_to_dot_names_refused(mounted):
+    m = mounted
+    write_file(m.p("a"), b"v")
+    expect_errno(errno.EINVAL, os.rename, m.p("a"), m.p(".a"))
+    expect_errno(errno.EINVAL, os.mkdir, m.p(".dir"))
+    assert os.listdir(m.mnt) == ["a"]
 
 
 LONG_DIR = "a" * 250 + "/" + "b" * 250
