@@ -18,6 +18,8 @@ int cmd_init(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,9 @@ static const char usage[] =
 	"                      mount a store; unmount with fusermount3 -u MOUNTPOINT\n"
 	"  key create|list|disable|enable TARGET [ALIAS|KEY]\n"
 	"                      named keys (KMS's counterpart)\n"
+	"  export MOUNTPOINT [PREFIX] > FILE\n"
+	"  import MOUNTPOINT < FILE\n"
+	"                      secrets as JSON lines, AWS CLI shaped\n"
 	"\n"
 	"Run 'secretsfs COMMAND --help' for a command's options.\n";
 
@@ -47,6 +50,10 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (strcmp(cmd, "key") == 0)
 		return cmd_key(argc - 1, argv + 1);
+	if (strcmp(cmd, "export") == 0)
+		return cmd_export(argc - 1, argv + 1);
+	if (strcmp(cmd, "import") == 0)
+		return cmd_import(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }

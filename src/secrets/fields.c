@@ -301,6 +301,19 @@ static int get_member(const uint8_t *key, size_t key_len, const uint8_t *val,
 	return 0;
 }
 
+int fields_span(const uint8_t *json, size_t len, const char *key, size_t *start, size_t *end)
+{
+	struct get_ctx g = { key, strlen(key), NULL, NULL };
+	int rc = walk(json, len, get_member, &g);
+	if (rc)
+		return rc;
+	if (!g.val)
+		return -ENOENT;
+	*start = (size_t)(g.val - json);
+	*end = (size_t)(g.val_end - json);
+	return 0;
+}
+
 int fields_get(const uint8_t *json, size_t len, const char *key, struct secbuf *out)
 {
 	struct get_ctx g = { key, strlen(key), NULL, NULL };
