@@ -19,6 +19,8 @@ static const char usage[] =
 	"  export MOUNTPOINT [PREFIX] > FILE\n"
 	"  import MOUNTPOINT < FILE\n"
 	"                      secrets as JSON lines, AWS CLI shaped\n"
+	"  random-password [OPTIONS]\n"
+	"                      GetRandomPassword on standard output\n"
 	"\n"
 	"Run 'secretsfs COMMAND --help' for a command's options.\n";
 
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
 		return cmd_export(argc - 1, argv + 1);
 	if (strcmp(cmd, "import") == 0)
 		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(cmd, "random-password") == 0)
+		return cmd_random_password(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }
