@@ -21,6 +21,7 @@ int cmd_key(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_random_password(int argc, char **argv);
+int cmd_rotate(int argc, char **argv);
 
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -20,6 +20,7 @@ struct fs_options {
 	const char *kernel_flags; /* ",nosuid,nodev..." or "" */
 	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
 	int new_umask;            /* -1: secrets 0600 less the caller's umask */
+	const char *mountpoint;   /* absolute: where rotation commands find the secrets */
 };
 
 struct fs;
@@ -28,6 +29,8 @@ struct fs;
 int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt, struct fs **out);
 /* Serves requests on several threads until unmounted or signalled. */
 int fs_serve(struct fs *fs);
+/* Periodic upkeep: scheduled rotations that are due. */
+void fs_tick(struct fs *fs);
 /* Unmounts (if still mounted) and frees. */
 void fs_destroy(struct fs *fs);
 

@@ -66,6 +66,11 @@ struct sm_secret {
 	bool scratch;           /* memory only: a scratch file (names.h), never stored */
 	uint32_t scratch_size;  /* its value's length (the value is in sm->scratch) */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */
+	char *rotation_command; /* NULL: rotation not configured */
+	int rotation_days;      /* AutomaticallyAfterDays; 0: none */
+	char *rotation_schedule; /* ScheduleExpression; NULL: none */
+	int64_t last_rotated_ms, next_rotation_ms;
+	char *rotation_status;  /* memory only: "running STEP", "succeeded ...", "failed ..." */
 };
 
 struct sm_folder {

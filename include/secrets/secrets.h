@@ -156,6 +156,24 @@ int sm_note_access(struct sm *sm, const char *name);
 /* Stores the access dates noted since the last flush: one transaction. */
 int sm_flush_access(struct sm *sm);
 
+/* ---- rotation (rotation.c; reference §5.12) ---- */
+
+/* The rotation command (absolute path of an executable; "" removes it).
+ * Refused (-EINVAL, logged) unless the value is a database secret's JSON. */
+int sm_set_rotation_command(struct sm *sm, const char *name, const char *path);
+/* AutomaticallyAfterDays (1..1000) or ScheduleExpression; 0 and NULL clear. */
+int sm_set_rotation_rules(struct sm *sm, const char *name, int days, const char *schedule);
+/* RotateSecret: checks, a new token (also the next commit's request token),
+ * status "running createSecret"; the command's path into command.
+ * -EBUSY while a rotation runs or AWSPENDING sits on a non-current version. */
+int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap);
+int sm_rotation_step(struct sm *sm, const char *name, const char *step);
+/* failure NULL: AWSCURRENT moves to token (AWSPREVIOUS to the old current),
+ * AWSPENDING comes off, LastRotatedDate is now. Otherwise nothing moves. */
+int sm_rotation_end(struct sm *sm, const char *name, const char *token, const char *failure);
+/* Names of secrets whose scheduled rotation is due. */
+int sm_rotations_due(struct sm *sm, struct sm_listing *out);
+
 /* DescribeSecret as JSON with AWS's field names; *json is malloc'd. */
 int sm_describe(struct sm *sm, const char *name, char **json);
 

@@ -138,9 +138,15 @@ static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purge_cond = PTHREAD_COND_INITIALIZER;
 static int purge_stop;
 
+struct upkeep {
+	struct sm *sm;
+	struct fs *fs;
+};
+
 static void *purge_loop(void *arg)
 {
-	struct sm *sm = arg;
+	struct upkeep *u = arg;
+	struct sm *sm = u->sm;
 	pthread_mutex_lock(&purge_lock);
 	while (!purge_stop) {
 		struct timespec when;
@@ -152,6 +158,7 @@ static void *purge_loop(void *arg)
 		pthread_mutex_unlock(&purge_lock);
 		sm_purge_expired(sm);
 		sm_flush_access(sm);
+		fs_tick(u->fs);
 		pthread_mutex_lock(&purge_lock);
 	}
 	pthread_mutex_unlock(&purge_lock);
@@ -272,6 +279,11 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
 		goto out;
 	}
+	char *mountpoint_abs = realpath(mountpoint, NULL);
+	if (!mountpoint_abs) {
+		cli_error("%s: %s", mountpoint, strerror(errno));
+		goto out;
+	}
 	struct fs_options fo = {
 		.allow_other = mo->allow_other,
 		.readonly = mo->readonly,
@@ -282,8 +294,11 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.new_uid = mo->uid,
 		.new_gid = mo->gid,
 		.new_umask = mo->umask,
+		.mountpoint = mountpoint_abs,
 	};
-	if ((rc = fs_mount(sm, mountpoint, &fo, &fs))) {
+	rc = fs_mount(sm, mountpoint, &fo, &fs);
+	free(mountpoint_abs);
+	if (rc) {
 		cli_error("%s: cannot mount (see the log)", mountpoint);
 		goto out;
 	}
@@ -306,7 +321,8 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	report(status_fd, 0);
 	status_fd = -1;
 	log_info("%s mounted at %s", store_path, mountpoint);
-	if (pthread_create(&purger, NULL, purge_loop, sm) == 0)
+	struct upkeep upkeep = { sm, fs };
+	if (pthread_create(&purger, NULL, purge_loop, &upkeep) == 0)
 		purger_started = 1;
 	rc = fs_serve(fs);
 	status = rc ? 1 : 0;

@@ -19,6 +19,7 @@ static const char usage[] =
 	"  export MOUNTPOINT [PREFIX] > FILE\n"
 	"  import MOUNTPOINT < FILE\n"
 	"                      secrets as JSON lines, AWS CLI shaped\n"
+	"  rotate FILE         RotateSecret now, with the secret's rotation command\n"
 	"  random-password [OPTIONS]\n"
 	"                      GetRandomPassword on standard output\n"
 	"\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
 		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(cmd, "random-password") == 0)
 		return cmd_random_password(argc - 1, argv + 1);
+	if (strcmp(cmd, "rotate") == 0)
+		return cmd_rotate(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }

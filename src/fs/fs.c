@@ -16,6 +16,7 @@
 
 #include "fs/nodes.h"
 #include "fs/paths.h"
+#include "fs/rotator.h"
 #include "fs/xattrs.h"
 #include "util/log.h"
 
@@ -27,6 +28,7 @@ static const double ATTR_TIMEOUT = 1.0;
 
 struct fs {
 	struct sm *sm;
+	struct rotator *rotator;
 	struct node_table *nodes;
 	struct fuse_session *se;
 	struct fs_options opt;
@@ -964,8 +966,13 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
 	struct target t;
 	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
-	if (!rc)
+	if (!rc && t.kind == T_SECRET && strcmp(name, "user.sm.rotate") == 0) {
+		/* RotateSecret: checked now, its steps run on the rotator's thread. */
+		rc = size == 3 && memcmp(value, "now", 3) == 0 ? rotator_rotate(fs->rotator, t.name)
+							      : -EINVAL;
+	} else if (!rc) {
 		rc = xattr_set(fs->sm, &t, &who, name, value, size, flags);
+	}
 	fuse_reply_err(req, -rc);
 }
 
@@ -1040,6 +1047,11 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 		goto fail;
 	}
 	fs->mounted = true;
+	if ((rc = rotator_start(sm, opt->mountpoint ? opt->mountpoint : "/", &fs->rotator))) {
+		log_error("cannot start the rotation thread: %s", strerror(-rc));
+		goto fail;
+	}
+	fs->opt.mountpoint = NULL; /* the caller's string; the rotator has its copy */
 	*out = fs;
 	return 0;
 fail:
@@ -1065,10 +1077,16 @@ int fs_serve(struct fs *fs)
 	return rc < 0 ? rc : 0;
 }
 
+void fs_tick(struct fs *fs)
+{
+	rotator_run_due(fs->rotator);
+}
+
 void fs_destroy(struct fs *fs)
 {
 	if (!fs)
 		return;
+	rotator_stop(fs->rotator);
 	if (fs->se) {
 		if (fs->mounted)
 			fuse_session_unmount(fs->se);

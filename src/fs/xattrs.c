@@ -142,6 +142,21 @@ static int get_secret_attr(struct sm *sm, const struct target *t, const struct s
 		if (!s->deleted_ms)
 			return -ENODATA;
 		add_date(out, s->purge_ms);
+	} else if (strcmp(a, "rotation_command") == 0) {
+		if (!s->rotation_command)
+			return -ENODATA;
+		text_add(out, s->rotation_command, strlen(s->rotation_command));
+	} else if (strcmp(a, "rotation_days") == 0) {
+		if (!s->rotation_days)
+			return -ENODATA;
+		text_printf(out, "%d", s->rotation_days);
+	} else if (strcmp(a, "rotation_schedule") == 0) {
+		if (!s->rotation_schedule)
+			return -ENODATA;
+		text_add(out, s->rotation_schedule, strlen(s->rotation_schedule));
+	} else if (strcmp(a, "rotation_status") == 0) {
+		const char *st = s->rotation_status ? s->rotation_status : "never";
+		text_add(out, st, strlen(st));
 	} else if (strcmp(a, "describe") == 0) {
 		char *json;
 		int rc = sm_describe(sm, s->name, &json);
@@ -232,6 +247,14 @@ int xattr_list(struct sm *sm, const struct target *t, char **names, size_t *len)
 			add_name(&out, SM_PREFIX, "last_accessed_date");
 		if (s->deleted_ms)
 			add_name(&out, SM_PREFIX, "deleted_date");
+		if (s->rotation_command) {
+			add_name(&out, SM_PREFIX, "rotation_command");
+			add_name(&out, SM_PREFIX, "rotation_status");
+		}
+		if (s->rotation_days)
+			add_name(&out, SM_PREFIX, "rotation_days");
+		if (s->rotation_schedule)
+			add_name(&out, SM_PREFIX, "rotation_schedule");
 		/* user.sm.stage.LABEL is a family read by name, not listed: sync
 		 * tools (rsync -X) remove listed attributes the source lacks,
 		 * and AWSCURRENT cannot be removed. version_stages lists them. */
@@ -252,7 +275,8 @@ static bool is_read_only(const char *a)
 {
 	static const char *const ro[] = { "arn", "name", "version_id", "version_stages",
 					  "versions", "created_date", "last_changed_date",
-					  "last_accessed_date", "deleted_date", "describe", "keys" };
+					  "last_accessed_date", "deleted_date", "describe", "keys",
+					  "rotation_status" };
 	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
 		if (strcmp(a, ro[i]) == 0)
 			return true;
@@ -294,6 +318,27 @@ static int manage_keys(struct sm *sm, const struct xattr_caller *who, const char
 	return rc;
 }
 
+static int set_rotation(struct sm *sm, const char *secret, const char *a, const char *value,
+			size_t len)
+{
+	char text[4097], *end;
+	if (len >= sizeof(text))
+		return -E2BIG;
+	memcpy(text, value, len);
+	text[len] = '\0';
+	text[strcspn(text, "\n")] = '\0';
+	if (strcmp(a, "rotation_command") == 0)
+		return sm_set_rotation_command(sm, secret, text);
+	if (strcmp(a, "rotation_schedule") == 0)
+		return sm_set_rotation_rules(sm, secret, 0, text[0] ? text : NULL);
+	long days = strtol(text, &end, 10);
+	if (!text[0] || *end || days < 1 || days > 1000) {
+		log_warn("%s: refused: rotation_days is 1 to 1000", secret);
+		return -EINVAL;
+	}
+	return sm_set_rotation_rules(sm, secret, (int)days, NULL);
+}
+
 int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *who,
 	      const char *name, const char *value, size_t len, int flags)
 {
@@ -328,6 +373,9 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 		return sm_set_kms_key(sm, t->name, value, len);
 	if (strcmp(a, "client_request_token") == 0)
 		return sm_set_request_token(sm, t->name, value, len);
+	if (strcmp(a, "rotation_command") == 0 || strcmp(a, "rotation_days") == 0 ||
+	    strcmp(a, "rotation_schedule") == 0)
+		return set_rotation(sm, t->name, a, value, len);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0) {
 		char version_id[SM_VERSION_ID_MAX + 2];
 		if (len == 0 || len > SM_VERSION_ID_MAX)
@@ -363,6 +411,11 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 		return sm_remove_kms_key(sm, t->name);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
+	if (strcmp(name, SM_PREFIX "rotation_command") == 0)
+		return sm_set_rotation_command(sm, t->name, "");
+	if (strcmp(name, SM_PREFIX "rotation_days") == 0 ||
+	    strcmp(name, SM_PREFIX "rotation_schedule") == 0)
+		return sm_set_rotation_rules(sm, t->name, 0, NULL);
 	/* Derived attributes are recomputed, so removing one changes nothing;
 	 * sync tools remove what their source lacks and must not fail on it. */
 	if (strncmp(name, SM_PREFIX, strlen(SM_PREFIX)) == 0 && is_read_only(name + strlen(SM_PREFIX)))

@@ -32,6 +32,22 @@ static char *describe_json(struct sm *sm, const struct sm_secret *s)
 		json_object_object_add(o, "Description", json_object_new_string(s->description));
 	if (s->kms_key_id)
 		json_object_object_add(o, "KmsKeyId", json_object_new_string(s->kms_key_id));
+	if (s->rotation_command) {
+		bool enabled = s->rotation_days || s->rotation_schedule;
+		json_object_object_add(o, "RotationEnabled", json_object_new_boolean(enabled));
+		json_object *rules = json_object_new_object();
+		if (s->rotation_days)
+			json_object_object_add(rules, "AutomaticallyAfterDays",
+					       json_object_new_int64(s->rotation_days));
+		if (s->rotation_schedule)
+			json_object_object_add(rules, "ScheduleExpression",
+					       json_object_new_string(s->rotation_schedule));
+		json_object_object_add(o, "RotationRules", rules);
+		if (s->last_rotated_ms)
+			json_object_object_add(o, "LastRotatedDate", date(s->last_rotated_ms));
+		if (enabled && s->next_rotation_ms)
+			json_object_object_add(o, "NextRotationDate", date(s->next_rotation_ms));
+	}
 	json_object_object_add(o, "LastChangedDate", date(s->changed_ms));
 	if (s->accessed_ms)
 		json_object_object_add(o, "LastAccessedDate", date(s->accessed_ms));

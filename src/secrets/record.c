@@ -15,6 +15,9 @@ void secret_free(struct sm_secret *s)
 	free(s->description);
 	free(s->kms_key_id);
 	free(s->request_token);
+	free(s->rotation_command);
+	free(s->rotation_schedule);
+	free(s->rotation_status);
 	free(s->versions);
 	for (size_t i = 0; i < s->nlabels; i++)
 		free(s->labels[i].name);
@@ -48,6 +51,9 @@ struct sm_secret *secret_clone(const struct sm_secret *s)
 	c->description = dup_or_null(s->description, &failed);
 	c->kms_key_id = dup_or_null(s->kms_key_id, &failed);
 	c->request_token = dup_or_null(s->request_token, &failed);
+	c->rotation_command = dup_or_null(s->rotation_command, &failed);
+	c->rotation_schedule = dup_or_null(s->rotation_schedule, &failed);
+	c->rotation_status = dup_or_null(s->rotation_status, &failed);
 	c->versions = NULL;
 	c->labels = NULL;
 	c->tags = NULL;
@@ -236,6 +242,23 @@ char *record_encode_secret(const struct sm_secret *s)
 	json_object_object_add(o, "tags", tags);
 	if (s->tags_ever)
 		rc |= add(o, "tags_ever", json_object_new_boolean(1));
+	if (s->rotation_command) {
+		json_object *r = json_object_new_object();
+		if (!r) {
+			rc = -ENOMEM;
+		} else {
+			rc |= add(r, "command", json_object_new_string(s->rotation_command));
+			if (s->rotation_days)
+				rc |= add(r, "days", json_object_new_int64(s->rotation_days));
+			if (s->rotation_schedule)
+				rc |= add(r, "schedule", json_object_new_string(s->rotation_schedule));
+			if (s->last_rotated_ms)
+				rc |= add(r, "last", json_object_new_int64(s->last_rotated_ms));
+			if (s->next_rotation_ms)
+				rc |= add(r, "next", json_object_new_int64(s->next_rotation_ms));
+			json_object_object_add(o, "rotation", r);
+		}
+	}
 	if (rc == 0) {
 		const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 		if (t)
@@ -394,6 +417,19 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 		s->ntags++;
 		if (!t[s->ntags - 1].key || !t[s->ntags - 1].value)
 			goto fail;
+	}
+	json_object *rot;
+	if (json_object_object_get_ex(o, "rotation", &rot)) {
+		int64_t days;
+		if (!json_object_is_type(rot, json_type_object) ||
+		    get_string(rot, "command", true, &str) || !(s->rotation_command = strdup(str)) ||
+		    get_int(rot, "days", false, &days) || days < 0 || days > 1000 ||
+		    get_string(rot, "schedule", false, &str) ||
+		    (str && !(s->rotation_schedule = strdup(str))) ||
+		    get_int(rot, "last", false, &s->last_rotated_ms) ||
+		    get_int(rot, "next", false, &s->next_rotation_ms))
+			goto fail;
+		s->rotation_days = (int)days;
 	}
 	json_object *ever;
 	s->tags_ever = s->ntags > 0 || (json_object_object_get_ex(o, "tags_ever", &ever) &&

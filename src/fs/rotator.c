@@ -1,0 +1,307 @@
+#include "fs/rotator.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+struct job {
+	struct job *next;
+	char *name;
+	char token[37];
+	char *command;
+};
+
+struct rotator {
+	struct sm *sm;
+	char *mountpoint;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct job *head, *tail;
+	bool stopping;
+	pid_t child; /* the step running now, killed on stop */
+};
+
+static const char *const steps[] = { "createSecret", "setSecret", "testSecret", "finishSecret" };
+
+/* Logs each line the command printed; never more than a line at a time. */
+static void log_output(const char *name, const char *step, char *buf, size_t *len, bool flush)
+{
+	char *start = buf, *nl;
+	while ((nl = memchr(start, '\n', *len - (size_t)(start - buf)))) {
+		*nl = '\0';
+		log_info("%s: rotation %s: %s", name, step, start);
+		start = nl + 1;
+	}
+	size_t rest = *len - (size_t)(start - buf);
+	if (flush && rest) {
+		start[rest] = '\0';
+		log_info("%s: rotation %s: %s", name, step, start);
+		rest = 0;
+	}
+	memmove(buf, start, rest);
+	*len = rest;
+}
+
+static int env_add(char **env, int *n, const char *key, const char *value)
+{
+	if (asprintf(&env[*n], "%s=%s", key, value) < 0)
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* Runs one step; 0, or the reason it failed in why. */
+static int run_step(struct rotator *r, const struct job *j, const char *step, char *why, size_t cap)
+{
+	char arn[SM_NAME_MAX + 128], current[4096], pending[4096], previous[4096], event[1024];
+	char *env[16] = { 0 }, *argv[] = { j->command, (char *)step, NULL };
+	int n = 0, rc = -ENOMEM, pipefd[2] = { -1, -1 };
+	struct sm_secret *s;
+	posix_spawn_file_actions_t fa;
+	pid_t pid = -1;
+
+	if (sm_secret_copy(r->sm, j->name, &s) == 0) {
+		sm_arn(r->sm, s, arn, sizeof(arn));
+		secret_free(s);
+	} else {
+		snprintf(arn, sizeof(arn), "%s", j->name);
+	}
+	snprintf(current, sizeof(current), "%s/%s", r->mountpoint, j->name);
+	snprintf(pending, sizeof(pending), "%s/.stages/AWSPENDING/%s", r->mountpoint, j->name);
+	snprintf(previous, sizeof(previous), "%s/.stages/AWSPREVIOUS/%s", r->mountpoint, j->name);
+	snprintf(event, sizeof(event), "{\"Step\":\"%s\",\"SecretId\":\"%s\",\"ClientRequestToken\":\"%s\"}",
+		 step, arn, j->token);
+	/* A clean environment: nothing of the daemon's leaks into the command. */
+	if (env_add(env, &n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") ||
+	    env_add(env, &n, "LANG", "C.UTF-8") || env_add(env, &n, "HOME", "/") ||
+	    env_add(env, &n, "SECRETSFS_STEP", step) || env_add(env, &n, "SECRETSFS_SECRET_ID", arn) ||
+	    env_add(env, &n, "SECRETSFS_SECRET_NAME", j->name) ||
+	    env_add(env, &n, "SECRETSFS_TOKEN", j->token) ||
+	    env_add(env, &n, "SECRETSFS_MOUNT", r->mountpoint) ||
+	    env_add(env, &n, "SECRETSFS_CURRENT", current) ||
+	    env_add(env, &n, "SECRETSFS_PENDING", pending) ||
+	    env_add(env, &n, "SECRETSFS_PREVIOUS", previous) ||
+	    env_add(env, &n, "SECRETSFS_EVENT", event))
+		goto out;
+	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* posix_spawn (vfork underneath): the child never holds a copy of the
+	 * daemon's memory, where keys live. */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	rc = posix_spawn(&pid, j->command, &fa, NULL, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	if (rc) {
+		snprintf(why, cap, "%s: cannot run the rotation command: %s", step, strerror(rc));
+		rc = -rc;
+		goto out;
+	}
+	pthread_mutex_lock(&r->lock);
+	r->child = pid;
+	pthread_mutex_unlock(&r->lock);
+
+	char buf[4097];
+	size_t len = 0;
+	time_t deadline = time(NULL) + ROTATION_STEP_TIMEOUT_S;
+	bool timed_out = false;
+	for (;;) {
+		struct pollfd p = { pipefd[0], POLLIN, 0 };
+		int left = (int)(deadline - time(NULL));
+		if (left <= 0) {
+			timed_out = true;
+			kill(pid, SIGKILL);
+			break;
+		}
+		int pr = poll(&p, 1, left * 1000);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			continue;
+		ssize_t got = read(pipefd[0], buf + len, sizeof(buf) - 1 - len);
+		if (got <= 0)
+			break;
+		len += (size_t)got;
+		log_output(j->name, step, buf, &len, len == sizeof(buf) - 1);
+	}
+	log_output(j->name, step, buf, &len, true);
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&r->lock);
+	r->child = 0;
+	pthread_mutex_unlock(&r->lock);
+	if (timed_out)
+		snprintf(why, cap, "%s: ran over %d seconds", step, ROTATION_STEP_TIMEOUT_S);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		rc = 0;
+	else if (WIFEXITED(status))
+		snprintf(why, cap, "%s: exit status %d", step, WEXITSTATUS(status));
+	else
+		snprintf(why, cap, "%s: killed by signal %d", step, WTERMSIG(status));
+	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = -EIO;
+out:
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	for (int i = 0; i < n; i++)
+		free(env[i]);
+	if (rc == -ENOMEM && !why[0])
+		snprintf(why, cap, "%s: out of memory", step);
+	return rc;
+}
+
+static void run_job(struct rotator *r, struct job *j)
+{
+	char why[256] = "";
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		pthread_mutex_lock(&r->lock);
+		bool stopping = r->stopping;
+		pthread_mutex_unlock(&r->lock);
+		if (stopping) {
+			snprintf(why, sizeof(why), "%s: the daemon stopped", steps[i]);
+			break;
+		}
+		sm_rotation_step(r->sm, j->name, steps[i]);
+		log_info("%s: rotation step %s", j->name, steps[i]);
+		if (run_step(r, j, steps[i], why, sizeof(why)))
+			break;
+		why[0] = '\0';
+	}
+	sm_rotation_end(r->sm, j->name, j->token, why[0] ? why : NULL);
+}
+
+static void *worker(void *arg)
+{
+	struct rotator *r = arg;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		while (!r->head && !r->stopping)
+			pthread_cond_wait(&r->wake, &r->lock);
+		if (r->stopping)
+			break;
+		struct job *j = r->head;
+		r->head = j->next;
+		if (!r->head)
+			r->tail = NULL;
+		pthread_mutex_unlock(&r->lock);
+		run_job(r, j);
+		free(j->name);
+		free(j->command);
+		free(j);
+		pthread_mutex_lock(&r->lock);
+	}
+	/* Rotations never started: their status says why. */
+	while (r->head) {
+		struct job *j = r->head;
+		r->head = j->next;
+		sm_rotation_end(r->sm, j->name, j->token, "createSecret: the daemon stopped");
+		free(j->name);
+		free(j->command);
+		free(j);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int rotator_start(struct sm *sm, const char *mountpoint, struct rotator **out)
+{
+	struct rotator *r = calloc(1, sizeof(*r));
+	if (!r || !(r->mountpoint = strdup(mountpoint))) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->sm = sm;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	int rc = pthread_create(&r->thread, NULL, worker, r);
+	if (rc) {
+		free(r->mountpoint);
+		free(r);
+		return -rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void rotator_stop(struct rotator *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	if (r->child > 0)
+		kill(r->child, SIGKILL);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->lock);
+	free(r->mountpoint);
+	free(r);
+}
+
+int rotator_rotate(struct rotator *r, const char *name)
+{
+	char command[4096];
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	int rc = sm_rotation_start(r->sm, name, j->token, command, sizeof(command));
+	if (rc) {
+		free(j);
+		return rc;
+	}
+	j->name = strdup(name);
+	j->command = strdup(command);
+	if (!j->name || !j->command) {
+		sm_rotation_end(r->sm, name, j->token, "createSecret: out of memory");
+		free(j->name);
+		free(j->command);
+		free(j);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->tail)
+		r->tail->next = j;
+	else
+		r->head = j;
+	r->tail = j;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+void rotator_run_due(struct rotator *r)
+{
+	struct sm_listing due;
+	if (sm_rotations_due(r->sm, &due))
+		return;
+	for (size_t i = 0; i < due.count; i++) {
+		int rc = rotator_rotate(r, due.entries[i].name);
+		if (rc)
+			log_warn("%s: scheduled rotation not started: %s", due.entries[i].name,
+				 strerror(-rc));
+	}
+	sm_listing_free(&due);
+}
