@@ -20,10 +20,15 @@
 #include "fs/xattrs.h"
 #include "util/log.h"
 
-/* Metadata changes only through this daemon, which answers every request
- * itself; a second of caching bounds staleness after changes made by
- * another process on the same store. */
-static const double ENTRY_TIMEOUT = 1.0;
+/*
+ * Every request names an inode whose meaning (its virtual path) the daemon
+ * decides afresh, and a store has one daemon, so a cached name can only be
+ * stale in being gone, which the next request answers with ENOENT: names
+ * may be cached long. Sizes and dates can change through another path of
+ * the same secret (a view, a rotation), and reads bypass the page cache, so
+ * attributes are cached for a second only.
+ */
+static const double ENTRY_TIMEOUT = 60.0;
 static const double ATTR_TIMEOUT = 1.0;
 
 struct fs {
@@ -1064,9 +1069,12 @@ int fs_serve(struct fs *fs)
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	if (!cfg)
 		return -ENOMEM;
+	unsigned threads = fs->opt.max_threads ? fs->opt.max_threads : 16;
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	fuse_loop_cfg_set_max_threads(cfg, fs->opt.max_threads ? fs->opt.max_threads : 16);
-	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	fuse_loop_cfg_set_max_threads(cfg, threads);
+	/* Threads that stay: libfuse otherwise ends idle ones and starts new
+	 * ones under load, a clone and a teardown for every burst of requests. */
+	fuse_loop_cfg_set_idle_threads(cfg, threads);
 	if (fuse_set_signal_handlers(fs->se) != 0) {
 		fuse_loop_cfg_destroy(cfg);
 		return -EIO;

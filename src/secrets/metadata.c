@@ -327,6 +327,13 @@ int sm_note_access(struct sm *sm, const char *name)
 	int rc = 0;
 	if (sm->opt.readonly)
 		return 0;
+	/* Most reads find today's date there already: only look, then. */
+	pthread_rwlock_rdlock(&sm->index_lock);
+	struct sm_secret *seen = find_secret(sm, name);
+	bool fresh = !seen || seen->accessed_ms == today || !seen->persisted;
+	pthread_rwlock_unlock(&sm->index_lock);
+	if (fresh)
+		return 0;
 	pthread_rwlock_wrlock(&sm->index_lock);
 	struct sm_secret *s = find_secret(sm, name);
 	bool mark = is_live(s) && s->persisted && s->accessed_ms != today;

@@ -82,11 +82,26 @@ static int sync_parent_dir(const char *path)
 	return rc;
 }
 
+static int lock_store(struct store *st, const char *path)
+{
+	st->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (st->lock_fd < 0)
+		return -errno;
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return 0;
+}
+
 int store_open(const char *path, unsigned flags, struct store **out)
 {
 	struct tdb_logging_context log_ctx = { .log_fn = tdb_log };
 	int open_flags = (flags & STORE_READONLY) ? O_RDONLY : O_RDWR;
-	int tdb_flags = TDB_DISALLOW_NESTING | TDB_SEQNUM | TDB_INCOMPATIBLE_HASH;
+	/*
+	 * TDB_NOLOCK: one process writes a store (our flock below), and tdb
+	 * opens read-only ones without locks anyway, so its per-chain fcntl
+	 * locks would only cost system calls on every fetch and commit.
+	 */
+	int tdb_flags = TDB_DISALLOW_NESTING | TDB_SEQNUM | TDB_INCOMPATIBLE_HASH | TDB_NOLOCK;
 	int rc;
 
 	*out = NULL;
@@ -111,6 +126,16 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		goto fail;
 	}
 
+	/*
+	 * One writer process per store: two daemons with two in-memory indexes
+	 * would overwrite each other's metadata, and without tdb's locks a
+	 * second opener could replay the recovery area of a commit in flight.
+	 * So the flock comes before tdb touches an existing file. It is on a
+	 * descriptor of our own: tdb's mappings can outlive tdb_close and would
+	 * keep a lock on tdb's descriptor alive.
+	 */
+	if (!(flags & (STORE_READONLY | STORE_CREATE)) && (rc = lock_store(st, path)))
+		goto fail;
 	errno = 0;
 	st->tdb = tdb_open_ex(path, STORE_HASH_SIZE, tdb_flags, open_flags | O_CLOEXEC, 0600,
 			      &log_ctx, NULL);
@@ -118,17 +143,9 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		rc = errno ? -errno : -EIO;
 		goto fail;
 	}
-	/* One writer process per store: two daemons with two in-memory indexes
-	 * would overwrite each other's metadata. The flock is on a descriptor of
-	 * our own: tdb's mappings can outlive tdb_close and would keep a lock on
-	 * tdb's descriptor alive. tdb's fcntl record locks do not conflict. */
-	if (!(flags & STORE_READONLY)) {
-		st->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			goto fail;
-		}
-	}
+	/* A new file is ours alone until it is locked. */
+	if ((flags & STORE_CREATE) && (rc = lock_store(st, path)))
+		goto fail;
 	if (!(flags & (STORE_READONLY | STORE_CREATE)) && tdb_check(st->tdb, NULL, NULL) != 0) {
 		/*
 		 * A writer killed while a commit grew the file leaves dead space
