@@ -38,7 +38,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 BIN := $(BUILD)/secretsfs
 
-.PHONY: all check unit unit-san pytest layers run stop clean install deps
+.PHONY: all check unit unit-san pytest layers run stop clean install deps bench
 
 all: $(BIN) bin/secretsfs
 
@@ -76,6 +76,9 @@ unit-san:
 pytest: all
 	scripts/run-pytest
 
+bench: all
+	scripts/bench
+
 check: deps
 	$(MAKE) layers
 	$(MAKE) all
@@ -91,8 +94,16 @@ stop:
 	-fusermount3 -u secrets
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)
 	install -m 0755 bin/secretsfs $(DESTDIR)$(PREFIX)/bin/secretsfs
+	ln -sfn $(PREFIX)/bin/secretsfs $(DESTDIR)/sbin/mount.fuse.secretsfs
+	install -m 0644 docs/secretsfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/secretsfs.1
+	sed 's|/usr/local/bin/secretsfs|$(PREFIX)/bin/secretsfs|g' scripts/systemd/secretsfs@.service > $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/secretsfs@.service
+	chmod 0644 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/secretsfs@.service
+
+.PHONY: uninstall
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/secretsfs $(DESTDIR)/sbin/mount.fuse.secretsfs $(DESTDIR)$(PREFIX)/share/man/man1/secretsfs.1 $(DESTDIR)$(or $(SYSTEMDUNITDIR),$(PREFIX)/lib/systemd/system)/secretsfs@.service
 
 clean:
 	rm -rf build build-san bin
