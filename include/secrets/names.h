@@ -19,9 +19,11 @@
 #define SM_VALUE_MAX 65536
 
 int name_check(const char *name, const char **why);
-/* A scratch name: a top-level ".NAME" other than the views' names
- * (.versions .stages .fields .deleted), as rsync's and vim's temporary
- * files there are. Scratch files live in memory only; see sm_create. */
+/* A scratch name, for tools' temporary files: a top-level ".NAME" other
+ * than the views' names (.versions .stages .fields .deleted), as rsync's are;
+ * vim's swap files ".NAME.swp" (.swa to .swp) anywhere; and editors'
+ * backups "NAME~" anywhere ("~" is otherwise not a name character).
+ * Scratch files live in memory only; see sm_create. */
 bool name_is_scratch(const char *name);
 /* One path component of a name (a file or folder name in a directory). */
 int name_check_component(const char *component, bool top_level, const char **why);

@@ -65,6 +65,8 @@ struct sm_secret {
 	char *request_token;    /* memory only: VersionId for the next commit */
 	bool scratch;           /* memory only: a scratch file (names.h), never stored */
 	uint32_t scratch_size;  /* its value's length (the value is in sm->scratch) */
+	bool hidden;            /* memory only: renamed onto a scratch name (an editor's
+				 * backup) and not yet created again */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */
 	char *rotation_command; /* NULL: rotation not configured */
 	int rotation_days;      /* AutomaticallyAfterDays; 0: none */

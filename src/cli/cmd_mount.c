@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -353,8 +354,10 @@ out:
  */
 static void clean_dead_mount(const char *mountpoint)
 {
-	struct stat st;
-	if (stat(mountpoint, &st) == 0 || errno != ENOTCONN)
+	struct statfs sfs;
+	/* statfs always reaches the daemon; stat may be answered from the
+	 * kernel's attribute cache for a second after the daemon died. */
+	if (statfs(mountpoint, &sfs) == 0 || errno != ENOTCONN)
 		return;
 	if (umount2(mountpoint, MNT_DETACH) != 0) {
 		pid_t pid = fork();
@@ -365,7 +368,7 @@ static void clean_dead_mount(const char *mountpoint)
 		if (pid > 0)
 			waitpid(pid, NULL, 0);
 	}
-	if (stat(mountpoint, &st) == 0)
+	if (statfs(mountpoint, &sfs) == 0)
 		fprintf(stderr, "secretsfs: %s: cleaned up the mount of a daemon that had died\n",
 			mountpoint);
 }

@@ -33,6 +33,8 @@ static const double ATTR_TIMEOUT = 1.0;
 
 struct fs {
 	struct sm *sm;
+	pthread_mutex_t writers_lock;
+	struct handle *writers;   /* open write handles, for their sizes */
 	struct rotator *rotator;
 	struct node_table *nodes;
 	struct fuse_session *se;
@@ -52,9 +54,12 @@ struct handle {
 	bool created;             /* made by create(): commit even when empty */
 	bool append;
 	int failed;               /* a refused write poisons the handle: nothing commits */
+	struct handle *next_writer, *prev_writer;
 	char field[256];          /* .fields readers: the field they read */
 	struct sm_listing listing; /* directories: entries as of opendir */
 };
+
+static bool writer_size(struct fs *fs, fuse_ino_t ino, off_t *size);
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -215,14 +220,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (fi && fi->fh) {
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-		if (h->kind == HANDLE_WRITE && h->dirty) {
-			pthread_mutex_lock(&h->lock);
-			st.st_size = (off_t)h->buf.len;
-			pthread_mutex_unlock(&h->lock);
-		}
-	}
+	if (S_ISREG(st.st_mode))
+		writer_size(fs, ino, &st.st_size);
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -323,8 +322,8 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (writer && h->dirty)
-		st.st_size = (off_t)h->buf.len;
+	if (S_ISREG(st.st_mode))
+		writer_size(fs, ino, &st.st_size);
 	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
@@ -384,7 +383,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		goto out;
 	}
 	if ((rc = child_path(fs, parent, name, from)) || (rc = path_resolve(fs->sm, from, &ft)) ||
-	    (rc = new_child(fs, newparent, newname, false, CHILD_OTHER, &to)))
+	    (rc = new_child(fs, newparent, newname, false, CHILD_FILE, &to)))
 		goto out;
 	if (ft.kind == T_DELETED_SECRET)
 		rc = sm_restore(fs->sm, ft.name, to.name); /* RestoreSecret */
@@ -414,13 +413,35 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	fuse_reply_err(req, EPERM);
 }
 
+/* mknod of a regular file (tar --xattrs makes files so before opening them)
+ * is CreateSecret without a value; devices, fifos and sockets are not secrets. */
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	(void)parent;
-	(void)name;
-	(void)mode;
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct new_child c;
+	int rc;
 	(void)rdev;
-	fuse_reply_err(req, EPERM);
+
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
+	if (!rc && fs->opt.readonly)
+		rc = -EROFS;
+	if (!rc)
+		rc = sm_create(fs->sm, c.name,
+			       fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,
+			       fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
+			       fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
+	if (!rc)
+		rc = sm_commit_created(fs->sm, c.name);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_entry(req, fs, c.vpath);
 }
 
 static struct handle *handle_new(enum handle_kind kind, fuse_ino_t ino)
@@ -443,6 +464,52 @@ static void handle_free(struct handle *h)
 	sm_listing_free(&h->listing);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+/* Write handles are registered so that a stat without a handle (cp -p's
+ * fchmod and futimens come without one) reports the size being written. */
+static void writer_add(struct fs *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->writers_lock);
+	h->prev_writer = NULL;
+	h->next_writer = fs->writers;
+	if (fs->writers)
+		fs->writers->prev_writer = h;
+	fs->writers = h;
+	pthread_mutex_unlock(&fs->writers_lock);
+}
+
+static void writer_remove(struct fs *fs, struct handle *h)
+{
+	if (h->kind != HANDLE_WRITE)
+		return;
+	pthread_mutex_lock(&fs->writers_lock);
+	if (h->prev_writer)
+		h->prev_writer->next_writer = h->next_writer;
+	else if (fs->writers == h)
+		fs->writers = h->next_writer;
+	if (h->next_writer)
+		h->next_writer->prev_writer = h->prev_writer;
+	pthread_mutex_unlock(&fs->writers_lock);
+}
+
+/* The size a dirty writer of ino holds, if any. */
+static bool writer_size(struct fs *fs, fuse_ino_t ino, off_t *size)
+{
+	bool found = false;
+	pthread_mutex_lock(&fs->writers_lock);
+	for (struct handle *h = fs->writers; h && !found; h = h->next_writer) {
+		if (h->ino != ino)
+			continue;
+		pthread_mutex_lock(&h->lock);
+		if (h->dirty && !h->failed) {
+			*size = (off_t)h->buf.len;
+			found = true;
+		}
+		pthread_mutex_unlock(&h->lock);
+	}
+	pthread_mutex_unlock(&fs->writers_lock);
+	return found;
 }
 
 /* Readers get the version current now, for as long as they keep it open. */
@@ -518,8 +585,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Each reader is served its own snapshot; the page cache would mix them. */
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (h->kind == HANDLE_WRITE)
+		writer_add(fs, h);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		writer_remove(fs, h);
 		handle_free(h);
+	}
 	return;
 out:
 	handle_free(h);
@@ -566,7 +637,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.entry_timeout = ENTRY_TIMEOUT;
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
+	writer_add(fs, h);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		writer_remove(fs, h);
 		nodes_forget(fs->nodes, e.ino, 1);
 		handle_free(h);
 	}
@@ -731,6 +804,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc = commit(fs_of(req), h, true);
 	if (rc && !h->failed)
 		log_warn("commit at release failed: %s", strerror(-rc));
+	writer_remove(fs_of(req), h);
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -1036,6 +1110,7 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 	}
 	fs->sm = sm;
 	fs->opt = *opt;
+	pthread_mutex_init(&fs->writers_lock, NULL);
 	/* default_permissions: the kernel checks mode and owner, always. */
 	snprintf(options, sizeof(options), "default_permissions,fsname=%s,subtype=secretsfs%s%s%s",
 		 opt->fsname ? opt->fsname : "secretsfs", opt->allow_other ? ",allow_other" : "",

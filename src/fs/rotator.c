@@ -106,7 +106,13 @@ static int run_step(struct rotator *r, const struct job *j, const char *step, ch
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	rc = posix_spawn(&pid, j->command, &fa, NULL, argv, env);
+	/* Its own process group, so a timeout ends the command's children too. */
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	rc = posix_spawn(&pid, j->command, &fa, &attr, argv, env);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
 	pipefd[1] = -1;
@@ -127,8 +133,12 @@ static int run_step(struct rotator *r, const struct job *j, const char *step, ch
 		struct pollfd p = { pipefd[0], POLLIN, 0 };
 		int left = (int)(deadline - time(NULL));
 		if (left <= 0) {
+			/* TERM lets the command clean up; KILL follows shortly. */
 			timed_out = true;
-			kill(pid, SIGKILL);
+			kill(-pid, SIGTERM);
+			struct timespec grace = { 5, 0 };
+			nanosleep(&grace, NULL);
+			kill(-pid, SIGKILL);
 			break;
 		}
 		int pr = poll(&p, 1, left * 1000);
@@ -251,7 +261,7 @@ void rotator_stop(struct rotator *r)
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
 	if (r->child > 0)
-		kill(r->child, SIGKILL);
+		kill(-r->child, SIGKILL);
 	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);

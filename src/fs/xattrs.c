@@ -155,8 +155,14 @@ static int get_secret_attr(struct sm *sm, const struct target *t, const struct s
 			return -ENODATA;
 		text_add(out, s->rotation_schedule, strlen(s->rotation_schedule));
 	} else if (strcmp(a, "rotation_status") == 0) {
-		const char *st = s->rotation_status ? s->rotation_status : "never";
-		text_add(out, st, strlen(st));
+		if (s->rotation_status) {
+			text_add(out, s->rotation_status, strlen(s->rotation_status));
+		} else if (s->last_rotated_ms) {
+			text_add(out, "succeeded ", 10); /* before this daemon started */
+			add_date(out, s->last_rotated_ms);
+		} else {
+			text_add(out, "never", 5);
+		}
 	} else if (strcmp(a, "describe") == 0) {
 		char *json;
 		int rc = sm_describe(sm, s->name, &json);

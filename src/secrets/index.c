@@ -21,7 +21,7 @@ struct sm_folder *find_folder(struct sm *sm, const char *path)
 
 bool is_live(const struct sm_secret *s)
 {
-	return s && !s->deleted_ms;
+	return s && !s->deleted_ms && !s->hidden;
 }
 
 /* Swap a secret in the index (new_s NULL removes it); frees the old copy. */

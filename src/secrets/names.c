@@ -59,17 +59,45 @@ int name_check(const char *name, const char **why)
 	}
 }
 
+/* vim's swap files: .NAME.swp, and .swo ... .swa when that one is taken. */
+static bool is_swap_name(const char *c)
+{
+	size_t len = strlen(c);
+	return len > 5 && c[0] == '.' && c[len - 4] == '.' && c[len - 3] == 's' &&
+	       c[len - 2] == 'w' && c[len - 1] >= 'a' && c[len - 1] <= 'p';
+}
+
 bool name_is_scratch(const char *name)
 {
 	static const char *const views[] = { ".versions", ".stages", ".fields", ".deleted" };
-	const char *why;
-	if (name[0] != '.' || strchr(name, '/') || strlen(name) > 255)
+	const char *why, *slash = strrchr(name, '/');
+	const char *leaf = slash ? slash + 1 : name;
+	char folder[SM_NAME_MAX + 1], stem[256];
+	size_t len = strlen(leaf);
+
+	if (len == 0 || len > 255 || strlen(name) > SM_NAME_MAX)
+		return false;
+	/* The folder part, if any, must be a valid name. */
+	if (slash && ((size_t)(slash - name) >= sizeof(folder) ||
+		      (snprintf(folder, sizeof(folder), "%.*s", (int)(slash - name), name),
+		       name_check(folder, &why))))
+		return false;
+	if (leaf[len - 1] == '~') {
+		/* Editors' backups (NAME~): the name before the tilde must be valid. */
+		memcpy(stem, leaf, len - 1);
+		stem[len - 1] = '\0';
+		return len > 1 && name_check_component(stem, false, &why) == 0;
+	}
+	if (name_check_component(leaf, false, &why) != 0)
+		return false;
+	if (is_swap_name(leaf))
+		return true;
+	if (slash || leaf[0] != '.')
 		return false;
 	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++)
-		if (strcmp(name, views[i]) == 0)
+		if (strcmp(leaf, views[i]) == 0)
 			return false; /* the views' own names */
-	/* Apart from the leading dot it must be a valid name component. */
-	return name_check_component(name, false, &why) == 0;
+	return true;
 }
 
 int name_check_version_id(const char *id, const char **why)

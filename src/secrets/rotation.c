@@ -318,12 +318,17 @@ int sm_rotation_end(struct sm *sm, const char *name, const char *token, const ch
 		goto out;
 	}
 	if (!failure && !secret_find_version(old, token))
-		failure = "createSecret wrote no AWSPENDING value";
+		failure = "createSecret: no AWSPENDING value was written";
 	if (failure) {
 		/* AWSCURRENT stays; AWSPENDING stays where the steps left it. */
 		snprintf(status, sizeof(status), "failed %s", failure);
 		log_warn("%s: rotation failed: %s", name, failure);
 		rc = set_status(sm, name, status, NULL, true);
+		/* A scheduled rotation that failed is tried again in an hour, not
+		 * every minute (memory only: a restart tries at once). */
+		struct sm_secret *now = find_secret(sm, name);
+		if (!rc && now && now->next_rotation_ms)
+			now->next_rotation_ms = time_now_ms() + 3600 * 1000;
 		goto out;
 	}
 	if (!(s = secret_clone(old))) {

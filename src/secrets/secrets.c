@@ -460,7 +460,7 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 {
 	const char *why;
 	bool scratch = name_is_scratch(name);
-	int rc;
+	int rc = 0;
 
 	if (!scratch && name_check(name, &why))
 		return refuse(-EINVAL, name, why);
@@ -470,6 +470,18 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 	struct sm_secret *old = find_secret(sm, name);
 	if (find_folder(sm, name) || is_live(old)) {
 		rc = -EEXIST;
+		goto out;
+	}
+	if (old && old->hidden) {
+		/* An editor that moved the secret to its backup name writes it
+		 * anew: the same secret, whose next commit is a new version. */
+		struct sm_secret *s = secret_clone(old);
+		if (!s) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s->hidden = false;
+		index_replace(sm, name, s);
 		goto out;
 	}
 	if ((rc = check_parent(sm, name)))
@@ -707,6 +719,7 @@ static int rename_over(struct sm *sm, struct sm_secret *from, struct sm_secret *
 	if ((rc = renamed_value(sm, from, &value)) || (rc = merge_tags(s, from)))
 		goto out;
 	s->persisted = true;
+	s->hidden = false;
 	s->deleted_ms = s->purge_ms = 0;
 	s->mode = from->mode;
 	s->uid = from->uid;
@@ -900,17 +913,75 @@ out:
 	return rc;
 }
 
+/*
+ * rename A -> a scratch name (vim's "A~" backup): the scratch file gets A's
+ * value and metadata, and A is hidden, not moved: the editor creates A again
+ * at once, and that is the same secret with a new version, its history
+ * kept. Hidden is memory only: after a restart A is simply back.
+ */
+static int rename_to_scratch(struct sm *sm, struct sm_secret *from, const char *to,
+			     struct sm_secret *old_to)
+{
+	struct secbuf value = { 0 };
+	struct sm_secret *copy = secret_clone(from), *hidden = NULL;
+	int rc;
+	if (!copy)
+		return -ENOMEM;
+	if (old_to && !old_to->scratch) {
+		secret_free(copy);
+		return -EEXIST;
+	}
+	if ((rc = renamed_value(sm, from, &value)))
+		goto out;
+	free(copy->name);
+	if (!(copy->name = strdup(to))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	copy->scratch = true;
+	copy->persisted = false;
+	copy->scratch_size = (uint32_t)value.len;
+	if ((rc = scratch_set(sm, to, value.data, value.len)))
+		goto out;
+	char from_name[SM_NAME_MAX + 1];
+	snprintf(from_name, sizeof(from_name), "%s", from->name);
+	if (from->scratch) {
+		scratch_set(sm, from_name, NULL, 0);
+		index_replace(sm, from_name, NULL);
+	} else {
+		if (!(hidden = secret_clone(from))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		hidden->hidden = true;
+		index_replace(sm, from_name, hidden);
+	}
+	index_replace(sm, to, copy);
+	copy = NULL;
+out:
+	secbuf_free(&value);
+	secret_free(copy);
+	return rc;
+}
+
 int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 {
 	const char *why;
 	int rc;
 
-	if (name_check(to, &why))
+	bool to_scratch = name_is_scratch(to);
+	if (!to_scratch && name_check(to, &why))
 		return refuse(-EINVAL, to, why);
 	if (sm->opt.readonly)
 		return -EROFS;
 	pthread_mutex_lock(&sm->write_lock);
 	struct sm_secret *fs = find_secret(sm, from), *ts = find_secret(sm, to);
+	if (to_scratch) {
+		rc = is_live(fs) ? rename_to_scratch(sm, fs, to, ts)
+				 : from[0] && find_folder(sm, from) ? refuse(-EINVAL, to, "a folder cannot take a scratch name")
+								    : -ENOENT;
+		goto out;
+	}
 	struct sm_folder *ff = from[0] ? find_folder(sm, from) : NULL, *tf = find_folder(sm, to);
 	if ((rc = check_parent(sm, to)))
 		goto out;
