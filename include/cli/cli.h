@@ -40,6 +40,12 @@ struct unlock_input {
 
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 		      int confirm);
+/* The same for a new secret (passwd, rekey): asked twice on a terminal. */
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file);
 void unlock_input_free(struct unlock_input *in);
+int cmd_check(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
 
 #endif

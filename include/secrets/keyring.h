@@ -85,6 +85,14 @@ struct keyring_key_info {
 /* A malloc'd copy of every named key's public facts. */
 int keyring_list(struct keyring *kr, struct keyring_key_info **keys, size_t *count);
 
+/*
+ * passwd and rekey: the master key sealed anew under a new key file or
+ * passphrase, and with new_master a new random master key that re-seals
+ * the named keys (values are never re-encrypted). One transaction: a crash
+ * leaves the store opening with the old unlock secret or the new one.
+ */
+int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock, bool new_master);
+
 /* A random RFC 4122 version-4 UUID, 36 characters. */
 void keyring_new_uuid(char out[37]);
 

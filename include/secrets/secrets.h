@@ -180,6 +180,15 @@ int sm_describe(struct sm *sm, const char *name, char **json);
 /* Removes for good every secret whose recovery window has passed. */
 int sm_purge_expired(struct sm *sm);
 
+/* secretsfs check: every version of every secret decrypted (failures are
+ * logged by name), and every version record matched to a secret. */
+struct sm_verify_report {
+	uint64_t secrets, versions, bad_versions, records, orphans;
+};
+int sm_verify(struct sm *sm, struct sm_verify_report *r);
+/* A consistent copy of the store file at dest (see store_backup). */
+int sm_backup(struct sm *sm, const char *dest);
+
 struct sm_counts {
 	uint64_t secrets, deleted, versions;
 };

@@ -55,6 +55,10 @@ int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void 
 /* Bumped by every committed change, by any process: for change detection. */
 int store_seqnum(struct store *st);
 
+/* A consistent copy of the store at dest (which must not exist), taken
+ * inside a transaction so no commit lands halfway; synced. */
+int store_backup(struct store *st, const char *dest);
+
 /* tdb's own structural check (no decryption); 0 or -EIO. */
 int store_check_structure(struct store *st);
 

@@ -19,6 +19,10 @@ static const char usage[] =
 	"  export MOUNTPOINT [PREFIX] > FILE\n"
 	"  import MOUNTPOINT < FILE\n"
 	"                      secrets as JSON lines, AWS CLI shaped\n"
+	"  check STORE         verify every record of a store\n"
+	"  backup STORE FILE   a consistent copy, also while mounted\n"
+	"  passwd STORE        change the key file or passphrase (unmounted)\n"
+	"  rekey STORE         replace the master key (unmounted)\n"
 	"  rotate FILE         RotateSecret now, with the secret's rotation command\n"
 	"  random-password [OPTIONS]\n"
 	"                      GetRandomPassword on standard output\n"
@@ -61,6 +65,14 @@ int main(int argc, char **argv)
 		return cmd_random_password(argc - 1, argv + 1);
 	if (strcmp(cmd, "rotate") == 0)
 		return cmd_rotate(argc - 1, argv + 1);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(cmd, "backup") == 0)
+		return cmd_backup(argc - 1, argv + 1);
+	if (strcmp(cmd, "passwd") == 0)
+		return cmd_passwd(argc - 1, argv + 1);
+	if (strcmp(cmd, "rekey") == 0)
+		return cmd_rekey(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }

@@ -67,6 +67,16 @@ static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *le
 	return rc;
 }
 
+static const char *terminal_prompt = "Passphrase: ";
+
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file)
+{
+	terminal_prompt = "New passphrase: ";
+	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
+	terminal_prompt = "Passphrase: ";
+	return rc;
+}
+
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 		      int confirm)
 {
@@ -110,7 +120,7 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 			return rc;
 		}
 	} else {
-		rc = ask_terminal("Passphrase: ", in->buf, in->cap, &in->secret.len);
+		rc = ask_terminal(terminal_prompt, in->buf, in->cap, &in->secret.len);
 		if (rc) {
 			cli_error("no terminal to ask for a passphrase: use passphrase_file= or a key file");
 			return rc;

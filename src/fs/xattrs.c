@@ -299,7 +299,7 @@ static int foreign_namespace(const char *name)
 static int manage_keys(struct sm *sm, const struct xattr_caller *who, const char *a,
 		       const char *value, size_t len)
 {
-	char spec[300], key_id[SM_KEY_ID_LEN + 1];
+	char spec[4096], key_id[SM_KEY_ID_LEN + 1];
 	if (who->uid != 0 && who->uid != who->owner)
 		return -EACCES;
 	if (len == 0 || len >= sizeof(spec))
@@ -314,6 +314,13 @@ static int manage_keys(struct sm *sm, const struct xattr_caller *who, const char
 		if (rc == -EINVAL)
 			log_warn("key %s: refused: an alias is alias/NAME with letters, digits, /_- "
 				 "and not under alias/aws/", spec);
+	} else if (strcmp(a, "backup") == 0) {
+		/* secretsfs backup of a mounted store: the daemon holds it. */
+		rc = spec[0] == '/' ? sm_backup(sm, spec) : -EINVAL;
+		if (rc)
+			log_warn("backup to %s failed: %s", spec, strerror(-rc));
+		else
+			log_info("backup written to %s", spec);
 	} else if (strcmp(a, "key.enable") == 0 || strcmp(a, "key.disable") == 0) {
 		rc = keyring_set_enabled(kr, spec, strcmp(a, "key.enable") == 0);
 		if (rc == -ENOENT)
@@ -352,7 +359,7 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 	if (rc)
 		return rc;
 	const char *a = strncmp(name, SM_PREFIX, strlen(SM_PREFIX)) == 0 ? name + strlen(SM_PREFIX) : NULL;
-	if (t->kind == T_ROOT && a && strncmp(a, "key.", 4) == 0)
+	if (t->kind == T_ROOT && a && (strncmp(a, "key.", 4) == 0 || strcmp(a, "backup") == 0))
 		return manage_keys(sm, who, a, value, len);
 	if (t->kind == T_ROOT && a && strcmp(a, "keys") == 0)
 		return -EPERM; /* read-only, like every listing attribute */

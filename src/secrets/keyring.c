@@ -783,3 +783,97 @@ int keyring_list(struct keyring *kr, struct keyring_key_info **keys, size_t *cou
 	pthread_rwlock_unlock(&kr->lock);
 	return *keys ? 0 : -ENOMEM;
 }
+
+/* Re-seals one named key's record under master (one record of a change). */
+static int reseal_key_record(struct keyring *kr, const struct named_key *k, const uint8_t *master)
+{
+	uint8_t *data = NULL, sealed[CRYPTO_KEY_LEN + CRYPTO_SEAL_OVERHEAD];
+	char rkey[64], aad[160], sealed_hex[2 * sizeof(sealed) + 1];
+	size_t len;
+	int rc;
+	snprintf(rkey, sizeof(rkey), "%s%s", RECORD_PREFIX_KEY, k->id);
+	if ((rc = store_get(kr->store, rkey, &data, &len)))
+		return rc == -ENOENT ? -EIO : rc;
+	json_object *o = parse_record(data, len);
+	free(data);
+	if (!o)
+		return -EIO;
+	size_t aad_len = named_key_aad(aad, sizeof(aad), kr->store_id, k->id);
+	rc = crypto_seal(master, aad, aad_len, k->material, CRYPTO_KEY_LEN, sealed);
+	if (!rc) {
+		hex_encode(sealed, sizeof(sealed), sealed_hex);
+		json_object_object_add(o, "sealed", json_object_new_string(sealed_hex));
+		const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+		rc = text ? store_put(kr->store, rkey, text, strlen(text)) : -ENOMEM;
+	}
+	json_object_put(o);
+	return rc;
+}
+
+int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock, bool new_master)
+{
+	uint8_t salt[CRYPTO_SALT_LEN], sealed[CRYPTO_KEY_LEN + CRYPTO_SEAL_OVERHEAD];
+	char salt_hex[2 * CRYPTO_SALT_LEN + 1], sealed_hex[2 * sizeof(sealed) + 1], aad[160];
+	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
+	uint8_t *master = crypto_secure_alloc(CRYPTO_KEY_LEN);
+	uint8_t *data = NULL;
+	json_object *hdr = NULL;
+	size_t len;
+	int rc;
+
+	if (!kek || !master) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (new_master)
+		crypto_random_key(master, CRYPTO_KEY_LEN, true);
+	else
+		memcpy(master, kr->master, CRYPTO_KEY_LEN);
+	crypto_random_nonce(salt, sizeof(salt));
+	hex_encode(salt, sizeof(salt), salt_hex);
+	if ((rc = derive_kek(unlock, salt, &default_argon2, kek)))
+		goto out;
+	size_t aad_len = master_aad(aad, sizeof(aad), kr->store_id, kind_name(unlock->kind));
+	if ((rc = crypto_seal(kek, aad, aad_len, master, CRYPTO_KEY_LEN, sealed)))
+		goto out;
+	hex_encode(sealed, sizeof(sealed), sealed_hex);
+
+	pthread_rwlock_wrlock(&kr->lock);
+	if ((rc = store_begin(kr->store))) {
+		pthread_rwlock_unlock(&kr->lock);
+		goto out;
+	}
+	rc = store_get(kr->store, RECORD_KEY_HEADER, &data, &len);
+	if (!rc && !(hdr = parse_record(data, len)))
+		rc = -EIO;
+	if (!rc) {
+		json_object *un = json_object_new_object();
+		json_object_object_add(un, "kind", json_object_new_string(kind_name(unlock->kind)));
+		json_object_object_add(un, "salt", json_object_new_string(salt_hex));
+		if (unlock->kind == UNLOCK_PASSPHRASE) {
+			json_object_object_add(un, "kdf", json_object_new_string("argon2id"));
+			json_object_object_add(un, "t", json_object_new_int64(default_argon2.t_cost));
+			json_object_object_add(un, "m", json_object_new_int64(default_argon2.m_cost_kib));
+			json_object_object_add(un, "p", json_object_new_int64(default_argon2.parallelism));
+		}
+		json_object_object_add(hdr, "unlock", un);
+		json_object_object_add(hdr, "master_key", json_object_new_string(sealed_hex));
+		const char *text = json_object_to_json_string_ext(hdr, JSON_C_TO_STRING_PLAIN);
+		rc = text ? store_put(kr->store, RECORD_KEY_HEADER, text, strlen(text)) : -ENOMEM;
+	}
+	/* A new master key re-seals the named keys, never the values. */
+	for (size_t i = 0; !rc && new_master && i < kr->nkeys; i++)
+		rc = reseal_key_record(kr, &kr->keys[i], master);
+	if (rc) {
+		store_cancel(kr->store);
+	} else if ((rc = store_commit(kr->store)) == 0) {
+		memcpy(kr->master, master, CRYPTO_KEY_LEN);
+	}
+	pthread_rwlock_unlock(&kr->lock);
+out:
+	json_object_put(hdr);
+	free(data);
+	crypto_secure_free(kek, CRYPTO_KEY_LEN);
+	crypto_secure_free(master, CRYPTO_KEY_LEN);
+	return rc;
+}

@@ -318,3 +318,55 @@ int store_check_structure(struct store *st)
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
+
+int store_backup(struct store *st, const char *dest)
+{
+	char *tmp = NULL;
+	int in = -1, out = -1, rc;
+	/* Inside a transaction the file holds exactly the last commit, and no
+	 * other commit can start: the copy is consistent. */
+	if ((rc = store_begin(st)))
+		return rc;
+	if (asprintf(&tmp, "%s.tmp", dest) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	in = open(st->path, O_RDONLY | O_CLOEXEC);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (in < 0 || out < 0) {
+		rc = -errno;
+		goto out;
+	}
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0) {
+				rc = -errno;
+				goto out;
+			}
+			off += w;
+		}
+	}
+	if (n < 0 || fsync(out) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (link(tmp, dest) != 0) { /* never replace an existing file */
+		rc = -errno;
+		goto out;
+	}
+	rc = sync_parent_dir(dest);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	store_cancel(st);
+	return rc;
+}

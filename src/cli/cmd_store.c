@@ -1,0 +1,283 @@
+/*
+ * Store care: secretsfs check, backup, passwd and rekey (BRIEF §7).
+ * check and backup work on a mounted store too (backup through the daemon,
+ * which holds the store); passwd and rekey need it unmounted.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "secrets/keyring.h"
+#include "secrets/secrets.h"
+#include "store/store.h"
+
+struct store_args {
+	const char *key_file, *passphrase_file, *new_key_file, *new_passphrase_file;
+	int first; /* index of the first operand */
+};
+
+/* Parses --key-file, --passphrase-file (and the --new- ones when allowed). */
+static int parse(int argc, char **argv, const char *usage, bool news, int operands,
+		 struct store_args *a)
+{
+	static const struct option longopts[] = {
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "new-key-file", required_argument, NULL, 'K' },
+		{ "new-passphrase-file", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+	memset(a, 0, sizeof(*a));
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': a->key_file = optarg; break;
+		case 'p': a->passphrase_file = optarg; break;
+		case 'K': if (!news) goto misuse; a->new_key_file = optarg; break;
+		case 'P': if (!news) goto misuse; a->new_passphrase_file = optarg; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: goto misuse;
+		}
+	}
+	if (argc - optind != operands)
+		goto misuse;
+	if ((a->key_file && a->passphrase_file) || (a->new_key_file && a->new_passphrase_file)) {
+		cli_error("give one key file or one passphrase file, not both");
+		return EXIT_MISUSE;
+	}
+	a->first = optind;
+	return -1; /* go on */
+misuse:
+	fputs(usage, stderr);
+	return EXIT_MISUSE;
+}
+
+static const char check_usage[] =
+	"usage: secretsfs check STORE [--key-file F | --passphrase-file F]\n"
+	"\n"
+	"Verifies a store: tdb's structure, the header and every named key, and\n"
+	"that every version of every secret decrypts and belongs to its secret.\n"
+	"Reads only; on a mounted store a commit in flight may be reported, so\n"
+	"check a backup (secretsfs backup) for a certain answer. Exit status 0\n"
+	"when the store is sound, 1 otherwise.\n";
+
+int cmd_check(int argc, char **argv)
+{
+	struct store_args a;
+	struct unlock_input in = { 0 };
+	struct store *st = NULL;
+	struct keyring *kr = NULL;
+	struct sm *sm = NULL;
+	int rc = parse(argc, argv, check_usage, false, 1, &a), status = 1;
+	if (rc >= 0)
+		return rc;
+	const char *path = argv[a.first];
+	if (crypto_init(1 << 20))
+		return 1;
+	if ((rc = store_open(path, STORE_READONLY, &st))) {
+		cli_error("%s: cannot open: %s", path,
+			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
+		goto out;
+	}
+	if (store_check_structure(st)) {
+		cli_error("%s: tdb's structure check fails (the next writable open repacks it)", path);
+		goto out;
+	}
+	if (unlock_input_read(&in, a.key_file, a.passphrase_file, 0))
+		goto out;
+	rc = keyring_unlock(st, &in.secret, &kr);
+	if (rc) {
+		cli_error("%s: cannot unlock: %s", path,
+			  rc == -EACCES ? "wrong key or passphrase" :
+			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
+			  "header or a named key is damaged");
+		goto out;
+	}
+	struct sm_options so = { .recovery_window_days = 30, .readonly = true, .root_mode = 0755 };
+	rc = sm_open(st, kr, &so, &sm);
+	st = NULL;
+	kr = NULL;
+	if (rc) {
+		cli_error("%s: a secret's record is damaged (see above)", path);
+		goto out;
+	}
+	struct sm_verify_report r;
+	if ((rc = sm_verify(sm, &r))) {
+		cli_error("%s: check stopped: %s", path, strerror(-rc));
+		goto out;
+	}
+	printf("%s: %llu secrets, %llu versions, %llu version records: ", path,
+	       (unsigned long long)r.secrets, (unsigned long long)r.versions,
+	       (unsigned long long)r.records);
+	if (r.bad_versions || r.orphans) {
+		printf("%llu versions do not open, %llu records belong to no secret\n",
+		       (unsigned long long)r.bad_versions, (unsigned long long)r.orphans);
+	} else {
+		printf("sound\n");
+		status = 0;
+	}
+out:
+	sm_close(sm);
+	keyring_free(kr);
+	store_close(st);
+	unlock_input_free(&in);
+	crypto_shutdown();
+	return status;
+}
+
+static const char backup_usage[] =
+	"usage: secretsfs backup STORE FILE\n"
+	"\n"
+	"Writes a consistent copy of STORE to FILE (which must not exist), mode\n"
+	"0600, synced. On a mounted store the daemon makes the copy between two\n"
+	"commits. The copy opens with the same key or passphrase.\n";
+
+/* The mount point of a mounted store, from /proc/self/mountinfo. */
+static int find_mount(const char *store_abs, char *mnt, size_t cap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	int rc = -ENOENT;
+	if (!f)
+		return -errno;
+	while (rc && fgets(line, sizeof(line), f)) {
+		char point[4096], fstype[64], source[4096];
+		char *sep = strstr(line, " - ");
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+		    sscanf(sep + 3, "%63s %4095s", fstype, source) != 2)
+			continue;
+		if (strcmp(fstype, "fuse.secretsfs") == 0 && strcmp(source, store_abs) == 0 &&
+		    (size_t)snprintf(mnt, cap, "%s", point) < cap)
+			rc = 0;
+	}
+	fclose(f);
+	return rc;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	struct store_args a;
+	struct store *st = NULL;
+	char dest[PATH_MAX], mnt[4096];
+	int rc = parse(argc, argv, backup_usage, false, 2, &a);
+	if (rc >= 0)
+		return rc;
+	const char *path = argv[a.first], *file = argv[a.first + 1];
+	char *store_abs = realpath(path, NULL);
+	if (!store_abs) {
+		cli_error("%s: %s", path, strerror(errno));
+		return 1;
+	}
+	/* The destination as an absolute path: the daemon has its own cwd. */
+	char cwd[PATH_MAX];
+	int n = file[0] == '/' ? snprintf(dest, sizeof(dest), "%s", file)
+			       : getcwd(cwd, sizeof(cwd)) ? snprintf(dest, sizeof(dest), "%s/%s", cwd, file)
+							  : -1;
+	if (n < 0 || (size_t)n >= sizeof(dest)) {
+		cli_error("%s: path too long", file);
+		free(store_abs);
+		return 1;
+	}
+	if (access(dest, F_OK) == 0) {
+		cli_error("%s: exists already; refusing to overwrite", file);
+		free(store_abs);
+		return 1;
+	}
+	rc = store_open(store_abs, 0, &st);
+	if (rc == -EBUSY) {
+		if ((rc = find_mount(store_abs, mnt, sizeof(mnt)))) {
+			cli_error("%s: in use, but not mounted here: stop the process using it", path);
+		} else if (setxattr(mnt, "user.sm.backup", dest, strlen(dest), 0) != 0) {
+			rc = -errno;
+			cli_error("%s: the daemon could not write %s: %s", path, file, strerror(errno));
+		}
+	} else if (rc == 0) {
+		if ((rc = store_backup(st, dest)))
+			cli_error("%s: cannot write %s: %s", path, file, strerror(-rc));
+	} else {
+		cli_error("%s: cannot open: %s", path, strerror(-rc));
+	}
+	store_close(st);
+	free(store_abs);
+	return rc ? 1 : 0;
+}
+
+static const char passwd_usage[] =
+	"usage: secretsfs passwd STORE [--key-file F | --passphrase-file F]\n"
+	"                              [--new-key-file F | --new-passphrase-file F]\n"
+	"\n"
+	"Changes what unlocks STORE (unmounted): the master key is sealed anew\n"
+	"under the new key file or passphrase; no value is re-encrypted. Without\n"
+	"files, passphrases are asked on the terminal. One transaction: an\n"
+	"interruption leaves the store opening with the old or the new one.\n";
+
+static const char rekey_usage[] =
+	"usage: secretsfs rekey STORE [--key-file F | --passphrase-file F]\n"
+	"                             [--new-key-file F | --new-passphrase-file F]\n"
+	"\n"
+	"Replaces STORE's master key (unmounted) with a new random one, re-sealing\n"
+	"the named keys under it; values are not re-encrypted. Without --new-*, the\n"
+	"store keeps its key file or passphrase. One transaction.\n";
+
+static int change_unlock(int argc, char **argv, const char *usage, bool new_master)
+{
+	struct store_args a;
+	struct unlock_input old = { 0 }, fresh = { 0 };
+	struct store *st = NULL;
+	struct keyring *kr = NULL;
+	int rc = parse(argc, argv, usage, true, 1, &a), status = 1;
+	if (rc >= 0)
+		return rc;
+	const char *path = argv[a.first];
+	if (crypto_init(1 << 20))
+		return 1;
+	if ((rc = store_open(path, 0, &st))) {
+		cli_error("%s: cannot open: %s", path,
+			  rc == -EBUSY ? "it is mounted; unmount it first" :
+			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
+		goto out;
+	}
+	if (unlock_input_read(&old, a.key_file, a.passphrase_file, 0))
+		goto out;
+	if ((rc = keyring_unlock(st, &old.secret, &kr))) {
+		cli_error("%s: %s: nothing changed", path,
+			  rc == -EACCES ? "wrong key or passphrase" :
+			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
+			  "cannot unlock");
+		goto out;
+	}
+	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
+	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file))
+		goto out;
+	rc = keyring_change_unlock(kr, keep ? &old.secret : &fresh.secret, new_master);
+	if (rc) {
+		cli_error("%s: %s: nothing changed", path, strerror(-rc));
+		goto out;
+	}
+	status = 0;
+out:
+	keyring_free(kr);
+	store_close(st);
+	unlock_input_free(&old);
+	unlock_input_free(&fresh);
+	crypto_shutdown();
+	return status;
+}
+
+int cmd_passwd(int argc, char **argv)
+{
+	return change_unlock(argc, argv, passwd_usage, false);
+}
+
+int cmd_rekey(int argc, char **argv)
+{
+	return change_unlock(argc, argv, rekey_usage, true);
+}
