@@ -21,6 +21,8 @@ struct fs_options {
 	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
 	int new_umask;            /* -1: secrets 0600 less the caller's umask */
 	const char *mountpoint;   /* absolute: where rotation commands find the secrets */
+	const char *audit_log;    /* NULL: no audit trail */
+	bool audit_required;      /* refuse what cannot be recorded */
 };
 
 struct fs;

@@ -46,6 +46,8 @@ static const char usage[] =
 	"  -o recovery_window=D   days a deleted secret can be restored: 0 (delete at\n"
 	"                         once) or 7 to 30 (default 30)\n"
 	"  -o log_file=FILE       log here (default: stderr with -f, syslog otherwise)\n"
+	"  -o audit_log=FILE      one JSON line per operation, CloudTrail-shaped\n"
+	"  -o audit_required      refuse operations the audit log cannot record\n"
 	"  -o threads=N           at most N threads serving requests (default 16)\n"
 	"  -o uid=N,gid=N         owner of new secrets and folders (default: the caller)\n"
 	"  -o umask=M             new secrets get 0666 & ~M, folders 0777 & ~M\n"
@@ -65,6 +67,7 @@ struct mount_opts {
 	int threads;
 	int debug;
 	int uid, gid, umask; /* -1: unset */
+	int audit_required;
 	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
 };
 
@@ -74,6 +77,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("passphrase_file=%s", passphrase_file),
 	OPT("log_file=%s", log_file),
 	OPT("audit_log=%s", audit_log),
+	OPT("audit_required", audit_required),
 	OPT("allow_other", allow_other),
 	OPT("ro", readonly),
 	OPT("recovery_window=%d", recovery_window),
@@ -115,8 +119,9 @@ static int unknown_option(void *data, const char *arg, int key, struct fuse_args
 		return 0;
 	}
 	/* systemd's and fstab's own options (x-systemd.automount, comment=...). */
-	if (key == FUSE_OPT_KEY_OPT && (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0))
-		return 0;
+	if (key == FUSE_OPT_KEY_OPT && (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0 ||
+					!arg[0]))
+		return 0; /* an empty option (a trailing comma) is no option */
 	if (key == FUSE_OPT_KEY_OPT) {
 		cli_error("unknown mount option '%s' (see secretsfs mount --help)", arg);
 		return -1;
@@ -280,6 +285,17 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
 		goto out;
 	}
+	/* The audit log by absolute path: a background daemon changes folder. */
+	char *audit_abs = NULL;
+	if (mo->audit_log) {
+		char cwd[4096];
+		if (mo->audit_log[0] == '/' ? !(audit_abs = strdup(mo->audit_log))
+					    : (!getcwd(cwd, sizeof(cwd)) ||
+					       asprintf(&audit_abs, "%s/%s", cwd, mo->audit_log) < 0)) {
+			cli_error("%s: cannot resolve the audit log's path", mo->audit_log);
+			goto out;
+		}
+	}
 	char *mountpoint_abs = realpath(mountpoint, NULL);
 	if (!mountpoint_abs) {
 		cli_error("%s: %s", mountpoint, strerror(errno));
@@ -296,9 +312,12 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.new_gid = mo->gid,
 		.new_umask = mo->umask,
 		.mountpoint = mountpoint_abs,
+		.audit_log = audit_abs,
+		.audit_required = mo->audit_required,
 	};
 	rc = fs_mount(sm, mountpoint, &fo, &fs);
 	free(mountpoint_abs);
+	free(audit_abs);
 	if (rc) {
 		cli_error("%s: cannot mount (see the log)", mountpoint);
 		goto out;
@@ -357,7 +376,7 @@ static void clean_dead_mount(const char *mountpoint)
 	struct statfs sfs;
 	/* statfs always reaches the daemon; stat may be answered from the
 	 * kernel's attribute cache for a second after the daemon died. */
-	if (statfs(mountpoint, &sfs) == 0 || errno != ENOTCONN)
+	if (statfs(mountpoint, &sfs) == 0 || (errno != ENOTCONN && errno != ECONNABORTED))
 		return;
 	if (umount2(mountpoint, MNT_DETACH) != 0) {
 		pid_t pid = fork();
@@ -410,10 +429,9 @@ int cmd_mount(int argc, char **argv)
 		cli_error("uid=, gid= are ids and umask= an octal mask up to 0777");
 		return EXIT_MISUSE;
 	}
-	if (mo.audit_log) {
-		cli_error("audit_log= is not implemented in this version; refusing to mount without "
-			  "the audit trail you asked for");
-		return 1;
+	if (mo.audit_required && !mo.audit_log) {
+		cli_error("audit_required needs audit_log=PATH");
+		return EXIT_MISUSE;
 	}
 	if (mo.key_file && mo.passphrase_file) {
 		cli_error("give key_file= or passphrase_file=, not both");

@@ -14,6 +14,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "fs/audit.h"
 #include "fs/nodes.h"
 #include "fs/paths.h"
 #include "fs/rotator.h"
@@ -33,6 +34,7 @@ static const double ATTR_TIMEOUT = 1.0;
 
 struct fs {
 	struct sm *sm;
+	struct audit *audit;
 	pthread_mutex_t writers_lock;
 	struct handle *writers;   /* open write handles, for their sizes */
 	struct rotator *rotator;
@@ -55,11 +57,41 @@ struct handle {
 	bool append;
 	int failed;               /* a refused write poisons the handle: nothing commits */
 	struct handle *next_writer, *prev_writer;
+	struct audit_caller opener; /* who opened it: the commit's caller */
 	char field[256];          /* .fields readers: the field they read */
 	struct sm_listing listing; /* directories: entries as of opendir */
 };
 
 static bool writer_size(struct fs *fs, fuse_ino_t ino, off_t *size);
+
+static struct audit_caller caller_of(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct audit_caller c = { ctx->uid, ctx->gid, ctx->pid };
+	return c;
+}
+
+/*
+ * The audit trail: one record per operation, with its outcome. A change
+ * under audit_required is announced first (audit_begin), so that a log
+ * that cannot be written refuses it before it is made.
+ */
+static int audit_event(struct fs *fs, const struct audit_caller *who, const char *name,
+		       const char *secret, int outcome)
+{
+	struct audit_event ev = { .name = name, .secret = secret };
+	return audit_record(fs->audit, who, &ev, outcome);
+}
+
+static int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
+		       const char *secret)
+{
+	if (!audit_required(fs->audit))
+		return 0;
+	struct audit_event ev = { .name = name, .secret = secret, .detail_key = "eventStatus",
+				  .detail_value = "started" };
+	return audit_record(fs->audit, who, &ev, 0) ? -EIO : 0;
+}
 
 static struct fs *fs_of(fuse_req_t req)
 {
@@ -291,10 +323,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uint32_t mode = attr->st_mode & 07777, uid = attr->st_uid, gid = attr->st_gid;
+		struct audit_caller who = caller_of(req);
+		if ((rc = audit_begin(fs, &who, "SetPermissions", t.name)))
+			goto out;
 		rc = sm_set_owner_mode(fs->sm, t.kind == T_ROOT ? "" : t.name,
 				       (to_set & FUSE_SET_ATTR_MODE) ? &mode : NULL,
 				       (to_set & FUSE_SET_ATTR_UID) ? &uid : NULL,
 				       (to_set & FUSE_SET_ATTR_GID) ? &gid : NULL);
+		audit_event(fs, &who, "SetPermissions", t.name, rc);
 		if (rc)
 			goto out;
 	}
@@ -332,12 +368,15 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fs *fs = fs_of(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct new_child c;
+	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
-	if (!rc)
+	if (!rc && !(rc = audit_begin(fs, &who, "CreateFolder", c.name))) {
 		rc = sm_mkdir(fs->sm, c.name,
 			      fs->opt.new_umask >= 0 ? 0777 & ~(mode_t)fs->opt.new_umask : mode & 07777,
 			      fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
 			      fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
+		audit_event(fs, &who, "CreateFolder", c.name, rc);
+	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -349,9 +388,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct new_child c;
+	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
-	if (!rc)
+	if (!rc && !(rc = audit_begin(fs, &who, "DeleteSecret", c.name))) {
 		rc = sm_delete(fs->sm, c.name);
+		audit_event(fs, &who, "DeleteSecret", c.name, rc);
+	}
 	if (!rc)
 		nodes_detach(fs->nodes, c.vpath);
 	fuse_reply_err(req, -rc);
@@ -361,9 +403,12 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct new_child c;
+	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
-	if (!rc)
+	if (!rc && !(rc = audit_begin(fs, &who, "DeleteFolder", c.name))) {
 		rc = sm_rmdir(fs->sm, c.name);
+		audit_event(fs, &who, "DeleteFolder", c.name, rc);
+	}
 	if (!rc)
 		nodes_detach(fs->nodes, c.vpath);
 	fuse_reply_err(req, -rc);
@@ -385,12 +430,20 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if ((rc = child_path(fs, parent, name, from)) || (rc = path_resolve(fs->sm, from, &ft)) ||
 	    (rc = new_child(fs, newparent, newname, false, CHILD_FILE, &to)))
 		goto out;
-	if (ft.kind == T_DELETED_SECRET)
-		rc = sm_restore(fs->sm, ft.name, to.name); /* RestoreSecret */
-	else if (ft.kind == T_SECRET || ft.kind == T_FOLDER)
-		rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE);
-	else
+	struct audit_caller who = caller_of(req);
+	const char *event = ft.kind == T_DELETED_SECRET ? "RestoreSecret" :
+			    ft.kind == T_FOLDER ? "RenameFolder" : "RenameSecret";
+	if (ft.kind != T_DELETED_SECRET && ft.kind != T_SECRET && ft.kind != T_FOLDER)
 		rc = -EPERM; /* views are not renamed */
+	else if (!(rc = audit_begin(fs, &who, event, ft.name))) {
+		if (ft.kind == T_DELETED_SECRET)
+			rc = sm_restore(fs->sm, ft.name, to.name);
+		else
+			rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE);
+		struct audit_event ev = { .name = event, .secret = ft.name, .detail_key = "newName",
+					  .detail_value = to.name };
+		audit_record(fs->audit, &who, &ev, rc);
+	}
 	if (!rc)
 		nodes_move(fs->nodes, from, to.vpath);
 out:
@@ -562,9 +615,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -ENOMEM;
 		goto out;
 	}
+	h->opener = caller_of(req);
 	if (h->kind == HANDLE_READ) {
 		if (!(rc = open_reader(fs, &t, h)) && t.kind != T_VERSION)
 			sm_note_access(fs->sm, t.name); /* GetSecretValue */
+		struct audit_event ev = {
+			.name = "GetSecretValue", .secret = t.name, .read_only = true,
+			.version_id = h->snap ? sm_snapshot_version_id(h->snap) : NULL,
+			.stage = t.kind == T_STAGE_SECRET ? t.label : NULL,
+			.detail_key = t.kind == T_FIELD ? "field" : NULL,
+			.detail_value = t.kind == T_FIELD ? t.field : NULL,
+		};
+		/* Recorded before any byte is served: unrecorded reads are refused. */
+		if (audit_record(fs->audit, &h->opener, &ev, rc) && audit_required(fs->audit) && !rc)
+			rc = -EIO;
 		fi->noflush = 1; /* nothing to commit: spare the FLUSH round trip */
 	} else {
 		h->append = (fi->flags & O_APPEND) != 0;
@@ -628,6 +692,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		goto fail;
 	}
 	h->ino = e.ino;
+	h->opener = caller_of(req);
 	h->created = true;
 	h->dirty = true;
 	h->append = (fi->flags & O_APPEND) != 0;
@@ -741,8 +806,11 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 		if (h->dirty) {
 			struct target ft;
 			if (nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath)) == 0 &&
-			    path_resolve(fs->sm, vpath, &ft) == 0)
+			    path_resolve(fs->sm, vpath, &ft) == 0) {
 				sm_set_request_token(fs->sm, ft.name, NULL, 0);
+				audit_event(fs, &h->opener, h->created ? "CreateSecret" : "PutSecretValue",
+					    ft.name, rc);
+			}
 		}
 		h->dirty = false;
 		goto out;
@@ -759,6 +827,12 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 	struct target t;
 	if (rc || (rc = path_resolve(fs->sm, vpath, &t)))
 		goto out;
+	const char *event = h->created ? "CreateSecret" : "PutSecretValue";
+	if ((rc = audit_begin(fs, &h->opener, event, t.name))) {
+		h->dirty = false;
+		goto out;
+	}
+	version_id[0] = '\0';
 	if (h->buf.len == 0) {
 		if (h->created) {
 			rc = sm_commit_created(fs->sm, t.name);
@@ -773,6 +847,11 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 		rc = sm_put_value_staged(fs->sm, t.name, h->buf.data, h->buf.len, stages, 1, version_id);
 	} else {
 		rc = sm_put_value(fs->sm, t.name, h->buf.data, h->buf.len, version_id);
+	}
+	if (h->buf.len || h->created || rc) {
+		struct audit_event ev = { .name = event, .secret = t.name, .version_id = version_id,
+					  .stage = t.kind == T_STAGE_SECRET ? t.label : NULL };
+		audit_record(fs->audit, &h->opener, &ev, rc);
 	}
 	/* Committed, or refused for good: either way not again at release. */
 	h->dirty = false;
@@ -914,7 +993,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((rc = list_target(fs, &t, &h->listing)))
+	rc = list_target(fs, &t, &h->listing);
+	if (t.kind == T_ROOT || t.kind == T_FOLDER ||
+	    (t.kind == T_SECRET_DIR && t.view == VIEW_VERSIONS)) {
+		struct audit_caller who = caller_of(req);
+		struct audit_event ev = {
+			.name = t.kind == T_SECRET_DIR ? "ListSecretVersionIds" : "ListSecrets",
+			.secret = t.kind == T_SECRET_DIR ? t.name : NULL, .read_only = true,
+			.detail_key = t.kind == T_SECRET_DIR ? NULL : "folder", .detail_value = t.name,
+		};
+		if (audit_record(fs->audit, &who, &ev, rc) && audit_required(fs->audit) && !rc)
+			rc = -EIO;
+	}
+	if (rc)
 		goto out;
 	fi->fh = (uintptr_t)h;
 	fi->cache_readdir = 0;
@@ -982,6 +1073,29 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* The Secrets Manager (or KMS) action an attribute change is, if any. */
+static const char *xattr_event(const char *name, bool removing)
+{
+	if (strncmp(name, "user.tag.", 9) == 0)
+		return removing ? "UntagResource" : "TagResource";
+	if (strcmp(name, "user.sm.description") == 0 || strcmp(name, "user.sm.kms_key_id") == 0)
+		return "UpdateSecret";
+	if (strncmp(name, "user.sm.stage.", 14) == 0)
+		return "UpdateSecretVersionStage";
+	if (strcmp(name, "user.sm.rotate") == 0 || strncmp(name, "user.sm.rotation_", 17) == 0)
+		return removing && strcmp(name, "user.sm.rotation_command") == 0 ? "CancelRotateSecret"
+										  : "RotateSecret";
+	if (strcmp(name, "user.sm.key.create") == 0)
+		return "CreateKey";
+	if (strcmp(name, "user.sm.key.enable") == 0)
+		return "EnableKey";
+	if (strcmp(name, "user.sm.key.disable") == 0)
+		return "DisableKey";
+	if (strcmp(name, "user.sm.backup") == 0)
+		return "BackupStore";
+	return NULL;
+}
+
 static bool kernel_probe(const char *name)
 {
 	return strncmp(name, "security.", 9) == 0 || strncmp(name, "system.", 7) == 0 ||
@@ -1015,6 +1129,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	int rc = kernel_probe(name) ? -ENODATA : target_of(fs, ino, &t);
 	if (!rc)
 		rc = xattr_get(fs->sm, &t, name, &value, &len);
+	if (strcmp(name, "user.sm.describe") == 0 && t.name[0]) {
+		struct audit_caller who = caller_of(req);
+		struct audit_event ev = { .name = "DescribeSecret", .secret = t.name, .read_only = true };
+		if (audit_record(fs->audit, &who, &ev, rc) && audit_required(fs->audit) && !rc)
+			rc = -EIO;
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -1044,7 +1164,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct fs *fs = fs_of(req);
 	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
 	struct target t;
+	struct audit_caller caller = caller_of(req);
+	const char *event = xattr_event(name, false);
 	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	if (!rc && event && (rc = audit_begin(fs, &caller, event, t.name[0] ? t.name : NULL)))
+		goto out;
 	if (!rc && t.kind == T_SECRET && strcmp(name, "user.sm.rotate") == 0) {
 		/* RotateSecret: checked now, its steps run on the rotator's thread. */
 		rc = size == 3 && memcmp(value, "now", 3) == 0 ? rotator_rotate(fs->rotator, t.name)
@@ -1052,6 +1176,14 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	} else if (!rc) {
 		rc = xattr_set(fs->sm, &t, &who, name, value, size, flags);
 	}
+	if (event) {
+		struct audit_event ev = { .name = event, .secret = t.name[0] ? t.name : NULL,
+					  .source = strncmp(event, "CreateKey", 9) == 0 ||
+							    strstr(event, "ableKey") ? "kms.amazonaws.com" : NULL,
+					  .detail_key = "attribute", .detail_value = name };
+		audit_record(fs->audit, &caller, &ev, rc);
+	}
+out:
 	fuse_reply_err(req, -rc);
 }
 
@@ -1060,9 +1192,19 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs *fs = fs_of(req);
 	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
 	struct target t;
+	struct audit_caller caller = caller_of(req);
+	const char *event = xattr_event(name, true);
 	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	if (!rc && event && (rc = audit_begin(fs, &caller, event, t.name[0] ? t.name : NULL)))
+		goto out;
 	if (!rc)
 		rc = xattr_remove(fs->sm, &t, &who, name);
+	if (event) {
+		struct audit_event ev = { .name = event, .secret = t.name[0] ? t.name : NULL,
+					  .detail_key = "attribute", .detail_value = name };
+		audit_record(fs->audit, &caller, &ev, rc);
+	}
+out:
 	fuse_reply_err(req, -rc);
 }
 
@@ -1132,6 +1274,10 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 		goto fail;
 	}
 	fs->opt.mountpoint = NULL; /* the caller's string; the rotator has its copy */
+	if ((rc = audit_open(opt->audit_log, opt->audit_required, sm, &fs->audit))) {
+		log_error("%s: cannot open the audit log: %s", opt->audit_log, strerror(-rc));
+		goto fail;
+	}
 	*out = fs;
 	return 0;
 fail:
@@ -1170,6 +1316,7 @@ void fs_destroy(struct fs *fs)
 	if (!fs)
 		return;
 	rotator_stop(fs->rotator);
+	audit_close(fs->audit);
 	if (fs->se) {
 		if (fs->mounted)
 			fuse_session_unmount(fs->se);

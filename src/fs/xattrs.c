@@ -364,6 +364,12 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 	if (t->kind == T_ROOT && a && strcmp(a, "keys") == 0)
 		return -EPERM; /* read-only, like every listing attribute */
 	bool tag = strncmp(name, TAG_PREFIX, strlen(TAG_PREFIX)) == 0;
+	/* A rotation command runs as the daemon: only its owner may name one. */
+	if (a && strcmp(a, "rotation_command") == 0 && who->uid != 0 && who->uid != who->owner) {
+		log_warn("%s: refused: only root or the user who mounted the store may set "
+			 "user.sm.rotation_command", t->name);
+		return -EACCES;
+	}
 	if (!a && !tag)
 		return -EOPNOTSUPP; /* other user.* attributes have no home here */
 	if (t->kind == T_STAGE_SECRET && a && strcmp(a, "client_request_token") == 0)
@@ -408,7 +414,6 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_caller *who,
 		 const char *name)
 {
-	(void)who;
 	int rc = foreign_namespace(name);
 	if (rc)
 		return rc == -EOPNOTSUPP ? -ENODATA : rc;
@@ -425,7 +430,8 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
 	if (strcmp(name, SM_PREFIX "rotation_command") == 0)
-		return sm_set_rotation_command(sm, t->name, "");
+		return who->uid != 0 && who->uid != who->owner ? -EACCES
+							       : sm_set_rotation_command(sm, t->name, "");
 	if (strcmp(name, SM_PREFIX "rotation_days") == 0 ||
 	    strcmp(name, SM_PREFIX "rotation_schedule") == 0)
 		return sm_set_rotation_rules(sm, t->name, 0, NULL);

@@ -533,10 +533,6 @@ def test_daemon_death_rslave_parent_follows_remount(shared_export, ctr):
     assert fuse_mounts_at("/run/sfs/mnt", r.stdout) == 1, r.stdout
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "secretsfs bug: clean_dead_mount() tests for a dead mount with stat(), "
-    "which the kernel answers from the 1 s attribute cache, so a mount right "
-    "after a crash is stacked on the dead one instead of replacing it"))
 def test_remount_right_after_death_replaces_the_dead_mount(make_mount):
     m = make_mount()
     os.stat(m.mnt)                      # attributes cached for 1 s

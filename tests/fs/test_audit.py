@@ -1,0 +1,97 @@
+"""The audit trail (BRIEF §9): audit_log= and audit_required."""
+
+import errno
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import expect_errno, read_file, run, sfs, write_file
+
+
+def events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_operation_is_one_line_and_no_value(make_mount):
+    m = make_mount(mount=False)
+    log = m.dir / "audit.jsonl"
+    m.mount(audit_log=str(log))
+    write_file(m.p("db"), b"MARKER-AUDIT-ONE")
+    write_file(m.p("db"), b"MARKER-AUDIT-TWO")
+    read_file(m.p("db"))
+    os.setxattr(m.p("db"), "user.tag.team", b"ops")
+    os.setxattr(m.p("db"), "user.sm.description", b"orders")
+    os.listdir(m.mnt)
+    expect_errno(errno.EFBIG, write_file, m.p("db"), b"x" * 65537)
+    os.unlink(m.p("db"))
+    os.rename(m.p(".deleted/db"), m.p("db"))
+    m.unmount()
+    evs = events(log)
+    names = [e["eventName"] for e in evs]
+    for want in ["CreateSecret", "PutSecretValue", "GetSecretValue", "TagResource",
+                 "UpdateSecret", "ListSecrets", "DeleteSecret", "RestoreSecret"]:
+        assert want in names, (want, names)
+    get = next(e for e in evs if e["eventName"] == "GetSecretValue")
+    assert get["readOnly"] is True
+    assert get["userIdentity"]["executable"].endswith("python3") or \
+        "python" in get["userIdentity"]["executable"]
+    assert get["userIdentity"]["uid"] == 0 and get["userIdentity"]["pid"] > 0
+    assert get["requestParameters"]["name"] == "db"
+    assert get["requestParameters"]["secretId"].startswith("arn:aws:secretsmanager:")
+    assert len(get["requestParameters"]["versionId"]) == 36
+    failed = [e for e in evs if e.get("errorCode")]
+    assert any(e["eventName"] == "PutSecretValue" and
+               e["errorCode"] == "LimitExceededException" for e in failed)
+    text = log.read_text()
+    assert "MARKER" not in text
+    assert (log.stat().st_mode & 0o777) == 0o600
+
+
+def test_audit_required_refuses_what_cannot_be_recorded(make_mount, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    r = run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", small])
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + r.stderr)
+    try:
+        m = make_mount(mount=False)
+        log = small / "audit.jsonl"
+        m.mount(audit_log=str(log), audit_required=True)
+        write_file(m.p("s"), b"value")
+        assert read_file(m.p("s")) == b"value"
+        # Fill the audit log's filesystem: nothing more can be recorded.
+        filler = small / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        os.close(fd)
+        # The log's last page may still hold a few lines; then reads fail.
+        refused = False
+        for _ in range(200):
+            try:
+                read_file(m.p("s"))
+            except OSError as e:
+                assert e.errno == errno.EIO
+                refused = True
+                break
+        assert refused, "reads went on although the audit log was full"
+        expect_errno(errno.EIO, write_file, m.p("s"), b"changed")
+        expect_errno(errno.EIO, os.unlink, m.p("s"))
+        filler.unlink()
+        assert read_file(m.p("s")) == b"value"  # nothing changed meanwhile
+        write_file(m.p("s"), b"changed")
+        assert read_file(m.p("s")) == b"changed"
+        m.unmount()
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
+
+
+def test_audit_options_misuse(make_mount):
+    m = make_mount(mount=False)
+    r = sfs("mount", m.store, m.mnt, "-o", f"key_file={m.key},audit_required")
+    assert r.returncode == 2
