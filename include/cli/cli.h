@@ -47,5 +47,6 @@ int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif

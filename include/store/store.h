@@ -59,6 +59,10 @@ int store_seqnum(struct store *st);
  * inside a transaction so no commit lands halfway; synced. */
 int store_backup(struct store *st, const char *dest);
 
+/* tdb files never shrink: rewrite the (unmounted) store's records into a
+ * fresh file that replaces it by rename. Sizes before and after in bytes. */
+int store_compact(const char *path, uint64_t *before, uint64_t *after);
+
 /* tdb's own structural check (no decryption); 0 or -EIO. */
 int store_check_structure(struct store *st);
 

@@ -370,3 +370,82 @@ out:
 	store_cancel(st);
 	return rc;
 }
+
+struct copy_ctx {
+	struct tdb_context *dst;
+	int rc;
+};
+
+static int copy_record(struct tdb_context *src, TDB_DATA key, TDB_DATA data, void *priv)
+{
+	struct copy_ctx *c = priv;
+	(void)src;
+	if (tdb_store(c->dst, key, data, TDB_INSERT) != 0) {
+		c->rc = tdb_to_errno(c->dst);
+		return 1;
+	}
+	return 0;
+}
+
+int store_compact(const char *path, uint64_t *before, uint64_t *after)
+{
+	struct store *st = NULL;
+	struct tdb_context *dst = NULL;
+	struct stat sb;
+	char *tmp = NULL;
+	int rc;
+
+	/* Unmounted only: the exclusive lock of a writable open. */
+	if ((rc = store_open(path, 0, &st)))
+		return rc;
+	if (stat(path, &sb) == 0)
+		*before = (uint64_t)sb.st_size;
+	if (asprintf(&tmp, "%s.compact", path) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	unlink(tmp);
+	dst = tdb_open(tmp, STORE_HASH_SIZE, TDB_DISALLOW_NESTING | TDB_SEQNUM | TDB_INCOMPATIBLE_HASH,
+		       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (!dst) {
+		rc = errno ? -errno : -EIO;
+		goto out;
+	}
+	/* Every record into a fresh file, which nobody sees until it is synced
+	 * and replaces the store by rename: a crash leaves the old one whole.
+	 * (No transaction on the copy: its undo area would be as big as it.) */
+	struct copy_ctx c = { dst, 0 };
+	if (tdb_transaction_start(st->tdb) != 0) {
+		rc = -EIO;
+		goto out;
+	}
+	int n = tdb_traverse(st->tdb, copy_record, &c);
+	tdb_transaction_cancel(st->tdb);
+	if (n < 0 || c.rc) {
+		rc = c.rc ? c.rc : -EIO;
+		goto out;
+	}
+	if (fsync(tdb_fd(dst)) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	tdb_close(dst);
+	dst = NULL;
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = sync_parent_dir(path);
+	if (!rc && stat(path, &sb) == 0)
+		*after = (uint64_t)sb.st_size;
+out:
+	if (dst)
+		tdb_close(dst);
+	if (tmp) {
+		if (rc)
+			unlink(tmp);
+		free(tmp);
+	}
+	store_close(st);
+	return rc;
+}

@@ -61,3 +61,25 @@ def test_passwd_and_rekey(make_mount):
     # Mounted: passwd and rekey refuse.
     r = sfs("rekey", m.store, "--passphrase-file", pw)
     assert r.returncode == 1 and "unmount" in r.stderr
+
+
+def test_compact_gives_space_back_and_keeps_everything(make_mount):
+    m = make_mount(recovery_window=0)
+    for cycle in range(15):
+        for i in range(60):
+            write_file(m.p(f"s{i}"), f"value-{cycle}-{i}".encode())
+    for i in range(50):
+        os.unlink(m.p(f"s{i}"))
+    m.unmount()
+    before = m.store.stat().st_size
+    r = sfs("compact", m.store)
+    assert r.returncode == 0, r.stderr
+    after = m.store.stat().st_size
+    assert after < before / 2, (before, after)
+    assert sfs("check", m.store, "--key-file", m.key).returncode == 0
+    m.mount()
+    assert read_file(m.p("s55")) == b"value-14-55"
+    assert len(os.listdir(m.p(".versions/s55"))) == 15
+    # Mounted: refused.
+    r = sfs("compact", m.store)
+    assert r.returncode == 1 and "unmount" in r.stderr
