@@ -25,7 +25,8 @@
 #define RECORD_PREFIX_FOLDER "dir/"
 #define RECORD_PREFIX_VERSION "ver/"
 #define RECORD_PREFIX_KEY "key/"
-#define RECORD_FORMAT_VERSION 1
+#define RECORD_FORMAT_VERSION 2   /* 2: with the catalog; 1 is migrated on open */
+#define RECORD_PREFIX_CATALOG "cat/"
 
 struct sm_version {
 	char id[SM_VERSION_ID_MAX + 1];

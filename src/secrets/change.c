@@ -94,6 +94,8 @@ int change_commit(struct sm *sm, struct change *c)
 		else if ((rc = store_delete(sm->store, op->key)) == -ENOENT)
 			rc = 0;
 	}
+	if (!rc)
+		rc = catalog_apply(sm->store, c); /* in the same transaction */
 	if (rc) {
 		store_cancel(sm->store);
 	} else {

@@ -63,6 +63,13 @@ void change_put_folder(struct change *c, const struct sm_folder *f);
 void change_free(struct change *c);
 int change_commit(struct sm *sm, struct change *c);
 
+/* The catalog (catalog.c): record keys of secrets and folders by bucket,
+ * so a mount reads metadata without walking the versions. catalog_apply
+ * and catalog_build run inside a transaction. */
+int catalog_apply(struct store *st, const struct change *c);
+int catalog_load(struct store *st, store_visit_fn fn, void *ctx);
+int catalog_build(struct store *st);
+
 /* Index access: callers hold sm->write_lock or sm->index_lock. */
 struct sm_secret *find_secret(struct sm *sm, const char *name);
 struct sm_folder *find_folder(struct sm *sm, const char *path);

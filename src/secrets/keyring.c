@@ -406,7 +406,7 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 	}
 	free(data);
 	data = NULL;
-	if (format != RECORD_FORMAT_VERSION) {
+	if (format != RECORD_FORMAT_VERSION && format != 1) {
 		log_error("%s: store format %lld is not one this secretsfs reads (%d)",
 			  store_path(st), (long long)format, RECORD_FORMAT_VERSION);
 		rc = -EIO;

@@ -54,6 +54,55 @@ static int add_implied_folders(const char *name, void *value, void *ctx)
 	return is_live(s) ? ensure_parents(ctx, s->name, s) : 0;
 }
 
+static int load_record(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	if (strncmp(key, RECORD_PREFIX_FOLDER, strlen(RECORD_PREFIX_FOLDER)) == 0)
+		return load_folder(key, val, len, ctx);
+	return load_secret(key, val, len, ctx);
+}
+
+static int store_format(struct store *st)
+{
+	uint8_t *data;
+	size_t len;
+	char text[8] = "";
+	if (store_get(st, RECORD_KEY_FORMAT, &data, &len))
+		return -1;
+	if (len < sizeof(text))
+		memcpy(text, data, len);
+	free(data);
+	return atoi(text);
+}
+
+/*
+ * Loads every folder and secret record. Format 2 stores list them in the
+ * catalog; a format 1 store is walked once and, when writable, migrated:
+ * catalog and format written in one transaction.
+ */
+static int load_index(struct sm *sm)
+{
+	if (store_format(sm->store) >= 2)
+		return catalog_load(sm->store, load_record, sm);
+	int rc = store_foreach(sm->store, RECORD_PREFIX_FOLDER, load_folder, sm);
+	if (!rc)
+		rc = store_foreach(sm->store, RECORD_PREFIX_SECRET, load_secret, sm);
+	if (rc || sm->opt.readonly)
+		return rc;
+	char format[8];
+	snprintf(format, sizeof(format), "%d", RECORD_FORMAT_VERSION);
+	if ((rc = store_begin(sm->store)))
+		return rc;
+	if ((rc = catalog_build(sm->store)) ||
+	    (rc = store_put(sm->store, RECORD_KEY_FORMAT, format, strlen(format)))) {
+		store_cancel(sm->store);
+		return rc;
+	}
+	if ((rc = store_commit(sm->store)) == 0)
+		log_info("%s: store format 1 migrated to %d (catalog)", store_path(sm->store),
+			 RECORD_FORMAT_VERSION);
+	return rc;
+}
+
 int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, struct sm **out)
 {
 	struct sm *sm = calloc(1, sizeof(*sm));
@@ -86,9 +135,7 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((rc = store_foreach(st, RECORD_PREFIX_FOLDER, load_folder, sm)) ||
-	    (rc = store_foreach(st, RECORD_PREFIX_SECRET, load_secret, sm)) ||
-	    (rc = hashmap_foreach(sm->secrets, add_implied_folders, sm)))
+	if ((rc = load_index(sm)) || (rc = hashmap_foreach(sm->secrets, add_implied_folders, sm)))
 		goto fail;
 	if (!opt->readonly)
 		sm_purge_expired(sm);

@@ -356,7 +356,7 @@ static void test_damaged_header_is_eio(void **state)
 	expect_header_damage(f, RECORD_KEY_HEADER, "[1,2]", 5, -EIO);
 	expect_header_damage(f, RECORD_KEY_HEADER, "", 0, -EIO);
 	expect_header_damage(f, RECORD_KEY_HEADER, NULL, 0, -EIO);       /* missing */
-	expect_header_damage(f, RECORD_KEY_FORMAT, "2", 1, -EIO);        /* a future format */
+	expect_header_damage(f, RECORD_KEY_FORMAT, "3", 1, -EIO);        /* a future format */
 	expect_header_damage(f, RECORD_KEY_FORMAT, "x", 1, -EIO);
 	expect_header_damage(f, RECORD_KEY_FORMAT, NULL, 0, -EIO);
 
