@@ -23,6 +23,10 @@ int cmd_import(int argc, char **argv);
 int cmd_random_password(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
 
+/* Options of a command that takes only --help: -1 to go on (operands from
+ * optind), or the exit status (0 after --help, 2 for anything else). */
+int cli_help_only(int argc, char **argv, const char *usage);
+
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

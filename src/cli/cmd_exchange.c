@@ -188,16 +188,9 @@ static void export_tree(struct export_state *st, const char *path)
 
 int cmd_export(int argc, char **argv)
 {
-	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(export_usage, stdout);
-			return 0;
-		}
-		fputs(export_usage, stderr);
-		return EXIT_MISUSE;
-	}
+	int parsed = cli_help_only(argc, argv, export_usage);
+	if (parsed >= 0)
+		return parsed;
 	if (argc - optind < 1 || argc - optind > 2) {
 		fputs(export_usage, stderr);
 		return EXIT_MISUSE;
@@ -278,16 +271,9 @@ out:
 
 int cmd_import(int argc, char **argv)
 {
-	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(import_usage, stdout);
-			return 0;
-		}
-		fputs(import_usage, stderr);
-		return EXIT_MISUSE;
-	}
+	int parsed = cli_help_only(argc, argv, import_usage);
+	if (parsed >= 0)
+		return parsed;
 	if (argc - optind != 1) {
 		fputs(import_usage, stderr);
 		return EXIT_MISUSE;

@@ -15,16 +15,9 @@ static const char usage[] =
 
 int cmd_keygen(int argc, char **argv)
 {
-	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-	int c;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return 0;
-		}
-		fputs(usage, stderr);
-		return EXIT_MISUSE;
-	}
+	int parsed = cli_help_only(argc, argv, usage);
+	if (parsed >= 0)
+		return parsed;
 	if (optind != argc - 1) {
 		fputs(usage, stderr);
 		return EXIT_MISUSE;

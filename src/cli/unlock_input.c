@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,21 @@
 #include "crypto/crypto.h"
 
 #define PASSPHRASE_MAX 1024
+
+int cli_help_only(int argc, char **argv, const char *usage)
+{
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 0;
+		}
+		fputs(usage, stderr);
+		return EXIT_MISUSE;
+	}
+	return -1;
+}
 
 void cli_error(const char *fmt, ...)
 {

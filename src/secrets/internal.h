@@ -70,6 +70,18 @@ int catalog_apply(struct store *st, const struct change *c);
 int catalog_load(struct store *st, store_visit_fn fn, void *ctx);
 int catalog_build(struct store *st);
 
+typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
+
+enum edit_mode {
+	EDIT_MEMORY,  /* in memory only: tokens */
+	EDIT_CHANGE,  /* stored, and LastChangedDate moves */
+	EDIT_SILENT,  /* stored, dates left alone: access dates, rotation settings */
+};
+
+/* Applies edit to a copy of the live secret name, commits it (one
+ * transaction) and swaps it in; an edit returning 1 means "no change". */
+int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum edit_mode mode);
+
 /* Index access: callers hold sm->write_lock or sm->index_lock. */
 struct sm_secret *find_secret(struct sm *sm, const char *name);
 struct sm_folder *find_folder(struct sm *sm, const char *path);

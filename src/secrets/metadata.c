@@ -19,21 +19,12 @@
 #define SM_TAG_VALUE_MAX 256
 #define SM_MAX_TAGS 50
 
-typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
-
-enum edit_mode {
-	EDIT_MEMORY,  /* in memory only: tokens */
-	EDIT_CHANGE,  /* stored, and LastChangedDate moves */
-	EDIT_SILENT,  /* stored, dates left alone: access tracking */
-};
-
 /*
  * Applies edit to a copy of the live secret name and commits it (persist:
  * false keeps the change in memory, for tokens). An edit returning 1 means
  * "nothing to change".
  */
-static int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx,
-		       enum edit_mode mode)
+int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum edit_mode mode)
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;

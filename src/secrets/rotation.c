@@ -115,39 +115,10 @@ static void schedule_from(struct sm_secret *s, int64_t from)
 	s->next_rotation_ms = next;
 }
 
-/* Edits rotation settings of a live, stored secret in one transaction. */
-static int edit_rotation(struct sm *sm, const char *name,
-			 int (*edit)(struct sm *, struct sm_secret *, void *), void *ctx)
+/* Rotation settings are stored, and do not move LastChangedDate. */
+static int edit_rotation(struct sm *sm, const char *name, edit_fn edit, void *ctx)
 {
-	struct change c = { 0 };
-	struct sm_secret *s = NULL;
-	int rc;
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
-	struct sm_secret *old = find_secret(sm, name);
-	if (!is_live(old) || old->scratch) {
-		rc = -ENOENT;
-		goto out;
-	}
-	if (!(s = secret_clone(old))) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = edit(sm, s, ctx)))
-		goto out;
-	if (s->persisted) {
-		change_put_secret(&c, s);
-		if ((rc = change_commit(sm, &c)))
-			goto out;
-	}
-	index_replace(sm, name, s);
-	s = NULL;
-out:
-	pthread_mutex_unlock(&sm->write_lock);
-	secret_free(s);
-	change_free(&c);
-	return rc;
+	return edit_secret(sm, name, edit, ctx, EDIT_SILENT);
 }
 
 /* Enabling rotation checks the value, as the service's templates need it. */
