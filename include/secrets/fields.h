@@ -23,6 +23,8 @@ typedef int (*fields_key_fn)(const char *key, size_t len, void *ctx);
 /* Calls fn for each usable top-level key, in order (a repeated key: last wins
  * in fields_get, and is listed once). */
 int fields_keys(const uint8_t *json, size_t len, fields_key_fn fn, void *ctx);
+/* How many times key appears at the top level (JSON allows repeats). */
+int fields_count(const uint8_t *json, size_t len, const char *key, size_t *count);
 /* Where key's raw JSON value lies in json: [*start, *end); -ENOENT when absent. */
 int fields_span(const uint8_t *json, size_t len, const char *key, size_t *start, size_t *end);
 /* The rendered value of key into out; -ENOENT when absent. */

@@ -221,6 +221,12 @@ int exchange_decode(const uint8_t *line, size_t len, struct exchange_record *r,
 	memset(r, 0, sizeof(*r));
 	value->len = 0;
 	*why = NULL;
+	size_t n_s = 0, n_b = 0;
+	if (fields_count(line, len, "SecretString", &n_s) || fields_count(line, len, "SecretBinary", &n_b))
+		return refuse_line(why, "not a JSON object");
+	/* Only one value is cut out before parsing: a second would reach the parser. */
+	if (n_s > 1 || n_b > 1)
+		return refuse_line(why, "SecretString or SecretBinary appears twice");
 	int has_s = fields_span(line, len, "SecretString", &s_start, &s_end);
 	int has_b = fields_span(line, len, "SecretBinary", &b_start, &b_end);
 	if (has_s == -EINVAL || has_b == -EINVAL)

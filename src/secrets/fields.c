@@ -15,24 +15,91 @@ static void skip_ws(struct cursor *c)
 		c->p++;
 }
 
-/* Moves past a string starting at '"'; 0 or -EINVAL. */
+static int hex4(const uint8_t *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		uint8_t ch = p[i];
+		v <<= 4;
+		if (ch >= '0' && ch <= '9')
+			v |= ch - '0';
+		else if (ch >= 'a' && ch <= 'f')
+			v |= ch - 'a' + 10;
+		else if (ch >= 'A' && ch <= 'F')
+			v |= ch - 'A' + 10;
+		else
+			return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Moves past a string starting at '"', checking every escape as the
+ * unescaper will (surrogates in pairs); 0 or -EINVAL. */
 static int skip_string(struct cursor *c)
 {
 	if (c->p >= c->end || *c->p != '"')
 		return -EINVAL;
 	for (c->p++; c->p < c->end; c->p++) {
-		if (*c->p == '\\') {
-			c->p++;
-			if (c->p >= c->end)
-				return -EINVAL;
-		} else if (*c->p == '"') {
+		unsigned cp, lo;
+		if (*c->p == '"') {
 			c->p++;
 			return 0;
-		} else if (*c->p < 0x20) {
+		}
+		if (*c->p < 0x20)
 			return -EINVAL;
+		if (*c->p != '\\')
+			continue;
+		if (++c->p >= c->end)
+			return -EINVAL;
+		if (strchr("\"\\/bfnrt", *c->p) && *c->p)
+			continue;
+		if (*c->p != 'u' || c->end - c->p < 5 || hex4(c->p + 1, &cp))
+			return -EINVAL;
+		c->p += 4;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return -EINVAL;
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (c->end - c->p < 7 || c->p[1] != '\\' || c->p[2] != 'u' ||
+			    hex4(c->p + 3, &lo) || lo < 0xdc00 || lo > 0xdfff)
+				return -EINVAL;
+			c->p += 6;
 		}
 	}
 	return -EINVAL;
+}
+
+/* A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool is_number(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0')
+		i++;
+	else if (i < n && p[i] >= '1' && p[i] <= '9')
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+	else
+		return false;
+	if (i < n && p[i] == '.') {
+		size_t start = ++i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == start)
+			return false;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		size_t start = i;
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++;
+		if (i == start)
+			return false;
+	}
+	return i == n;
 }
 
 static int skip_value(struct cursor *c, int depth)
@@ -88,34 +155,9 @@ static int skip_value(struct cursor *c, int depth)
 	if ((n == 4 && memcmp(start, "true", 4) == 0) || (n == 5 && memcmp(start, "false", 5) == 0) ||
 	    (n == 4 && memcmp(start, "null", 4) == 0))
 		return 0;
-	char *endp;
-	char num[64];
-	if (n >= sizeof(num) || !(start[0] == '-' || (start[0] >= '0' && start[0] <= '9')))
-		return -EINVAL;
-	memcpy(num, start, n);
-	num[n] = '\0';
-	strtod(num, &endp);
-	return *endp == '\0' ? 0 : -EINVAL;
+	return is_number(start, n) ? 0 : -EINVAL;
 }
 
-static int hex4(const uint8_t *p, unsigned *out)
-{
-	unsigned v = 0;
-	for (int i = 0; i < 4; i++) {
-		uint8_t ch = p[i];
-		v <<= 4;
-		if (ch >= '0' && ch <= '9')
-			v |= ch - '0';
-		else if (ch >= 'a' && ch <= 'f')
-			v |= ch - 'a' + 10;
-		else if (ch >= 'A' && ch <= 'F')
-			v |= ch - 'A' + 10;
-		else
-			return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
 
 /* Unescapes the JSON string [start, end) (quotes excluded) into out, which
  * has room for end - start bytes (unescaping never grows a string). */
@@ -299,6 +341,33 @@ static int get_member(const uint8_t *key, size_t key_len, const uint8_t *val,
 		g->val_end = val_end;
 	}
 	return 0;
+}
+
+struct count_ctx {
+	const char *key;
+	size_t key_len, count;
+};
+
+static int count_member(const uint8_t *key, size_t key_len, const uint8_t *val,
+			const uint8_t *val_end, void *ctx)
+{
+	struct count_ctx *cc = ctx;
+	uint8_t buf[256 * 6];
+	size_t n;
+	(void)val;
+	(void)val_end;
+	if (key_len <= sizeof(buf) && unescape(key, key + key_len, buf, &n) == 0 &&
+	    n == cc->key_len && memcmp(buf, cc->key, n) == 0)
+		cc->count++;
+	return 0;
+}
+
+int fields_count(const uint8_t *json, size_t len, const char *key, size_t *count)
+{
+	struct count_ctx cc = { key, strlen(key), 0 };
+	int rc = walk(json, len, count_member, &cc);
+	*count = cc.count;
+	return rc;
 }
 
 int fields_span(const uint8_t *json, size_t len, const char *key, size_t *start, size_t *end)

@@ -1,4 +1,5 @@
 #include "secrets/record.h"
+#include "secrets/schedule.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -397,7 +398,8 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 	    !json_object_is_type(labels, json_type_object))
 		goto fail;
 	json_object_object_foreach(labels, lname, lval) {
-		if (!json_object_is_type(lval, json_type_string) ||
+		if (name_check_label(lname, NULL) || s->nlabels >= SM_MAX_LABELS ||
+		    !json_object_is_type(lval, json_type_string) ||
 		    !secret_find_version(s, json_object_get_string(lval)))
 			goto fail;
 		if (secret_label_set(s, lname, json_object_get_string(lval)))
@@ -427,7 +429,9 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 		    get_string(rot, "schedule", false, &str) ||
 		    (str && !(s->rotation_schedule = strdup(str))) ||
 		    get_int(rot, "last", false, &s->last_rotated_ms) ||
-		    get_int(rot, "next", false, &s->next_rotation_ms))
+		    get_int(rot, "next", false, &s->next_rotation_ms) ||
+		    s->last_rotated_ms < 0 || s->next_rotation_ms < 0 ||
+		    (s->rotation_schedule && schedule_check(s->rotation_schedule, &str)))
 			goto fail;
 		s->rotation_days = (int)days;
 	}
@@ -563,6 +567,9 @@ int record_decode_version(const uint8_t *data, size_t len, struct sealed_version
 	size_t klen = *p++;
 	if (klen != SM_KEY_ID_LEN || (size_t)(end - p) < klen + 2)
 		return -EIO;
+	for (size_t i = 0; i < klen; i++)
+		if (!(p[i] == '-' || (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return -EIO; /* a key id is a UUID */
 	memcpy(v->key_id, p, klen);
 	v->key_id[klen] = '\0';
 	p += klen;

@@ -5,6 +5,7 @@
  * the mount the command works through.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,8 @@ out:
 static void schedule_from(struct sm_secret *s, int64_t from)
 {
 	int64_t next = 0;
+	if (from < 0 || from > INT64_MAX / 2)
+		from = time_now_ms(); /* a stored date out of any range: count from now */
 	if (s->rotation_days)
 		next = from + (int64_t)s->rotation_days * MS_PER_DAY;
 	else if (s->rotation_schedule && schedule_next(s->rotation_schedule, from, &next))

@@ -171,19 +171,23 @@ int schedule_check(const char *expr, const char **why)
 	return parse_cron(expr, &c, why);
 }
 
+/* Dates a schedule counts from: 1970 to the end of 2199 (cron's years). */
+#define SCHEDULE_MAX_MS 7258118400000LL
+
 int schedule_next(const char *expr, int64_t from_ms, int64_t *next_ms)
 {
 	const char *why;
 	int64_t period;
 	struct cron c;
-	if (strncmp(expr, "rate(", 5) == 0) {
-		if (parse_rate(expr, &period, &why))
-			return -EINVAL;
+	bool rate = strncmp(expr, "rate(", 5) == 0;
+	if (rate ? parse_rate(expr, &period, &why) : parse_cron(expr, &c, &why))
+		return -EINVAL;
+	if (from_ms < 0 || from_ms > SCHEDULE_MAX_MS)
+		return -ERANGE;
+	if (rate) {
 		*next_ms = from_ms + period;
 		return 0;
 	}
-	if (parse_cron(expr, &c, &why))
-		return -EINVAL;
 	/* Hour by hour (minutes are always 0) over five years at most. */
 	time_t t = (time_t)(from_ms / 1000 / 3600 + 1) * 3600;
 	for (int i = 0; i < 24 * 366 * 5; i++, t += 3600) {
@@ -192,6 +196,8 @@ int schedule_next(const char *expr, int64_t from_ms, int64_t *next_ms)
 		int year = tm.tm_year + 1900;
 		if (year > 2199)
 			break;
+		if (year < 1970)
+			continue;
 		bool day_ok;
 		bool dom = c.dom[tm.tm_mday - 1], dow = c.dow[tm.tm_wday];
 		/* As in cron: with both day fields restricted, either may match. */
