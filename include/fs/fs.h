@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "secrets/policy.h"
 #include "secrets/secrets.h"
 
 struct fs_options {
@@ -23,6 +24,7 @@ struct fs_options {
 	const char *mountpoint;   /* absolute: where rotation commands find the secrets */
 	const char *audit_log;    /* NULL: no audit trail */
 	bool audit_required;      /* refuse what cannot be recorded */
+	const struct policy *policy; /* NULL: none; not owned */
 };
 
 struct fs;

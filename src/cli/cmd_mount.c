@@ -48,6 +48,8 @@ static const char usage[] =
 	"  -o log_file=FILE       log here (default: stderr with -f, syslog otherwise)\n"
 	"  -o audit_log=FILE      one JSON line per operation, CloudTrail-shaped\n"
 	"  -o audit_required      refuse operations the audit log cannot record\n"
+	"  -o policy=FILE         an IAM-like access policy on top of file modes\n"
+	"                         (docs/policy.md)\n"
 	"  -o threads=N           at most N threads serving requests (default 16)\n"
 	"  -o uid=N,gid=N         owner of new secrets and folders (default: the caller)\n"
 	"  -o umask=M             new secrets get 0666 & ~M, folders 0777 & ~M\n"
@@ -61,6 +63,7 @@ struct mount_opts {
 	char *passphrase_file;
 	char *log_file;
 	char *audit_log;
+	char *policy;
 	int allow_other;
 	int readonly;
 	int recovery_window;
@@ -78,6 +81,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("log_file=%s", log_file),
 	OPT("audit_log=%s", audit_log),
 	OPT("audit_required", audit_required),
+	OPT("policy=%s", policy),
 	OPT("allow_other", allow_other),
 	OPT("ro", readonly),
 	OPT("recovery_window=%d", recovery_window),
@@ -231,6 +235,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
 	struct fs *fs = NULL;
+	struct policy *policy = NULL;
 	pthread_t purger;
 	int purger_started = 0, rc, status = 1;
 
@@ -242,6 +247,13 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	if (mo->log_file && (rc = log_open(LOG_TO_FILE, mo->log_file, mo->debug))) {
 		cli_error("%s: cannot open log file: %s", mo->log_file, strerror(-rc));
 		goto out;
+	}
+	if (mo->policy) {
+		char why[160];
+		if (!(policy = policy_load(mo->policy, why, sizeof(why)))) {
+			cli_error("%s: %s", mo->policy, why);
+			goto out;
+		}
 	}
 	if (unlock_input_read(&in, mo->key_file, mo->passphrase_file, 0))
 		goto out;
@@ -314,6 +326,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.mountpoint = mountpoint_abs,
 		.audit_log = audit_abs,
 		.audit_required = mo->audit_required,
+		.policy = policy,
 	};
 	rc = fs_mount(sm, mountpoint, &fo, &fs);
 	free(mountpoint_abs);
@@ -356,6 +369,7 @@ out:
 		pthread_join(purger, NULL);
 	}
 	fs_destroy(fs);
+	policy_free(policy);
 	sm_close(sm);
 	keyring_free(kr);
 	store_close(st);

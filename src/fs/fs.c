@@ -15,6 +15,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fs/audit.h"
+#include "secrets/policy.h"
 #include "fs/nodes.h"
 #include "fs/paths.h"
 #include "fs/rotator.h"
@@ -35,6 +36,7 @@ static const double ATTR_TIMEOUT = 1.0;
 struct fs {
 	struct sm *sm;
 	struct audit *audit;
+	const struct policy *policy;
 	pthread_mutex_t writers_lock;
 	struct handle *writers;   /* open write handles, for their sizes */
 	struct rotator *rotator;
@@ -81,6 +83,45 @@ static int audit_event(struct fs *fs, const struct audit_caller *who, const char
 {
 	struct audit_event ev = { .name = name, .secret = secret };
 	return audit_record(fs->audit, who, &ev, outcome);
+}
+
+static int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
+		       const char *secret);
+
+/* The access policy (policy=FILE), on top of the kernel's checks: -EACCES,
+ * logged and audited, when it does not allow event on secret. */
+static int authorize(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
+{
+	gid_t groups[65];
+	char action[96], arn[SM_NAME_MAX + 128] = "";
+	struct sm_secret *s;
+	if (!fs->policy)
+		return 0;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	groups[0] = ctx->gid;
+	int n = fuse_req_getgroups(req, 64, groups + 1);
+	snprintf(action, sizeof(action), "secretsmanager:%s", event);
+	if (secret && secret[0] && sm_secret_copy(fs->sm, secret, &s) == 0) {
+		sm_arn(fs->sm, s, arn, sizeof(arn));
+		secret_free(s);
+	}
+	struct policy_request r = { ctx->uid, groups, 1 + (size_t)(n > 0 && n <= 64 ? n : 0),
+				    action, secret ? secret : "", arn[0] ? arn : NULL };
+	if (policy_allows(fs->policy, &r))
+		return 0;
+	log_warn("%s: refused by the access policy: uid %u, %s", secret && secret[0] ? secret : "/",
+		 (unsigned)ctx->uid, action);
+	struct audit_caller who = caller_of(req);
+	audit_event(fs, &who, event, secret && secret[0] ? secret : NULL, -EACCES);
+	return -EACCES;
+}
+
+/* Policy, then the audit's announcement of a change. */
+static int gate(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
+{
+	struct audit_caller who = caller_of(req);
+	int rc = authorize(fs, req, event, secret);
+	return rc ? rc : audit_begin(fs, &who, event, secret);
 }
 
 static int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
@@ -324,7 +365,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uint32_t mode = attr->st_mode & 07777, uid = attr->st_uid, gid = attr->st_gid;
 		struct audit_caller who = caller_of(req);
-		if ((rc = audit_begin(fs, &who, "SetPermissions", t.name)))
+		if ((rc = gate(fs, req, "SetPermissions", t.name)))
 			goto out;
 		rc = sm_set_owner_mode(fs->sm, t.kind == T_ROOT ? "" : t.name,
 				       (to_set & FUSE_SET_ATTR_MODE) ? &mode : NULL,
@@ -370,7 +411,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct new_child c;
 	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
-	if (!rc && !(rc = audit_begin(fs, &who, "CreateFolder", c.name))) {
+	if (!rc && !(rc = gate(fs, req, "CreateFolder", c.name))) {
 		rc = sm_mkdir(fs->sm, c.name,
 			      fs->opt.new_umask >= 0 ? 0777 & ~(mode_t)fs->opt.new_umask : mode & 07777,
 			      fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
@@ -390,7 +431,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct new_child c;
 	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
-	if (!rc && !(rc = audit_begin(fs, &who, "DeleteSecret", c.name))) {
+	if (!rc && !(rc = gate(fs, req, "DeleteSecret", c.name))) {
 		rc = sm_delete(fs->sm, c.name);
 		audit_event(fs, &who, "DeleteSecret", c.name, rc);
 	}
@@ -405,7 +446,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct new_child c;
 	struct audit_caller who = caller_of(req);
 	int rc = new_child(fs, parent, name, false, CHILD_OTHER, &c);
-	if (!rc && !(rc = audit_begin(fs, &who, "DeleteFolder", c.name))) {
+	if (!rc && !(rc = gate(fs, req, "DeleteFolder", c.name))) {
 		rc = sm_rmdir(fs->sm, c.name);
 		audit_event(fs, &who, "DeleteFolder", c.name, rc);
 	}
@@ -435,7 +476,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 			    ft.kind == T_FOLDER ? "RenameFolder" : "RenameSecret";
 	if (ft.kind != T_DELETED_SECRET && ft.kind != T_SECRET && ft.kind != T_FOLDER)
 		rc = -EPERM; /* views are not renamed */
-	else if (!(rc = audit_begin(fs, &who, event, ft.name))) {
+	else if (!(rc = gate(fs, req, event, ft.name))) {
 		if (ft.kind == T_DELETED_SECRET)
 			rc = sm_restore(fs->sm, ft.name, to.name);
 		else
@@ -616,6 +657,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	h->opener = caller_of(req);
+	if ((rc = authorize(fs, req, h->kind == HANDLE_READ ? "GetSecretValue" : "PutSecretValue",
+			    t.name)))
+		goto out;
 	if (h->kind == HANDLE_READ) {
 		if (!(rc = open_reader(fs, &t, h)) && t.kind != T_VERSION)
 			sm_note_access(fs->sm, t.name); /* GetSecretValue */
@@ -673,6 +717,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;
+	if (!rc && !name_is_scratch(c.name))
+		rc = authorize(fs, req, "CreateSecret", c.name);
 	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the
 	 * mount sets umask=, uid=, gid= for them. */
 	if (!rc)
@@ -993,6 +1039,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = -ENOMEM;
 		goto out;
 	}
+	if ((t.kind == T_ROOT || t.kind == T_FOLDER) && (rc = authorize(fs, req, "ListSecrets", t.name)))
+		goto out;
+	if (t.kind == T_SECRET_DIR && t.view == VIEW_VERSIONS &&
+	    (rc = authorize(fs, req, "ListSecretVersionIds", t.name)))
+		goto out;
 	rc = list_target(fs, &t, &h->listing);
 	if (t.kind == T_ROOT || t.kind == T_FOLDER ||
 	    (t.kind == T_SECRET_DIR && t.view == VIEW_VERSIONS)) {
@@ -1127,9 +1178,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	size_t len = 0;
 	/* The kernel asks for security.capability on every write: answer at once. */
 	int rc = kernel_probe(name) ? -ENODATA : target_of(fs, ino, &t);
+	if (!rc && strcmp(name, "user.sm.describe") == 0 && t.name[0])
+		rc = authorize(fs, req, "DescribeSecret", t.name);
 	if (!rc)
 		rc = xattr_get(fs->sm, &t, name, &value, &len);
-	if (strcmp(name, "user.sm.describe") == 0 && t.name[0]) {
+	if (strcmp(name, "user.sm.describe") == 0 && t.name[0] && rc != -EACCES) {
 		struct audit_caller who = caller_of(req);
 		struct audit_event ev = { .name = "DescribeSecret", .secret = t.name, .read_only = true };
 		if (audit_record(fs->audit, &who, &ev, rc) && audit_required(fs->audit) && !rc)
@@ -1167,7 +1220,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, false);
 	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
-	if (!rc && event && (rc = audit_begin(fs, &caller, event, t.name[0] ? t.name : NULL)))
+	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))
 		goto out;
 	if (!rc && t.kind == T_SECRET && strcmp(name, "user.sm.rotate") == 0) {
 		/* RotateSecret: checked now, its steps run on the rotator's thread. */
@@ -1195,7 +1248,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, true);
 	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
-	if (!rc && event && (rc = audit_begin(fs, &caller, event, t.name[0] ? t.name : NULL)))
+	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))
 		goto out;
 	if (!rc)
 		rc = xattr_remove(fs->sm, &t, &who, name);
@@ -1274,6 +1327,7 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 		goto fail;
 	}
 	fs->opt.mountpoint = NULL; /* the caller's string; the rotator has its copy */
+	fs->policy = opt->policy;
 	if ((rc = audit_open(opt->audit_log, opt->audit_required, sm, &fs->audit))) {
 		log_error("%s: cannot open the audit log: %s", opt->audit_log, strerror(-rc));
 		goto fail;
