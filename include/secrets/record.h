@@ -66,6 +66,8 @@ struct sm_secret {
 	char *request_token;    /* memory only: VersionId for the next commit */
 	bool scratch;           /* memory only: a scratch file (names.h), never stored */
 	uint32_t scratch_size;  /* its value's length (the value is in sm->scratch) */
+	bool restore_pending;   /* memory only: created again while deleted; the store
+				 * still says deleted until the next commit */
 	bool hidden;            /* memory only: renamed onto a scratch name (an editor's
 				 * backup) and not yet created again */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */

@@ -399,9 +399,13 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 	int64_t format = -1;
 	{
 		char text[8] = { 0 };
+		/* Exactly a known version's digits, nothing after them. */
 		if (len > 0 && len < sizeof(text)) {
+			char *end;
 			memcpy(text, data, len);
-			format = strtol(text, NULL, 10);
+			format = strtol(text, &end, 10);
+			if (*end || text[0] < '0' || text[0] > '9')
+				format = -1;
 		}
 	}
 	free(data);

@@ -534,22 +534,16 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 	if ((rc = check_parent(sm, name)))
 		goto out;
 	if (old) {
-		/* Creating a deleted name restores it: nothing is lost (BRIEF §4). */
+		/* Creating a deleted name restores it: nothing is lost (BRIEF §4).
+		 * In memory only until the new value (or the empty close) is
+		 * committed: a crash before that leaves it deleted, as it was. */
 		struct sm_secret *s = secret_clone(old);
-		struct change c = { 0 };
 		if (!s) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		s->deleted_ms = s->purge_ms = 0;
-		change_put_secret(&c, s);
-		rc = change_commit(sm, &c);
-		change_free(&c);
-		if (rc) {
-			secret_free(s);
-			goto out;
-		}
-		log_info("%s: restored by a new create", name);
+		s->restore_pending = true;
 		index_replace(sm, name, s);
 		goto out;
 	}
@@ -581,14 +575,17 @@ int sm_commit_created(struct sm *sm, const char *name)
 	int rc = 0;
 	pthread_mutex_lock(&sm->write_lock);
 	struct sm_secret *old = find_secret(sm, name);
-	if (old && !old->persisted && !old->scratch) {
+	if (old && (!old->persisted || old->restore_pending) && !old->scratch) {
 		struct sm_secret *s = secret_clone(old);
 		struct change c = { 0 };
 		if (!s) {
 			rc = -ENOMEM;
 			goto out;
 		}
+		if (s->restore_pending)
+			log_info("%s: restored by a new create", name);
 		s->persisted = true;
+		s->restore_pending = false;
 		change_put_secret(&c, s);
 		rc = change_commit(sm, &c);
 		change_free(&c);
@@ -767,6 +764,7 @@ static int rename_over(struct sm *sm, struct sm_secret *from, struct sm_secret *
 		goto out;
 	s->persisted = true;
 	s->hidden = false;
+	s->restore_pending = false;
 	s->deleted_ms = s->purge_ms = 0;
 	s->mode = from->mode;
 	s->uid = from->uid;

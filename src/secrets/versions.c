@@ -513,8 +513,9 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 		}
 		goto out;
 	}
-	bool changed = !s->persisted || s->deleted_ms;
+	bool changed = !s->persisted || s->deleted_ms || s->restore_pending;
 	s->persisted = true;
+	s->restore_pending = false;
 	s->deleted_ms = s->purge_ms = 0;
 	bool had_token = s->request_token != NULL;
 	rc = add_version(sm, s, value, len, &req, &c, version_id, &added);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -43,16 +44,26 @@ static int tdb_to_errno(struct tdb_context *tdb)
 	case TDB_ERR_NESTING: return -EDEADLK;
 	case TDB_ERR_CORRUPT:
 	case TDB_ERR_IO:
-	default:
-		/* tdb sets errno on I/O failures: keep ENOSPC and EDQUOT visible. */
+	default: {
+		/* tdb sets errno on most I/O failures, but not when growing the
+		 * file fails (posix_fallocate returns its error): ask the
+		 * filesystem, so a full disk is ENOSPC and not EIO. */
+		struct statvfs sv;
 		if (errno == ENOSPC || errno == EDQUOT)
 			return -errno;
+		if (fstatvfs(tdb_fd(tdb), &sv) == 0 &&
+		    (unsigned long long)sv.f_bavail * sv.f_frsize < (1ULL << 20))
+			return -ENOSPC;
 		return -EIO;
+	}
 	}
 }
 
 static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* While tdb_check runs at open: which kinds of complaint it made. */
+static __thread bool checking, check_benign, check_damage;
 
 static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const char *fmt, ...)
 {
@@ -64,6 +75,14 @@ static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const c
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (checking) {
+		/* What a commit cut short while growing the file leaves behind:
+		 * every record intact. Anything else is damage. */
+		if (strstr(text, "Dead space") || strstr(text, "Expected a recovery area"))
+			check_benign = true;
+		else
+			check_damage = true;
+	}
 	text[strcspn(text, "\n")] = '\0';
 	log_msg(level == TDB_DEBUG_FATAL ? LOG_ERR : LOG_WARNING, "tdb: %s", text);
 }
@@ -146,16 +165,26 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	/* A new file is ours alone until it is locked. */
 	if ((flags & STORE_CREATE) && (rc = lock_store(st, path)))
 		goto fail;
-	if (!(flags & (STORE_READONLY | STORE_CREATE)) && tdb_check(st->tdb, NULL, NULL) != 0) {
+	checking = true;
+	check_benign = check_damage = false;
+	int checked = (flags & (STORE_READONLY | STORE_CREATE)) ? 0 : tdb_check(st->tdb, NULL, NULL);
+	checking = false;
+	if (checked != 0) {
 		/*
 		 * A writer killed while a commit grew the file leaves dead space
 		 * and a header naming a recovery area never written: every record
-		 * is intact, but tdb_check objects and later commits build on it.
-		 * tdb_repack rewrites the records in one transaction; a store it
-		 * cannot repair is refused, never reinitialised.
+		 * is intact, and tdb_repack rewrites them in one transaction.
+		 * Any other complaint is damage: a repack would keep only the
+		 * records still reachable, so the store is refused instead, as it
+		 * is, for a backup or by hand.
 		 */
-		log_warn("%s: store structure needs repair after an interrupted commit; repacking",
-			 path);
+		if (check_damage || !check_benign) {
+			log_error("%s: tdb's structure check finds damage; refusing the store "
+				  "(restore a backup, or inspect it with tdbtool)", path);
+			rc = -EUCLEAN;
+			goto fail;
+		}
+		log_warn("%s: an interrupted commit left dead space; repacking", path);
 		if (tdb_repack(st->tdb) != 0 || tdb_check(st->tdb, NULL, NULL) != 0) {
 			rc = -EUCLEAN;
 			goto fail;
