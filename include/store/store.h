@@ -28,9 +28,11 @@ enum store_open_flags {
 #define STORE_HASH_SIZE 20011
 
 /* -ENOENT, -EEXIST (STORE_CREATE), -EBUSY (in use), -EPERM (TDB_NO_FSYNC
- * set), -EUCLEAN (structure damaged beyond repair), or another errno for a
- * file that is not a store. A writable open checks tdb's structure and
- * repacks it after an interrupted commit (logged). */
+ * set), -EUCLEAN (structure damaged beyond repair), -EAGAIN (read-only, and
+ * an interrupted commit awaits its rollback), or another errno for a file
+ * that is not a store. A writable open rolls an interrupted commit back to
+ * the old bytes and old size, checks tdb's structure, and repacks what a
+ * commit cut short before its rollback data left (all logged). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *st);
 const char *store_path(const struct store *st);

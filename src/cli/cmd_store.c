@@ -84,11 +84,14 @@ int cmd_check(int argc, char **argv)
 		return 1;
 	if ((rc = store_open(path, STORE_READONLY, &st))) {
 		cli_error("%s: cannot open: %s", path,
-			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
+			  rc == -ENOENT ? "no such file" :
+			  rc == -EAGAIN ? "a commit was interrupted; mount the store once to roll it back" :
+			  "damaged or not a secretsfs store");
 		goto out;
 	}
 	if (store_check_structure(st)) {
-		cli_error("%s: tdb's structure check fails (the next writable open repacks it)", path);
+		cli_error("%s: tdb's structure check fails (a mount repairs what an interrupted "
+			  "commit left, and refuses any other damage)", path);
 		goto out;
 	}
 	if (unlock_input_read(&in, a.key_file, a.passphrase_file, 0))

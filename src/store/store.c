@@ -103,12 +103,57 @@ static int sync_parent_dir(const char *path)
 
 static int lock_store(struct store *st, const char *path)
 {
-	st->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+	st->lock_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (st->lock_fd < 0)
 		return -errno;
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	return 0;
+}
+
+/*
+ * tdb's on-disk layout, read only to finish a recovery tdb leaves half
+ * done: the header names the recovery area (recovery_start, after the
+ * 32-byte magic and three 32-bit fields), and a live recovery record
+ * (magic 0xf53bc0e7) holds in key_len the file size before the commit.
+ */
+enum {
+	TDB_FILE_VERSION = 0x26011967 + 6,
+	TDB_HEADER_VERSION_OFF = 32,
+	TDB_HEADER_RECOVERY_OFF = 44,
+	TDB_RECORD_KEY_LEN_OFF = 8,
+	TDB_RECORD_MAGIC_OFF = 20,
+	TDB_RECOVERY_RECORD_MAGIC = 0xf53bc0e7,
+};
+
+static uint32_t read_u32(int fd, off_t at, bool *ok)
+{
+	uint32_t v = 0;
+	if (pread(fd, &v, sizeof(v), at) != (ssize_t)sizeof(v))
+		*ok = false;
+	return v;
+}
+
+/*
+ * The size the file had before a commit that died after its recovery data
+ * was made durable, or 0 when there is no such commit (or the file is not
+ * a tdb this host wrote). tdb replays the old bytes on open but leaves the
+ * file at its grown size, and the tail may hold records the dead commit
+ * wrote there: reachable from nothing, and tdb_check calls the mismatch
+ * damage. Cutting the file back to this size gives exactly the old file.
+ */
+static off_t pending_recovery_eof(int fd)
+{
+	bool ok = true;
+	if (read_u32(fd, TDB_HEADER_VERSION_OFF, &ok) != TDB_FILE_VERSION || !ok)
+		return 0;
+	uint32_t head = read_u32(fd, TDB_HEADER_RECOVERY_OFF, &ok);
+	if (!ok || head == 0)
+		return 0;
+	if (read_u32(fd, (off_t)head + TDB_RECORD_MAGIC_OFF, &ok) != TDB_RECOVERY_RECORD_MAGIC || !ok)
+		return 0;
+	uint32_t eof = read_u32(fd, (off_t)head + TDB_RECORD_KEY_LEN_OFF, &ok);
+	return ok ? (off_t)eof : 0;
 }
 
 int store_open(const char *path, unsigned flags, struct store **out)
@@ -155,12 +200,44 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	 */
 	if (!(flags & (STORE_READONLY | STORE_CREATE)) && (rc = lock_store(st, path)))
 		goto fail;
+	off_t recovered_eof = st->lock_fd >= 0 ? pending_recovery_eof(st->lock_fd) : 0;
+	if (flags & STORE_READONLY) {
+		/* tdb cannot roll back read-only and says only "corrupt". */
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		bool pending = fd >= 0 && pending_recovery_eof(fd) > 0;
+		if (fd >= 0)
+			close(fd);
+		if (pending) {
+			rc = -EAGAIN;
+			goto fail;
+		}
+	}
 	errno = 0;
 	st->tdb = tdb_open_ex(path, STORE_HASH_SIZE, tdb_flags, open_flags | O_CLOEXEC, 0600,
 			      &log_ctx, NULL);
 	if (!st->tdb) {
 		rc = errno ? -errno : -EIO;
 		goto fail;
+	}
+	struct stat sb;
+	if (recovered_eof > 0 && fstat(tdb_fd(st->tdb), &sb) == 0 && sb.st_size > recovered_eof) {
+		/* tdb has replayed the old bytes; now the old size. Not under
+		 * tdb's mapping: close, cut, sync, open again. */
+		log_warn("%s: an interrupted commit was rolled back; trimming its %lld bytes of "
+			 "growth", path, (long long)(sb.st_size - recovered_eof));
+		tdb_close(st->tdb);
+		st->tdb = NULL;
+		if (ftruncate(st->lock_fd, recovered_eof) != 0 || fsync(st->lock_fd) != 0) {
+			rc = -errno;
+			goto fail;
+		}
+		errno = 0;
+		st->tdb = tdb_open_ex(path, STORE_HASH_SIZE, tdb_flags, open_flags | O_CLOEXEC,
+				      0600, &log_ctx, NULL);
+		if (!st->tdb) {
+			rc = errno ? -errno : -EIO;
+			goto fail;
+		}
 	}
 	/* A new file is ours alone until it is locked. */
 	if ((flags & STORE_CREATE) && (rc = lock_store(st, path)))
