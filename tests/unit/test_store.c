@@ -758,8 +758,11 @@ static int kill_and_check(const char *path, pid_t pid, int fd, int committed, in
 	int status;
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFSIGNALED(status))
-		fail_msg("writer exited on its own (status %d)", status);
+	/* A writer of one generation may finish before the kill lands (a
+	 * busy machine delays the kill, not only the writer): then its
+	 * commit must be there, which the checks below hold it to. */
+	if (!WIFSIGNALED(status) && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		fail_msg("writer failed on its own (status %d)", status);
 	committed = drain_reports(fd, committed, &about);
 	close(fd);
 	char ctx[96];
