@@ -20,12 +20,7 @@ static const char *const db_json =
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct sm_options o = tu_sm_options(30);
-	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
-		return -1;
-	tu_path(f->path, f->dir, "store.tdb");
-	crypto_random_key(f->key, sizeof(f->key), false);
-	if (tu_create_store(f->path, f->key) || tu_open_sm(f->path, f->key, &o, &f->sm))
+	if (!f || tu_new_sm(f->dir, f->path, f->key, 30, &f->sm))
 		return -1;
 	*state = f;
 	return 0;

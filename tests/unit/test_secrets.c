@@ -33,8 +33,6 @@ static int setup_with_window(void **state, int days)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char keyfile[TU_PATH_MAX];
-	struct store *st;
-	struct keyring *kr;
 	if (!f || tu_mkdtemp(f->dir))
 		goto fail;
 	tu_path(f->store, f->dir, "store.tdb");
@@ -42,14 +40,7 @@ static int setup_with_window(void **state, int days)
 	if (tu_make_key(keyfile, f->key) || tu_create_store(f->store, f->key))
 		goto fail;
 	f->opt = tu_sm_options(days);
-	struct unlock_secret u = tu_key_unlock(f->key);
-	if (store_open(f->store, 0, &st))
-		goto fail;
-	if (keyring_unlock(st, &u, &kr)) {
-		store_close(st);
-		goto fail;
-	}
-	if (sm_open(st, kr, &f->opt, &f->sm))
+	if (tu_open_sm(f->store, f->key, &f->opt, &f->sm))
 		goto fail;
 	*state = f;
 	return 0;

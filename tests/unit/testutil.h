@@ -234,6 +234,23 @@ static inline int tu_open_sm(const char *path, const uint8_t key[CRYPTO_KEY_LEN]
 	return sm_open(st, kr, opt, out);
 }
 
+/* A fresh temporary folder holding a new store under a random key, opened
+ * as a domain: the setup most domain tests share. */
+static inline int tu_new_sm(char dir[TU_PATH_MAX], char path[TU_PATH_MAX],
+			    uint8_t key[CRYPTO_KEY_LEN], int recovery_window_days,
+			    struct sm **out)
+{
+	struct sm_options o = tu_sm_options(recovery_window_days);
+	*out = NULL;
+	if (tu_crypto_init() || tu_mkdtemp(dir))
+		return -1;
+	tu_path(path, dir, "store.tdb");
+	crypto_random_key(key, CRYPTO_KEY_LEN, false);
+	if (tu_create_store(path, key) || tu_open_sm(path, key, &o, out))
+		return -1;
+	return 0;
+}
+
 /* One record written in its own transaction. */
 static inline int tu_store_put_tx(struct store *st, const char *key, const void *val, size_t len)
 {
