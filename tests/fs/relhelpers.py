@@ -499,3 +499,61 @@ def verify_after_crash(m, model, check_history=True):
         model.acked_now[name] = []
         model.log[name] = []
     return problems
+
+
+def race_on_one_secret(m, first, writers, writes_each, readers, max_len,
+                       join_s=120):
+    """T23: `writers` threads each write `writes_each` distinct values (up to
+    max_len bytes) to the secret "hot" while `readers` threads read it.
+    Asserts: no write or read fails, readers only ever see whole written
+    values, every acknowledged close is exactly one version and the history
+    holds each acknowledged value once; the current value is one of them."""
+    write_file(m.p("hot"), first)
+    written, acked, errors, seen = {first}, [], [], []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(i):
+        rng = random.Random(i)
+        for j in range(writes_each):
+            prefix = f"w{i}-{j}-".encode()
+            body = os.urandom(rng.randint(1, max_len)).hex().encode()
+            v = (prefix + body)[:rng.randint(len(prefix) + 1, max_len)]
+            with lock:
+                written.add(v)
+            try:
+                write_file(m.p("hot"), v)
+            except OSError as e:
+                errors.append(("write", i, j, e))
+                continue
+            with lock:
+                acked.append(v)
+
+    def reader():
+        while not stop.is_set():
+            try:
+                v = read_file(m.p("hot"))
+            except OSError as e:
+                errors.append(("read", e))
+                return
+            with lock:
+                if v not in written:
+                    seen.append(v[:60])
+
+    rs = [threading.Thread(target=reader) for _ in range(readers)]
+    ws = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in rs + ws:
+        t.start()
+    for t in ws:
+        t.join(join_s)
+    stop.set()
+    for t in rs:
+        t.join(join_s / 4)
+    assert errors == []
+    assert seen == [], f"readers saw values nobody wrote: {seen[:3]}"
+    assert len(acked) == writers * writes_each
+    vids = m.versions("hot")
+    assert len(vids) == 1 + len(acked), (len(vids), len(acked))
+    history = [read_file(m.mnt / ".versions" / "hot" / v) for v in vids]
+    assert sorted(history) == sorted(acked + [first])
+    assert read_file(m.p("hot")) in set(acked)

@@ -19,7 +19,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from conftest import (BIN, MAX_VALUE, daemon_pids, expect_errno, force_unmount,
 from relhelpers import (ABSENT, SHIM_STATUS, Model, all_version_keys,
                         assert_sound, check_store, field, flip, get_record,
                         locked_ranges, mount_env, open_store, parse_version,
-                        put_records, read_or_absent, records,
+                        put_records, race_on_one_secret, read_or_absent, records,
                         run_load_and_kill, scan_memory, sha, shim_env,
                         trace_points, unmount_quiet, verify_after_crash,
                         version_key, wait_store_free)
@@ -986,57 +985,8 @@ def test_t23_parallel_writers_and_readers_on_one_secret(mounted):
     read it: every successful close is exactly one version, readers only
     ever see whole written values, and the history holds each acknowledged
     value once."""
-    m = mounted
-    first = token("FIRST")
-    write_file(m.p("hot"), first)
-    written = {first}
-    acked, errors, seen = [], [], []
-    stop = threading.Event()
-    lock = threading.Lock()
-
-    def writer(i):
-        rng = random.Random(i)
-        for j in range(15):
-            v = f"w{i}-{j}-".encode() + os.urandom(rng.randint(1, 9000)).hex().encode()
-            with lock:
-                written.add(v)
-            try:
-                write_file(m.p("hot"), v)
-            except OSError as e:
-                errors.append(("write", i, j, e))
-                continue
-            with lock:
-                acked.append(v)
-
-    def reader():
-        while not stop.is_set():
-            try:
-                v = read_file(m.p("hot"))
-            except OSError as e:
-                errors.append(("read", e))
-                return
-            with lock:
-                ok = v in written
-            if not ok:
-                seen.append(v[:60])
-
-    readers = [threading.Thread(target=reader) for _ in range(3)]
-    writers = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for t in readers + writers:
-        t.start()
-    for t in writers:
-        t.join(120)
-    stop.set()
-    for t in readers:
-        t.join(30)
-    assert errors == []
-    assert seen == [], f"readers saw values nobody wrote: {seen[:3]}"
-    assert len(acked) == 60
-    vids = m.versions("hot")
-    assert len(vids) == 1 + len(acked), (len(vids), len(acked))
-    history = [read_file(m.mnt / ".versions" / "hot" / v) for v in vids]
-    assert sorted(history) == sorted(acked + [first])
-    assert read_file(m.p("hot")) in set(acked)
+    race_on_one_secret(mounted, token("FIRST"), writers=4, writes_each=15,
+                       readers=3, max_len=18000)
 
 
 # ================================================================ T24

@@ -239,51 +239,10 @@ def test_t16_random_zeroed_pages(populated):
 
 @pytest.mark.parametrize("round_", range(3))
 def test_t23_more_writers_and_readers(mounted, round_):
-    m = mounted
-    first = b"FIRST"
-    write_file(m.p("hot"), first)
-    written, acked, errors, seen = {first}, [], [], []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(i):
-        for j in range(12):
-            v = f"w{i}-{j}-".encode() + os.urandom(random.randint(1, 30000)).hex().encode()[:random.randint(1, MAX_VALUE - 20)]
-            with lock:
-                written.add(v)
-            try:
-                write_file(m.p("hot"), v)
-            except OSError as e:
-                errors.append(e)
-                continue
-            with lock:
-                acked.append(v)
-
-    def reader():
-        while not stop.is_set():
-            try:
-                v = read_file(m.p("hot"))
-            except OSError as e:
-                errors.append(e)
-                return
-            with lock:
-                if v not in written:
-                    seen.append(v[:40])
-
-    rs = [threading.Thread(target=reader) for _ in range(6)]
-    ws = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-    for t in rs + ws:
-        t.start()
-    for t in ws:
-        t.join(300)
-    stop.set()
-    for t in rs:
-        t.join(60)
-    assert errors == [] and seen == []
-    vids = m.versions("hot")
-    assert len(vids) == 1 + len(acked) == 97
-    history = sorted(read_file(m.mnt / ".versions" / "hot" / v) for v in vids)
-    assert history == sorted(acked + [first])
+    """T23 at a larger scale: 8 writers of 12 values up to the size limit,
+    6 readers."""
+    rel.race_on_one_secret(mounted, b"FIRST", writers=8, writes_each=12,
+                           readers=6, max_len=MAX_VALUE - 20, join_s=300)
 
 
 # ================================================================ passwd/rekey
