@@ -76,6 +76,9 @@ int sm_list_labels(struct sm *sm, struct sm_listing *out);
 int sm_secret_copy(struct sm *sm, const char *name, struct sm_secret **out);
 /* "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX" */
 void sm_arn(struct sm *sm, const struct sm_secret *s, char *buf, size_t len);
+/* The ARN of the secret called name (any state), without copying it: for
+ * the policy and audit, which ask on every request. 0 or -ENOENT. */
+int sm_arn_of(struct sm *sm, const char *name, char *buf, size_t len);
 
 struct sm_snapshot;
 /* The AWSCURRENT version of a live secret (size 0 when it has none). */

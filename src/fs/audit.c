@@ -132,13 +132,8 @@ int audit_record(struct audit *a, const struct audit_caller *who, const struct a
 	ssize_t n = who->pid > 0 ? readlink(link, exe, sizeof(exe) - 1) : -1;
 	exe[n > 0 ? n : 0] = '\0';
 	keyring_new_uuid(uuid);
-	if (ev->secret) {
-		struct sm_secret *s;
-		if (sm_secret_copy(a->sm, ev->secret, &s) == 0) {
-			sm_arn(a->sm, s, arn, sizeof(arn));
-			secret_free(s);
-		}
-	}
+	if (ev->secret)
+		sm_arn_of(a->sm, ev->secret, arn, sizeof(arn));
 	put_str(&l, "{");
 	put_field(&l, "eventVersion", "1.08");
 	put_str(&l, ",");

@@ -94,17 +94,14 @@ static int authorize(struct fs *fs, fuse_req_t req, const char *event, const cha
 {
 	gid_t groups[65];
 	char action[96], arn[SM_NAME_MAX + 128] = "";
-	struct sm_secret *s;
 	if (!fs->policy)
 		return 0;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	groups[0] = ctx->gid;
 	int n = fuse_req_getgroups(req, 64, groups + 1);
 	snprintf(action, sizeof(action), "secretsmanager:%s", event);
-	if (secret && secret[0] && sm_secret_copy(fs->sm, secret, &s) == 0) {
-		sm_arn(fs->sm, s, arn, sizeof(arn));
-		secret_free(s);
-	}
+	if (secret && secret[0])
+		sm_arn_of(fs->sm, secret, arn, sizeof(arn));
 	struct policy_request r = { ctx->uid, groups, 1 + (size_t)(n > 0 && n <= 64 ? n : 0),
 				    action, secret ? secret : "", arn[0] ? arn : NULL };
 	if (policy_allows(fs->policy, &r))

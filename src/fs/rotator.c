@@ -68,16 +68,11 @@ static int run_step(struct rotator *r, const struct job *j, const char *step, ch
 	char arn[SM_NAME_MAX + 128], current[4096], pending[4096], previous[4096], event[1024];
 	char *env[16] = { 0 }, *argv[] = { j->command, (char *)step, NULL };
 	int n = 0, rc = -ENOMEM, pipefd[2] = { -1, -1 };
-	struct sm_secret *s;
 	posix_spawn_file_actions_t fa;
 	pid_t pid = -1;
 
-	if (sm_secret_copy(r->sm, j->name, &s) == 0) {
-		sm_arn(r->sm, s, arn, sizeof(arn));
-		secret_free(s);
-	} else {
+	if (sm_arn_of(r->sm, j->name, arn, sizeof(arn)))
 		snprintf(arn, sizeof(arn), "%s", j->name);
-	}
 	snprintf(current, sizeof(current), "%s/%s", r->mountpoint, j->name);
 	snprintf(pending, sizeof(pending), "%s/.stages/AWSPENDING/%s", r->mountpoint, j->name);
 	snprintf(previous, sizeof(previous), "%s/.stages/AWSPREVIOUS/%s", r->mountpoint, j->name);

@@ -479,6 +479,16 @@ void sm_arn(struct sm *sm, const struct sm_secret *s, char *buf, size_t len)
 		 keyring_account(sm->kr), s->name, s->arn_suffix);
 }
 
+int sm_arn_of(struct sm *sm, const char *name, char *buf, size_t len)
+{
+	pthread_rwlock_rdlock(&sm->index_lock);
+	const struct sm_secret *s = find_secret(sm, name);
+	if (s)
+		sm_arn(sm, s, buf, len);
+	pthread_rwlock_unlock(&sm->index_lock);
+	return s ? 0 : -ENOENT;
+}
+
 void sm_count(struct sm *sm, struct sm_counts *out);
 
 /* ---------- mutations ---------- */
