@@ -163,6 +163,24 @@ static const char *kind_name(enum unlock_kind kind)
 	return kind == UNLOCK_PASSPHRASE ? "passphrase" : "key_file";
 }
 
+/* The header's "unlock" object: how to derive the key that seals the
+ * master key (never the key itself). NULL when out of memory. */
+static json_object *unlock_params(enum unlock_kind kind, const char *salt_hex)
+{
+	json_object *un = json_object_new_object();
+	if (!un)
+		return NULL;
+	json_object_object_add(un, "kind", json_object_new_string(kind_name(kind)));
+	json_object_object_add(un, "salt", json_object_new_string(salt_hex));
+	if (kind == UNLOCK_PASSPHRASE) {
+		json_object_object_add(un, "kdf", json_object_new_string("argon2id"));
+		json_object_object_add(un, "t", json_object_new_int64(default_argon2.t_cost));
+		json_object_object_add(un, "m", json_object_new_int64(default_argon2.m_cost_kib));
+		json_object_object_add(un, "p", json_object_new_int64(default_argon2.parallelism));
+	}
+	return un;
+}
+
 /* "secretsfs/master-key/v1" NUL store_id NUL kind: the master key's binding. */
 static size_t master_aad(char *buf, size_t len, const char *store_id, const char *kind)
 {
@@ -220,19 +238,11 @@ int keyring_create(struct store *st, const struct unlock_secret *unlock, const c
 	hex_encode(sealed, sizeof(sealed), sealed_hex);
 
 	hdr = json_object_new_object();
-	json_object *un = json_object_new_object();
+	json_object *un = unlock_params(unlock->kind, salt_hex);
 	if (!hdr || !un) {
 		json_object_put(un);
 		rc = -ENOMEM;
 		goto out;
-	}
-	json_object_object_add(un, "kind", json_object_new_string(kind_name(unlock->kind)));
-	json_object_object_add(un, "salt", json_object_new_string(salt_hex));
-	if (unlock->kind == UNLOCK_PASSPHRASE) {
-		json_object_object_add(un, "kdf", json_object_new_string("argon2id"));
-		json_object_object_add(un, "t", json_object_new_int64(default_argon2.t_cost));
-		json_object_object_add(un, "m", json_object_new_int64(default_argon2.m_cost_kib));
-		json_object_object_add(un, "p", json_object_new_int64(default_argon2.parallelism));
 	}
 	json_object_object_add(hdr, "store_id", json_object_new_string(store_id));
 	json_object_object_add(hdr, "region", json_object_new_string(region));
@@ -850,16 +860,10 @@ int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock
 	rc = store_get(kr->store, RECORD_KEY_HEADER, &data, &len);
 	if (!rc && !(hdr = parse_record(data, len)))
 		rc = -EIO;
+	json_object *un = NULL;
+	if (!rc && !(un = unlock_params(unlock->kind, salt_hex)))
+		rc = -ENOMEM;
 	if (!rc) {
-		json_object *un = json_object_new_object();
-		json_object_object_add(un, "kind", json_object_new_string(kind_name(unlock->kind)));
-		json_object_object_add(un, "salt", json_object_new_string(salt_hex));
-		if (unlock->kind == UNLOCK_PASSPHRASE) {
-			json_object_object_add(un, "kdf", json_object_new_string("argon2id"));
-			json_object_object_add(un, "t", json_object_new_int64(default_argon2.t_cost));
-			json_object_object_add(un, "m", json_object_new_int64(default_argon2.m_cost_kib));
-			json_object_object_add(un, "p", json_object_new_int64(default_argon2.parallelism));
-		}
 		json_object_object_add(hdr, "unlock", un);
 		json_object_object_add(hdr, "master_key", json_object_new_string(sealed_hex));
 		const char *text = json_object_to_json_string_ext(hdr, JSON_C_TO_STRING_PLAIN);
