@@ -12,12 +12,21 @@
 #include "secrets/policy.h"
 #include "secrets/secrets.h"
 
+/*
+ * Every read is direct I/O (a snapshot per open), and for each READ the kernel
+ * pins min(count, max_read) bytes of the caller's buffer, whatever the file's
+ * size: 32 pages for a 128 KiB read(2) of a 100-byte secret. 8 KiB serves
+ * most secrets in one round trip and pins 2 pages (docs/performance.md).
+ */
+#define FS_DEFAULT_MAX_READ 8192u
+
 struct fs_options {
 	bool allow_other;
 	bool readonly;
 	bool debug;          /* libfuse's request trace */
 	const char *fsname;  /* shown in /proc/mounts, e.g. the store path */
 	unsigned max_threads;
+	unsigned max_read;   /* bytes; the kernel pins this much of a reader's buffer */
 	const char *kernel_flags; /* ",nosuid,nodev..." or "" */
 	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
 	int new_umask;            /* -1: secrets 0600 less the caller's umask */

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -51,6 +52,8 @@ static const char usage[] =
 	"  -o policy=FILE         an IAM-like access policy on top of file modes\n"
 	"                         (docs/policy.md)\n"
 	"  -o threads=N           at most N threads serving requests (default 16)\n"
+	"  -o max_read=BYTES      largest READ the kernel sends, 4096 to 131072\n"
+	"                         (default 8192; docs/performance.md)\n"
 	"  -o uid=N,gid=N         owner of new secrets and folders (default: the caller)\n"
 	"  -o umask=M             new secrets get 0666 & ~M, folders 0777 & ~M\n"
 	"                         (default: secrets 0600 less the caller's umask)\n"
@@ -68,6 +71,7 @@ struct mount_opts {
 	int readonly;
 	int recovery_window;
 	int threads;
+	int max_read;
 	int debug;
 	int uid, gid, umask; /* -1: unset */
 	int audit_required;
@@ -86,6 +90,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("ro", readonly),
 	OPT("recovery_window=%d", recovery_window),
 	OPT("threads=%d", threads),
+	OPT("max_read=%d", max_read),
 	OPT("debug", debug),
 	OPT("uid=%d", uid),
 	OPT("gid=%d", gid),
@@ -319,6 +324,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.debug = mo->debug && foreground,
 		.fsname = store_path,
 		.max_threads = mo->threads > 0 ? (unsigned)mo->threads : 16,
+		.max_read = mo->max_read > 0 ? (unsigned)mo->max_read : FS_DEFAULT_MAX_READ,
 		.kernel_flags = mo->kernel_flags,
 		.new_uid = mo->uid,
 		.new_gid = mo->gid,
@@ -410,7 +416,7 @@ int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
 	struct mount_opts mo = { .recovery_window = SM_DEFAULT_RECOVERY_DAYS, .threads = -1,
-				 .uid = -1, .gid = -1, .umask = -1 };
+				 .max_read = INT_MIN, .uid = -1, .gid = -1, .umask = -1 };
 	int foreground = 0, c;
 
 	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
@@ -436,6 +442,10 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (mo.threads != -1 && (mo.threads < 1 || mo.threads > 256)) {
 		cli_error("threads=%d: give 1 to 256", mo.threads);
+		return EXIT_MISUSE;
+	}
+	if (mo.max_read != INT_MIN && (mo.max_read < 4096 || mo.max_read > 131072)) {
+		cli_error("max_read=%d: give 4096 to 131072 bytes", mo.max_read);
 		return EXIT_MISUSE;
 	}
 	if ((mo.uid != -1 && mo.uid < 0) || (mo.gid != -1 && mo.gid < 0) ||

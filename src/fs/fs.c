@@ -232,13 +232,14 @@ static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fs *fs = userdata;
 	/* O_TRUNC arrives with open, so a truncating writer is one commit. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* The kernel would trust its own idea of the size: never. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_READDIRPLUS;
+	conn->max_read = fs->opt.max_read;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1302,9 +1303,12 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 	}
 	fs->sm = sm;
 	fs->opt = *opt;
+	if (!fs->opt.max_read)
+		fs->opt.max_read = FS_DEFAULT_MAX_READ;
 	pthread_mutex_init(&fs->writers_lock, NULL);
 	/* default_permissions: the kernel checks mode and owner, always. */
-	snprintf(options, sizeof(options), "default_permissions,fsname=%s,subtype=secretsfs%s%s%s",
+	snprintf(options, sizeof(options),
+		 "default_permissions,max_read=%u,fsname=%s,subtype=secretsfs%s%s%s", fs->opt.max_read,
 		 opt->fsname ? opt->fsname : "secretsfs", opt->allow_other ? ",allow_other" : "",
 		 opt->readonly ? ",ro" : "", opt->kernel_flags ? opt->kernel_flags : "");
 	char *argv[] = { "secretsfs", "-o", options, opt->debug ? "-d" : NULL, NULL };

@@ -294,6 +294,37 @@ def test_mount_threads_option(make_mount):
     assert (m.mnt / "t").read_bytes() == b"x"
 
 
+@pytest.mark.parametrize("max_read", [4096, 131072])
+def test_mount_max_read_serves_every_size_whole(make_mount, max_read):
+    """max_read only splits reads into more round trips: each size reads
+    back whole, through one large read(2) and through 1-byte reads."""
+    m = make_mount(max_read=max_read)
+    line = [l for l in open("/proc/mounts") if " %s " % m.mnt in l]
+    assert line and "max_read=%d" % max_read in line[0], line
+    for size in (1, 4095, 4096, 4097, 8192, 20000, 65536):
+        value = os.urandom(size)
+        (m.mnt / "s").write_bytes(value)
+        fd = os.open(m.mnt / "s", os.O_RDONLY)
+        try:
+            assert os.read(fd, 1 << 17) == value, size
+            assert os.read(fd, 1 << 17) == b""
+            assert os.pread(fd, 1, size - 1) == value[-1:]
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("bad", ["100", "4095", "131073", "-1", "x"])
+def test_mount_max_read_out_of_range_refused(make_mount, bad):
+    m = make_mount(mount=False)
+    r = sfs("mount", m.store, m.mnt, "-o", m.option_string() + ",max_read=" + bad)
+    try:
+        assert r.returncode in (1, 2), (r.returncode, r.stderr)
+        assert "max_read" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not is_mounted(m.mnt)
+    finally:
+        force_unmount(m.mnt)
+
+
 def test_mount_ro(make_mount):
     m = make_mount()
     (m.mnt / "s").write_bytes(b"value")
