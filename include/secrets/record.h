@@ -28,16 +28,20 @@
 #define RECORD_FORMAT_VERSION 2   /* 2: with the catalog; 1 is migrated on open */
 #define RECORD_PREFIX_CATALOG "cat/"
 
+/*
+ * The index keeps one of these per version, and a mount keeps every secret's
+ * versions and labels in memory: they are laid out for size (docs/performance.md).
+ */
 struct sm_version {
-	char id[SM_VERSION_ID_MAX + 1];
-	char key_id[SM_KEY_ID_LEN + 1];
+	const char *key_id;     /* interned (record_key_id): versions share their key's id */
 	int64_t created_ms;
 	uint32_t size;
 	bool binary;
+	char id[SM_VERSION_ID_MAX + 1];
 };
 
 struct sm_label {
-	char *name;
+	const char *name;       /* interned for AWSCURRENT, AWSPREVIOUS, AWSPENDING */
 	char version_id[SM_VERSION_ID_MAX + 1];
 };
 
@@ -56,26 +60,26 @@ struct sm_secret {
 	int64_t deleted_ms;     /* 0: live; else when DeleteSecret ran */
 	int64_t purge_ms;       /* with deleted_ms: when it is removed for good */
 	uint32_t mode, uid, gid;
+	uint32_t scratch_size;  /* memory only: a scratch file's value length (in sm->scratch) */
 	struct sm_version *versions; /* oldest first */
 	size_t nversions;
 	struct sm_label *labels;
 	size_t nlabels;
 	struct sm_tag *tags;
 	size_t ntags;
-	bool persisted;         /* false: created, not yet committed (open for writing) */
 	char *request_token;    /* memory only: VersionId for the next commit */
+	char *rotation_command; /* NULL: rotation not configured */
+	char *rotation_schedule; /* ScheduleExpression; NULL: none */
+	int64_t last_rotated_ms, next_rotation_ms;
+	char *rotation_status;  /* memory only: "running STEP", "succeeded ...", "failed ..." */
+	int rotation_days;      /* AutomaticallyAfterDays; 0: none */
+	bool persisted;         /* false: created, not yet committed (open for writing) */
 	bool scratch;           /* memory only: a scratch file (names.h), never stored */
-	uint32_t scratch_size;  /* its value's length (the value is in sm->scratch) */
 	bool restore_pending;   /* memory only: created again while deleted; the store
 				 * still says deleted until the next commit */
 	bool hidden;            /* memory only: renamed onto a scratch name (an editor's
 				 * backup) and not yet created again */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */
-	char *rotation_command; /* NULL: rotation not configured */
-	int rotation_days;      /* AutomaticallyAfterDays; 0: none */
-	char *rotation_schedule; /* ScheduleExpression; NULL: none */
-	int64_t last_rotated_ms, next_rotation_ms;
-	char *rotation_status;  /* memory only: "running STEP", "succeeded ...", "failed ..." */
 };
 
 struct sm_folder {
@@ -86,6 +90,9 @@ struct sm_folder {
 };
 
 void secret_free(struct sm_secret *s);
+/* The one shared copy of a key id (SM_KEY_ID_LEN characters; never freed:
+ * a store has a handful of keys); NULL when out of memory. */
+const char *record_key_id(const char *key_id);
 struct sm_secret *secret_clone(const struct sm_secret *s);
 const struct sm_version *secret_find_version(const struct sm_secret *s, const char *id);
 /* The version id carrying label, or NULL. */

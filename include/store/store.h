@@ -24,8 +24,9 @@ enum store_open_flags {
 	STORE_READONLY = 1 << 1,
 };
 
-/* Chains in tdb's hash table: fast lookups to ~1M records, cheap commits. */
-#define STORE_HASH_SIZE 20011
+/* Chains in tdb's hash table, fixed when a store is created: a few records
+ * per chain at 100k secrets, while each transaction copies all chain heads. */
+#define STORE_HASH_SIZE 65521
 
 /* -ENOENT, -EEXIST (STORE_CREATE), -EBUSY (in use), -EPERM (TDB_NO_FSYNC
  * set), -EUCLEAN (structure damaged beyond repair), -EAGAIN (read-only, and
@@ -35,6 +36,15 @@ enum store_open_flags {
  * commit cut short before its rollback data left (all logged). */
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *st);
+/*
+ * From here on, tdb reads and writes the file with pread/pwrite instead of
+ * mapping it: through a mapping, every page the process ever touched counts
+ * in its RSS, the whole file in the end. Reading every record once (loading
+ * the index) is faster mapped, so opens load first and drop the mapping
+ * after. Not inside a transaction (-EBUSY). After an error other than
+ * -EBUSY the store can only be closed.
+ */
+int store_drop_mapping(struct store *st);
 const char *store_path(const struct store *st);
 
 int store_begin(struct store *st);

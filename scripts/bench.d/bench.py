@@ -43,6 +43,10 @@ W6_SIZES = [(100, 20), (10000, 5)]  # (entries, timed listings after the first)
 W8_NAMES = 20000
 W10_REPS = 5
 W11_SECRETS = 2000
+W11_DELETE = 1000  # secrets deleted after the cycles, so that compact has space to give back
+SCALE_N = int(os.environ.get("BENCH_SCALE", "100000"))  # 0: skip the scale run
+SCALE_FOLDERS = 10
+SCALE_SAMPLE = 2000
 
 DURABILITY = ("ext4 (direct), gocryptfs, securefs and bindfs do not fsync per file (data "
               "reaches the disk at the kernel's writeback); tmpfs never does; secretsfs commits "
@@ -543,10 +547,18 @@ def w10_w11(s):
                                        W11_SECRETS * (CYCLES + 1)),
                                    compaction="see w11_compact")
     res["w11_cycles"] = cycles
+    # Delete half (recovery_window=0: purged at once) so that the file holds
+    # free space, which only a rewrite gives back.
+    t = time.perf_counter()
+    for p in names[:W11_DELETE]:
+        os.unlink(p)
+    res["w11_after_delete"] = dict(proc_status(pid), deleted=W11_DELETE,
+                                   delete_ops=W11_DELETE / (time.perf_counter() - t),
+                                   tdb_mib=os.path.getsize(store) / 1048576.0)
     MOUNTS.unmount(mnt)
     wait_gone(pid)
     # W10 again, on the store that now holds 2,000 secrets and their versions.
-    res["w10_full"] = mount_cycles(store, key, mnt, 3)
+    res["w10_full"] = mount_cycles(store, key, mnt, 3)  # after the deletes: 1,000 x 51
     res["w10_full"]["tdb_mib"] = os.path.getsize(store) / 1048576.0
     # secretsfs compact on that store (unmounted): what a rewrite gives back.
     before = os.path.getsize(store)
@@ -555,6 +567,59 @@ def w10_w11(s):
     res["w11_compact"] = dict(before_mib=before / 1048576.0,
                               after_mib=os.path.getsize(store) / 1048576.0,
                               seconds=time.perf_counter() - t)
+    return res
+
+
+def scale(s, R):
+    """Deliverable 3: SCALE_N secrets of 128 B in SCALE_FOLDERS folders; mount
+    time (key file: no KDF), daemon RSS, and read/stat rates over a sample of
+    SCALE_SAMPLE of them, against the 2,000-secret figures of this run."""
+    store, key = secretsfs_store(s.dir, "scale")
+    mnt = os.path.join(s.dir, "scale-mnt")
+    os.makedirs(mnt)
+    secretsfs_mount(store, key, mnt)
+    pid = wait_pid(mnt)
+    per = SCALE_N // SCALE_FOLDERS
+    names = []
+    t = time.perf_counter()
+    for f in range(SCALE_FOLDERS):
+        d = os.path.join(mnt, "folder-%02d" % f)
+        os.makedirs(d)
+        for i in range(per):
+            p = os.path.join(d, "secret-%06d" % i)
+            write_file(p, val(f * per + i, 0))
+            names.append(p)
+        log("scale: %d of %d secrets created" % (len(names), SCALE_N))
+    res = {"n": len(names), "folders": SCALE_FOLDERS,
+           "create_ops": len(names) / (time.perf_counter() - t)}
+    MOUNTS.unmount(mnt)
+    wait_gone(pid)
+    res["mount"] = mount_cycles(store, key, mnt, 3)
+    res["tdb_mib"] = os.path.getsize(store) / 1048576.0
+    secretsfs_mount(store, key, mnt)
+    pid = wait_pid(mnt)
+    res["after_mount"] = proc_status(pid)
+    step = max(1, len(names) // SCALE_SAMPLE)
+    sample = names[::step][:SCALE_SAMPLE]
+    for p in sample:  # first touch: LOOKUPs fill the kernel's entry cache, as in smallfiles
+        os.stat(p)
+    reads, stats = [], []
+    for _ in range(REPS):
+        t = time.perf_counter()
+        for p in sample:
+            os.stat(p)
+        stats.append(len(sample) / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for p in sample:
+            fd = os.open(p, os.O_RDONLY)
+            b = os.read(fd, 1 << 17)
+            os.close(fd)
+        reads.append(len(sample) / (time.perf_counter() - t))
+        assert b == val(names.index(sample[-1]), 0), sample[-1]
+    res["stat_ops"], res["read_ops"] = median(stats), median(reads)
+    res["after_reads"] = proc_status(pid)
+    MOUNTS.unmount(mnt)
+    wait_gone(pid)
     return res
 
 
@@ -651,6 +716,25 @@ def build_rows(R, W):
                              {s: c["cpu_ms_per_op"]}))
                 rows.append(("W11 updates/s, first -> last cycle", "ops/s", "higher",
                              {s: W["w11_cycles"][-1]["ops"]}))
+        if "w11_after_delete" in W:
+            rows.append(("W11 tdb size after deleting %d secrets" % W11_DELETE, "MiB", "lower",
+                         {s: W["w11_after_delete"]["tdb_mib"]}))
+        if "w11_compact" in W:
+            rows.append(("W11 tdb size after secretsfs compact", "MiB", "lower",
+                         {s: W["w11_compact"]["after_mib"]}))
+        sc = W.get("scale")
+        if sc:
+            n = "%dk" % (sc["n"] // 1000)
+            rows.append(("scale: create %s secrets" % n, "ops/s", "higher", {s: sc["create_ops"]}))
+            rows.append(("scale: mount with %s (key file)" % n, "ms", "lower",
+                         {s: sc["mount"]["mount_ms"]}))
+            rows.append(("scale: tdb size, %s" % n, "MiB", "lower", {s: sc["tdb_mib"]}))
+            rows.append(("scale: RSS after mount, %s" % n, "MiB", "lower",
+                         {s: sc["after_mount"]["VmRSS"]}))
+            rows.append(("scale: RSS after reads, %s" % n, "MiB", "lower",
+                         {s: sc["after_reads"]["VmRSS"]}))
+            rows.append(("scale: read 128 B among %s" % n, "ops/s", "higher", {s: sc["read_ops"]}))
+            rows.append(("scale: stat among %s" % n, "ops/s", "higher", {s: sc["stat_ops"]}))
     return rows
 
 
@@ -710,8 +794,8 @@ def render_md(cols, lines):
     return "\n".join(out)
 
 
-def targets(R):
-    """PASS/MISS lines: 128 B, N=2000, medians of this run."""
+def targets(R, W):
+    """PASS/MISS lines: 128 B, N=2000, medians of this run; then the scale run."""
     out = []
     k = "sf_128"
 
@@ -740,6 +824,24 @@ def targets(R):
     check("list >= 1.0x bindfs", "list", "bindfs", 1.0)
     check("par-read >= 1.0x bindfs", "par-read", "bindfs", 1.0)
     check("par-read >= 1.5x own single-thread read", "par-read", "secretsfs", 1.5, "read")
+    sc = (W or {}).get("scale")
+    if not sc:
+        out.append(("SKIP", "scale targets", "no scale run (BENCH_SCALE=0 or it failed)"))
+        return out
+    n = "%dk" % (sc["n"] // 1000)
+    for ph, key in (("read", "read_ops"), ("stat", "stat_ops")):
+        base = get("secretsfs", ph)
+        if base:
+            r = sc[key] / base
+            out.append(("PASS" if r >= 0.8 else "MISS", "%s among %s >= 0.8x %s among 2k" % (
+                ph, n, ph), "%.0f/s vs %.0f/s = %.2fx" % (sc[key], base, r)))
+    ms = sc["mount"]["mount_ms"]
+    out.append(("PASS" if ms <= 1000 else "MISS", "mount with %s within 1 s (no KDF)" % n,
+                "%.0f ms (median of %d)" % (ms, sc["mount"]["reps"])))
+    rss = max(sc["after_mount"]["VmRSS"], sc["after_reads"]["VmRSS"])
+    out.append(("PASS" if rss <= 64 else "MISS", "daemon RSS with %s <= 64 MiB" % n,
+                "%.1f MiB (after mount %.1f, after the reads %.1f)" % (
+                    rss, sc["after_mount"]["VmRSS"], sc["after_reads"]["VmRSS"])))
     return out
 
 
@@ -853,6 +955,13 @@ def main():
             r = attempt("secretsfs", "W10/W11", lambda: w10_w11(s))
             if r:
                 W = r
+            if SCALE_N:
+                r = attempt("secretsfs", "scale", lambda: scale(s, R))
+                if r:
+                    W["scale"] = r
+                    log("scale: mount %.0f ms, RSS %.1f MiB, read %.0f/s, stat %.0f/s" % (
+                        r["mount"]["mount_ms"], r["after_reads"]["VmRSS"], r["read_ops"],
+                        r["stat_ops"]))
         for f in list(setups):
             if f != "ext4":
                 MOUNTS.unmount(setups[f].mnt)
@@ -873,7 +982,7 @@ def main():
     runtime = time.time() - wall0
     rows = build_rows(R, W)
     cols, lines = table(rows, W)
-    tg = targets(R)
+    tg = targets(R, W)
     png = None
     try:
         png = chart(R, OUT)
@@ -911,9 +1020,10 @@ def main():
                 "stored)." % (c["tdb_mib"], W11_SECRETS, CYCLES + 1, c["bytes_per_version"]))
         k = W.get("w11_compact")
         if k:
-            note += (" secretsfs compact: %.1f -> %.1f MiB in %.2f s (every version is "
-                     "kept: fewer than 100 per secret)." % (k["before_mib"], k["after_mib"],
-                                                            k["seconds"]))
+            note += (" After deleting %d of the secrets (%.1f MiB: tdb files never shrink), "
+                     "secretsfs compact: %.1f -> %.1f MiB in %.2f s." % (
+                         W11_DELETE, W.get("w11_after_delete", {}).get("tdb_mib", float("nan")),
+                         k["before_mib"], k["after_mib"], k["seconds"]))
         notes.append(note)
     for f in FSES:
         if "secretsfs" == f and R[f].get("rss_after_128"):
@@ -954,7 +1064,8 @@ def main():
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "runtime_s": runtime, "machine": mach,
         "config": {"reps": REPS, "cycles": CYCLES, "smallfiles": SMALLFILES,
                    "smallfiles_runs": SF_RUNS, "w5_ops": W5_OPS, "w5_files": W5_FILES,
-                   "w6": W6_SIZES, "w8_names": W8_NAMES, "w11_secrets": W11_SECRETS},
+                   "w6": W6_SIZES, "w8_names": W8_NAMES, "w11_secrets": W11_SECRETS,
+                   "w11_delete": W11_DELETE, "scale_n": SCALE_N, "scale_sample": SCALE_SAMPLE},
         "durability": DURABILITY,
         "setups": {f: {"cmd": setups[f].cmd, "notes": setups[f].notes} for f in setups},
         "results": R, "secretsfs": W,

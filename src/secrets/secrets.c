@@ -1,6 +1,7 @@
 #include "secrets/secrets.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,10 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 		goto fail;
 	if (!opt->readonly)
 		sm_purge_expired(sm);
+	/* The index holds what requests need; tdb's map would grow RSS to the file. */
+	if ((rc = store_drop_mapping(sm->store)))
+		goto fail;
+	if (getenv("XP_TRIM")) malloc_trim(0);
 	*out = sm;
 	return 0;
 fail:

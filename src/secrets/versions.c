@@ -443,14 +443,16 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 	bool binary = !value_is_string(value, len);
 	if ((rc = seal_version(sm, s, version_id, value, len, binary, c, key_id)))
 		return rc;
-	struct sm_version *versions = realloc(s->versions, (s->nversions + 1) * sizeof(*versions));
+	const char *shared_key_id = record_key_id(key_id);
+	struct sm_version *versions = shared_key_id ? realloc(s->versions,
+		(s->nversions + 1) * sizeof(*versions)) : NULL;
 	if (!versions)
 		return -ENOMEM;
 	s->versions = versions;
 	struct sm_version *v = &versions[s->nversions++];
 	memset(v, 0, sizeof(*v));
 	snprintf(v->id, sizeof(v->id), "%s", version_id);
-	memcpy(v->key_id, key_id, sizeof(v->key_id));
+	v->key_id = shared_key_id;
 	v->created_ms = time_now_ms();
 	v->size = (uint32_t)len;
 	v->binary = binary;

@@ -24,6 +24,7 @@ struct store {
 	pthread_mutex_t lock; /* recursive: a transaction's thread reads inside it */
 	char *path;
 	int lock_fd; /* our own open of the file, holding the one-writer flock */
+	int tdb_flags, open_flags; /* as opened, for store_drop_mapping */
 	bool in_transaction;
 };
 
@@ -276,10 +277,44 @@ int store_open(const char *path, unsigned flags, struct store **out)
 		if ((rc = sync_parent_dir(path)))
 			goto fail;
 	}
+	st->tdb_flags = tdb_flags;
+	st->open_flags = open_flags & ~(O_CREAT | O_EXCL);
 	*out = st;
 	return 0;
 fail:
 	store_close(st);
+	return rc;
+}
+
+int store_drop_mapping(struct store *st)
+{
+	struct tdb_logging_context log_ctx = { .log_fn = tdb_log };
+	int rc = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->in_transaction) {
+		rc = -EBUSY;
+		goto out;
+	}
+	if (st->tdb_flags & TDB_NOMMAP)
+		goto out;
+	/* tdb refuses a second open of a file it has open: close, then open. */
+	tdb_close(st->tdb);
+	errno = 0;
+	st->tdb = tdb_open_ex(st->path, STORE_HASH_SIZE, st->tdb_flags | TDB_NOMMAP,
+			      st->open_flags | O_CLOEXEC, 0600, &log_ctx, NULL);
+	if (st->tdb) {
+		st->tdb_flags |= TDB_NOMMAP;
+		goto out;
+	}
+	rc = errno ? -errno : -EIO;
+	log_error("%s: cannot open the store again unmapped: %s", st->path, strerror(-rc));
+	st->tdb = tdb_open_ex(st->path, STORE_HASH_SIZE, st->tdb_flags,
+			      st->open_flags | O_CLOEXEC, 0600, &log_ctx, NULL);
+	if (!st->tdb)
+		rc = -EIO; /* nothing left to serve from: the caller closes the store */
+out:
+	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
 

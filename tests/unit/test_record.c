@@ -50,7 +50,8 @@ static struct sm_secret *sample_secret(void)
 	for (int i = 0; i < 3; i++) {
 		struct sm_version *v = &s->versions[i];
 		snprintf(v->id, sizeof(v->id), "%s", ids[i]);
-		snprintf(v->key_id, sizeof(v->key_id), "%s", KEYID);
+		v->key_id = record_key_id(KEYID);
+		assert_non_null(v->key_id);
 		v->created_ms = 1700000000000LL + i;
 		v->size = (uint32_t)(i == 2 ? SM_VALUE_MAX : 10 * (i + 1));
 		v->binary = i == 1;
@@ -428,6 +429,39 @@ static void encode_sample(bool binary, uint8_t **out, size_t *len)
 	assert_non_null(*out);
 }
 
+static void test_shared_key_ids_and_labels(void **state)
+{
+	(void)state;
+	char other[SM_KEY_ID_LEN + 1];
+	memcpy(other, KEYID, sizeof(other));
+	other[0] = other[0] == 'a' ? 'b' : 'a';
+	const char *a = record_key_id(KEYID), *b = record_key_id(KEYID), *c = record_key_id(other);
+	assert_non_null(a);
+	assert_ptr_equal(a, b);
+	assert_string_equal(c, other);
+	assert_ptr_not_equal(a, c);
+	/* AWS labels are shared, custom ones owned: both survive clone and free. */
+	struct sm_secret *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	s->versions = calloc(1, sizeof(*s->versions));
+	assert_non_null(s->versions);
+	s->nversions = 1;
+	snprintf(s->versions[0].id, sizeof(s->versions[0].id), "%s", "v1-0123456789abcdef0123456789abcd");
+	s->versions[0].key_id = a;
+	assert_int_equal(secret_label_set(s, "AWSCURRENT", s->versions[0].id), 0);
+	assert_int_equal(secret_label_set(s, "blue", s->versions[0].id), 0);
+	struct sm_secret *copy = secret_clone(s);
+	assert_non_null(copy);
+	secret_label_remove(s, "AWSCURRENT");
+	secret_label_remove(s, "blue");
+	secret_free(s);
+	char labels[64];
+	secret_version_labels(copy, copy->versions[0].id, labels, sizeof(labels));
+	assert_string_equal(labels, "AWSCURRENT,blue");
+	assert_ptr_equal(copy->versions[0].key_id, a);
+	secret_free(copy);
+}
+
 static void test_version_round_trip(void **state)
 {
 	uint8_t *rec;
@@ -521,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_folder_round_trip_and_rejects),
 		cmocka_unit_test(test_record_keys),
 		cmocka_unit_test(test_labels_and_clone),
+		cmocka_unit_test(test_shared_key_ids_and_labels),
 		cmocka_unit_test(test_version_round_trip),
 		cmocka_unit_test(test_version_rejects_truncation),
 		cmocka_unit_test(test_version_rejects_bad_header),
