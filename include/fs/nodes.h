@@ -21,6 +21,8 @@ void nodes_free(struct node_table *t);
 /* Finds or makes the node of vpath and counts one lookup; 0 on -ENOMEM. */
 uint64_t nodes_lookup(struct node_table *t, const char *vpath);
 void nodes_forget(struct node_table *t, uint64_t ino, uint64_t nlookup);
+/* The node of vpath, if the kernel knows one (no lookup counted); else 0. */
+uint64_t nodes_find(struct node_table *t, const char *vpath);
 /* Copies the node's current path into buf: -ENOENT unknown, -ESTALE detached. */
 int nodes_path(struct node_table *t, uint64_t ino, char *buf, size_t len);
 /* After a rename: nodes at from (and below it) now stand for to (and below). */

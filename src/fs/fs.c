@@ -31,7 +31,23 @@
  * attributes are cached for a second only.
  */
 static const double ENTRY_TIMEOUT = 60.0;
-static const double ATTR_TIMEOUT = 1.0;
+/*
+ * Attributes of secrets and folders are cached long: every change to one
+ * reaches on_index_change, which drops the kernel's copy at once. The views
+ * (.versions, .stages, .fields, .deleted, scratch files) derive theirs from
+ * a secret and are not tracked one by one: they keep a short timeout. With
+ * default_permissions the kernel needs fresh attributes for every open, so
+ * a short timeout costs one GETATTR round trip per open of an idle file.
+ */
+static const double ATTR_TIMEOUT = 60.0;
+static const double VIEW_ATTR_TIMEOUT = 1.0;
+
+static double attr_timeout(const char *vpath)
+{
+	/* The top stays short too: a stat of the mount point is how tools and
+	 * containers notice that the daemon has died (ENOTCONN). */
+	return vpath[0] == '.' || vpath[0] == '\0' ? VIEW_ATTR_TIMEOUT : ATTR_TIMEOUT;
+}
 
 struct fs {
 	struct sm *sm;
@@ -65,6 +81,34 @@ struct handle {
 };
 
 static bool writer_size(struct fs *fs, fuse_ino_t ino, off_t *size);
+
+/* Drops the kernel's cached attributes of ino (not its entry, not its pages). */
+static void forget_attributes(struct fs *fs, fuse_ino_t ino)
+{
+	/* -ENOENT: the kernel holds no such inode now, which is as good. */
+	if (ino && fs->mounted)
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+}
+
+/*
+ * The change hook (sm_set_change_hook): the secret or folder name changed,
+ * by a request, a rotation, a purge or a first read of the day. Its own node
+ * and its folder's lose their cached attributes (size, times, mode, links);
+ * the kernel discards a GETATTR answer older than the invalidation.
+ */
+static void on_index_change(void *ctx, const char *name)
+{
+	struct fs *fs = ctx;
+	char parent[VPATH_MAX];
+	const char *slash = strrchr(name, '/');
+	size_t plen = slash ? (size_t)(slash - name) : 0;
+	forget_attributes(fs, nodes_find(fs->nodes, name));
+	if (plen < sizeof(parent)) {
+		memcpy(parent, name, plen);
+		parent[plen] = '\0';
+		forget_attributes(fs, nodes_find(fs->nodes, parent));
+	}
+}
 
 static struct audit_caller caller_of(fuse_req_t req)
 {
@@ -224,7 +268,7 @@ static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
 		return;
 	}
 	e.attr.st_ino = e.ino;
-	e.attr_timeout = ATTR_TIMEOUT;
+	e.attr_timeout = attr_timeout(vpath);
 	e.entry_timeout = ENTRY_TIMEOUT;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		nodes_forget(fs->nodes, e.ino, 1); /* the caller was interrupted */
@@ -273,9 +317,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	char vpath[VPATH_MAX];
 	struct stat st;
 	int rc = path_of(fs, ino, vpath);
+	double timeout = rc ? VIEW_ATTR_TIMEOUT : attr_timeout(vpath);
 	if (rc == 0)
 		rc = stat_vpath(fs, vpath, ino, &st);
 	if (rc == -ENOENT && fi && fi->fh) {
+		timeout = VIEW_ATTR_TIMEOUT;
 		/* An open file that lost its name: answer from the handle. */
 		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 		memset(&st, 0, sizeof(st));
@@ -291,9 +337,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (S_ISREG(st.st_mode))
-		writer_size(fs, ino, &st.st_size);
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	if (S_ISREG(st.st_mode) && writer_size(fs, ino, &st.st_size))
+		timeout = VIEW_ATTR_TIMEOUT; /* a writer's size, until its close */
+	fuse_reply_attr(req, &st, timeout);
 }
 
 static int truncate_handle(struct handle *h, off_t size)
@@ -397,9 +443,8 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (S_ISREG(st.st_mode))
-		writer_size(fs, ino, &st.st_size);
-	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	bool writing = S_ISREG(st.st_mode) && writer_size(fs, ino, &st.st_size);
+	fuse_reply_attr(req, &st, writing ? VIEW_ATTR_TIMEOUT : attr_timeout(vpath));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -742,7 +787,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h->append = (fi->flags & O_APPEND) != 0;
 	e.attr.st_ino = e.ino;
 	e.attr.st_size = 0; /* a restored name starts over from what is written now */
-	e.attr_timeout = ATTR_TIMEOUT;
+	e.attr_timeout = attr_timeout(c.vpath);
 	e.entry_timeout = ENTRY_TIMEOUT;
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;
@@ -928,6 +973,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc && !h->failed)
 		log_warn("commit at release failed: %s", strerror(-rc));
 	writer_remove(fs_of(req), h);
+	if (h->kind == HANDLE_WRITE) /* committed or not, its size is shown no more */
+		forget_attributes(fs_of(req), h->ino);
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }
@@ -1323,6 +1370,7 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 		goto fail;
 	}
 	fs->mounted = true;
+	sm_set_change_hook(sm, on_index_change, fs);
 	if ((rc = rotator_start(sm, opt->mountpoint ? opt->mountpoint : "/", &fs->rotator))) {
 		log_error("cannot start the rotation thread: %s", strerror(-rc));
 		goto fail;
@@ -1371,6 +1419,7 @@ void fs_destroy(struct fs *fs)
 	if (!fs)
 		return;
 	rotator_stop(fs->rotator);
+	sm_set_change_hook(fs->sm, NULL, NULL);
 	audit_close(fs->audit);
 	if (fs->se) {
 		if (fs->mounted)

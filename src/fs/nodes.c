@@ -78,6 +78,17 @@ static struct node *find_ino(struct node_table *t, uint64_t ino)
 	return hashmap_get(t->by_ino, key);
 }
 
+uint64_t nodes_find(struct node_table *t, const char *vpath)
+{
+	if (vpath[0] == '\0')
+		return NODES_ROOT_INO;
+	pthread_mutex_lock(&t->lock);
+	struct node *n = hashmap_get(t->by_path, vpath);
+	uint64_t ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 uint64_t nodes_lookup(struct node_table *t, const char *vpath)
 {
 	char key[24];

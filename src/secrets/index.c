@@ -25,6 +25,22 @@ bool is_live(const struct sm_secret *s)
 }
 
 /* Swap a secret in the index (new_s NULL removes it); frees the old copy. */
+void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx)
+{
+	pthread_rwlock_wrlock(&sm->hook_lock);
+	sm->change_hook = fn;
+	sm->change_hook_ctx = ctx;
+	pthread_rwlock_unlock(&sm->hook_lock);
+}
+
+void index_changed(struct sm *sm, const char *name)
+{
+	pthread_rwlock_rdlock(&sm->hook_lock);
+	if (sm->change_hook)
+		sm->change_hook(sm->change_hook_ctx, name);
+	pthread_rwlock_unlock(&sm->hook_lock);
+}
+
 void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
 {
 	void *old = NULL;
@@ -41,6 +57,7 @@ void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
 		old = hashmap_remove(sm->secrets, name);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
+	index_changed(sm, name); /* name may be old's own: before the free */
 	secret_free(old);
 }
 
@@ -58,6 +75,7 @@ void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new
 		old = hashmap_remove(sm->folders, path);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
+	index_changed(sm, path);
 	folder_free(old);
 }
 

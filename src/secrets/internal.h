@@ -27,7 +27,13 @@ struct sm {
 	struct hashmap *scratch;     /* scratch name -> struct secbuf * (write lock) */
 	pthread_mutex_t access_lock; /* guards accessed: reads must not wait for disk */
 	struct hashmap *accessed;    /* names read since the last sm_flush_access */
+	pthread_rwlock_t hook_lock;  /* the change hook against its removal */
+	sm_change_hook_fn change_hook;
+	void *change_hook_ctx;
 };
+
+/* After name changed in the index: tells the change hook, if any. */
+void index_changed(struct sm *sm, const char *name);
 
 struct sm_snapshot {
 	char name[SM_NAME_MAX + 1];

@@ -120,6 +120,7 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 	sm->opt = *opt;
 	pthread_mutex_init(&sm->write_lock, NULL);
 	pthread_rwlock_init(&sm->index_lock, NULL);
+	pthread_rwlock_init(&sm->hook_lock, NULL);
 	pthread_mutex_init(&sm->access_lock, NULL);
 	sm->secrets = hashmap_new(4096);
 	sm->folders = hashmap_new(256);
@@ -199,6 +200,7 @@ void sm_close(struct sm *sm)
 	keyring_free(sm->kr);
 	store_close(sm->store);
 	pthread_rwlock_destroy(&sm->index_lock);
+	pthread_rwlock_destroy(&sm->hook_lock);
 	pthread_mutex_destroy(&sm->write_lock);
 	free(sm);
 }

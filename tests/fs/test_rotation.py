@@ -45,9 +45,12 @@ def test_rotation_moves_current_and_keeps_previous(mounted):
     os.setxattr(m.p("db"), "user.sm.rotation_command", command(m).encode())
     os.setxattr(m.p("db"), "user.sm.rotation_days", b"30")
     old_version = attr(m.p("db"), "user.sm.version_id")
+    assert os.stat(m.p("db")).st_size == len(json.dumps(DB))  # cached by the kernel now
     r = sfs("rotate", m.p("db"))
     assert r.returncode == 0, r.stderr
     assert "succeeded" in r.stdout
+    # The daemon's rotation thread changed it: stat follows at once.
+    assert os.stat(m.p("db")).st_size == len(read_file(m.p("db")))
     now = json.loads(read_file(m.p("db")))
     assert now["password"].startswith("new-")
     assert json.loads(read_file(m.p(".stages/AWSPREVIOUS/db")))["password"] == "old"
