@@ -158,14 +158,16 @@ int sm_set_request_token(struct sm *sm, const char *name, const char *token, siz
 int sm_note_access(struct sm *sm, const char *name);
 
 /*
- * fn(ctx, name) runs after the secret or folder called name changed in the
- * index, whatever changed it (a request, a rotation, a purge, the first read
- * of a day), on that thread, after the change is visible to readers. The
- * FUSE layer uses it to drop the kernel's cached attributes exactly when
- * they go stale. fn must not call back into sm. NULL removes the hook; once
+ * fn(ctx, name, in_folder) runs after the secret or folder called name
+ * changed in the index, whatever changed it (a request, a rotation, a purge,
+ * the first read of a day), on that thread, after the change is visible to
+ * readers; in_folder is false when only name's own attributes changed (its
+ * LastAccessedDate), true when its folder's listing may have too. The FUSE
+ * layer uses it to drop the kernel's cached attributes exactly when they go
+ * stale. fn must not call back into sm. NULL removes the hook; once
  * sm_set_change_hook returns, the old hook runs no more.
  */
-typedef void (*sm_change_hook_fn)(void *ctx, const char *name);
+typedef void (*sm_change_hook_fn)(void *ctx, const char *name, bool in_folder);
 void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx);
 /* Stores the access dates noted since the last flush: one transaction. */
 int sm_flush_access(struct sm *sm);

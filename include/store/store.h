@@ -37,14 +37,14 @@ enum store_open_flags {
 int store_open(const char *path, unsigned flags, struct store **out);
 void store_close(struct store *st);
 /*
- * From here on, tdb reads and writes the file with pread/pwrite instead of
- * mapping it: through a mapping, every page the process ever touched counts
- * in its RSS, the whole file in the end. Reading every record once (loading
- * the index) is faster mapped, so opens load first and drop the mapping
- * after. Not inside a transaction (-EBUSY). After an error other than
- * -EBUSY the store can only be closed.
+ * Gives back the pages of the file that tdb's mapping holds, by opening the
+ * file again: a mapping keeps each page the process touched in its RSS, and
+ * loading the index touches every page once. (Serving without the mapping,
+ * TDB_NOMMAP, turns tdb's free-list walks into ~1,700 preads per commit:
+ * updates ran 2.7x slower.) Not inside a transaction (-EBUSY). After an
+ * error other than -EBUSY the store can only be closed.
  */
-int store_drop_mapping(struct store *st);
+int store_drop_mapped_pages(struct store *st);
 const char *store_path(const struct store *st);
 
 int store_begin(struct store *st);

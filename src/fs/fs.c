@@ -93,17 +93,17 @@ static void forget_attributes(struct fs *fs, fuse_ino_t ino)
 /*
  * The change hook (sm_set_change_hook): the secret or folder name changed,
  * by a request, a rotation, a purge or a first read of the day. Its own node
- * and its folder's lose their cached attributes (size, times, mode, links);
- * the kernel discards a GETATTR answer older than the invalidation.
+ * (and its folder's, when in_folder) lose their cached attributes; the
+ * kernel discards a GETATTR answer older than the invalidation.
  */
-static void on_index_change(void *ctx, const char *name)
+static void on_index_change(void *ctx, const char *name, bool in_folder)
 {
 	struct fs *fs = ctx;
 	char parent[VPATH_MAX];
 	const char *slash = strrchr(name, '/');
 	size_t plen = slash ? (size_t)(slash - name) : 0;
 	forget_attributes(fs, nodes_find(fs->nodes, name));
-	if (plen < sizeof(parent)) {
+	if (in_folder && plen < sizeof(parent)) {
 		memcpy(parent, name, plen);
 		parent[plen] = '\0';
 		forget_attributes(fs, nodes_find(fs->nodes, parent));

@@ -33,11 +33,11 @@ void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx)
 	pthread_rwlock_unlock(&sm->hook_lock);
 }
 
-void index_changed(struct sm *sm, const char *name)
+void index_changed(struct sm *sm, const char *name, bool in_folder)
 {
 	pthread_rwlock_rdlock(&sm->hook_lock);
 	if (sm->change_hook)
-		sm->change_hook(sm->change_hook_ctx, name);
+		sm->change_hook(sm->change_hook_ctx, name, in_folder);
 	pthread_rwlock_unlock(&sm->hook_lock);
 }
 
@@ -57,7 +57,7 @@ void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
 		old = hashmap_remove(sm->secrets, name);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
-	index_changed(sm, name); /* name may be old's own: before the free */
+	index_changed(sm, name, true); /* name may be old's own: before the free */
 	secret_free(old);
 }
 
@@ -75,7 +75,7 @@ void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new
 		old = hashmap_remove(sm->folders, path);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
-	index_changed(sm, path);
+	index_changed(sm, path, true);
 	folder_free(old);
 }
 

@@ -33,7 +33,7 @@ struct sm {
 };
 
 /* After name changed in the index: tells the change hook, if any. */
-void index_changed(struct sm *sm, const char *name);
+void index_changed(struct sm *sm, const char *name, bool in_folder);
 
 struct sm_snapshot {
 	char name[SM_NAME_MAX + 1];

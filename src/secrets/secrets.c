@@ -141,8 +141,8 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 		goto fail;
 	if (!opt->readonly)
 		sm_purge_expired(sm);
-	/* The index holds what requests need; tdb's map would grow RSS to the file. */
-	if ((rc = store_drop_mapping(sm->store)))
+	/* The index holds what requests need: the pages the load read go back. */
+	if ((rc = store_drop_mapped_pages(sm->store)))
 		goto fail;
 	if (getenv("XP_TRIM")) malloc_trim(0);
 	*out = sm;

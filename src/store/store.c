@@ -24,7 +24,7 @@ struct store {
 	pthread_mutex_t lock; /* recursive: a transaction's thread reads inside it */
 	char *path;
 	int lock_fd; /* our own open of the file, holding the one-writer flock */
-	int tdb_flags, open_flags; /* as opened, for store_drop_mapping */
+	int tdb_flags, open_flags; /* as opened, for store_drop_mapped_pages */
 	bool in_transaction;
 };
 
@@ -286,7 +286,7 @@ fail:
 	return rc;
 }
 
-int store_drop_mapping(struct store *st)
+int store_drop_mapped_pages(struct store *st)
 {
 	struct tdb_logging_context log_ctx = { .log_fn = tdb_log };
 	int rc = 0;
@@ -296,23 +296,16 @@ int store_drop_mapping(struct store *st)
 		rc = -EBUSY;
 		goto out;
 	}
-	if (st->tdb_flags & TDB_NOMMAP)
-		goto out;
-	/* tdb refuses a second open of a file it has open: close, then open. */
+	/* tdb refuses a second open of a file it has open: close, then open.
+	 * Our flock is on a descriptor of our own and stays held throughout. */
 	tdb_close(st->tdb);
 	errno = 0;
-	st->tdb = tdb_open_ex(st->path, STORE_HASH_SIZE, st->tdb_flags | TDB_NOMMAP,
-			      st->open_flags | O_CLOEXEC, 0600, &log_ctx, NULL);
-	if (st->tdb) {
-		st->tdb_flags |= TDB_NOMMAP;
-		goto out;
+	st->tdb = tdb_open_ex(st->path, STORE_HASH_SIZE, st->tdb_flags, st->open_flags | O_CLOEXEC,
+			      0600, &log_ctx, NULL);
+	if (!st->tdb) {
+		rc = errno ? -errno : -EIO;
+		log_error("%s: cannot open the store again: %s", st->path, strerror(-rc));
 	}
-	rc = errno ? -errno : -EIO;
-	log_error("%s: cannot open the store again unmapped: %s", st->path, strerror(-rc));
-	st->tdb = tdb_open_ex(st->path, STORE_HASH_SIZE, st->tdb_flags,
-			      st->open_flags | O_CLOEXEC, 0600, &log_ctx, NULL);
-	if (!st->tdb)
-		rc = -EIO; /* nothing left to serve from: the caller closes the store */
 out:
 	pthread_mutex_unlock(&st->lock);
 	return rc;
