@@ -528,8 +528,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 					  .detail_value = to.name };
 		audit_record(fs->audit, &who, &ev, rc);
 	}
-	if (!rc)
+	if (!rc) {
 		nodes_move(fs->nodes, from, to.vpath);
+		/* The moved node now stands for to: a replaced secret's dates and
+		 * mode, not the ones cached under from. */
+		forget_attributes(fs, nodes_find(fs->nodes, to.vpath));
+	}
 out:
 	fuse_reply_err(req, -rc);
 }

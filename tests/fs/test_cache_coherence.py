@@ -89,3 +89,20 @@ def test_attributes_follow_every_change_at_once(mounted):
     # Folder metadata changed through its xattr-free path: chmod, seen at once.
     os.chmod(m.p("app"), 0o750)
     assert os.stat(m.p("app")).st_mode & 0o777 == 0o750
+
+
+def test_attributes_after_a_rename_over_an_existing_secret(mounted):
+    """rename(A, B) over an existing B is PutSecretValue on B: the node the
+    kernel knew as A now shows B's creation date and A's mode at once."""
+    m = mounted
+    write_file(m.p("b"), b"old value of b")
+    created_b = os.stat(m.p("b")).st_ctime_ns
+    write_file(m.p("a"), b"new")
+    os.chmod(m.p("a"), 0o640)
+    assert os.stat(m.p("a")).st_size == 3  # cached under a
+    os.rename(m.p("a"), m.p("b"))
+    st = os.stat(m.p("b"))
+    assert st.st_size == 3
+    assert st.st_ctime_ns == created_b  # CreatedDate stays B's
+    assert st.st_mode & 0o777 == 0o640
+    assert read_file(m.p("b")) == b"new"
