@@ -18,8 +18,9 @@ struct node_table;
 struct node_table *nodes_new(void);
 void nodes_free(struct node_table *t);
 
-/* Finds or makes the node of vpath and counts one lookup; 0 on -ENOMEM. */
-uint64_t nodes_lookup(struct node_table *t, const char *vpath);
+/* Finds or makes the node of vpath and counts one lookup; 0 on -ENOMEM.
+ * *first (if not NULL): the kernel held no reference to it before. */
+uint64_t nodes_lookup(struct node_table *t, const char *vpath, bool *first);
 void nodes_forget(struct node_table *t, uint64_t ino, uint64_t nlookup);
 /* The node of vpath, if the kernel knows one (no lookup counted); else 0. */
 uint64_t nodes_find(struct node_table *t, const char *vpath);

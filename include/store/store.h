@@ -41,8 +41,9 @@ void store_close(struct store *st);
  * file again: a mapping keeps each page the process touched in its RSS, and
  * loading the index touches every page once. (Serving without the mapping,
  * TDB_NOMMAP, turns tdb's free-list walks into ~1,700 preads per commit:
- * updates ran 2.7x slower.) Not inside a transaction (-EBUSY). After an
- * error other than -EBUSY the store can only be closed.
+ * updates ran 2.7x slower.) Read-only opens are left as they are. Not
+ * inside a transaction (-EBUSY); -ESTALE if the path now names another
+ * file. After an error other than -EBUSY the store can only be closed.
  */
 int store_drop_mapped_pages(struct store *st);
 const char *store_path(const struct store *st);

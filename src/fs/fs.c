@@ -262,13 +262,17 @@ static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	e.ino = nodes_lookup(fs->nodes, vpath);
+	bool first;
+	e.ino = nodes_lookup(fs->nodes, vpath, &first);
 	if (!e.ino) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	e.attr.st_ino = e.ino;
-	e.attr_timeout = attr_timeout(vpath);
+	/* A node new to the kernel: an invalidation sent before the kernel has
+	 * built its inode from this reply finds nothing to drop, so these
+	 * attributes, possibly already old, get only the short timeout. */
+	e.attr_timeout = first ? VIEW_ATTR_TIMEOUT : attr_timeout(vpath);
 	e.entry_timeout = ENTRY_TIMEOUT;
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		nodes_forget(fs->nodes, e.ino, 1); /* the caller was interrupted */
@@ -779,7 +783,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if ((rc = stat_vpath(fs, c.vpath, 0, &e.attr)))
 		goto fail;
 	h = handle_new(HANDLE_WRITE, 0);
-	e.ino = nodes_lookup(fs->nodes, c.vpath);
+	e.ino = nodes_lookup(fs->nodes, c.vpath, NULL);
 	if (!h || !e.ino) {
 		rc = -ENOMEM;
 		goto fail;
@@ -791,7 +795,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	h->append = (fi->flags & O_APPEND) != 0;
 	e.attr.st_ino = e.ino;
 	e.attr.st_size = 0; /* a restored name starts over from what is written now */
-	e.attr_timeout = attr_timeout(c.vpath);
+	e.attr_timeout = VIEW_ATTR_TIMEOUT; /* a writer has it open */
 	e.entry_timeout = ENTRY_TIMEOUT;
 	fi->direct_io = 1;
 	fi->fh = (uintptr_t)h;

@@ -89,10 +89,12 @@ uint64_t nodes_find(struct node_table *t, const char *vpath)
 	return ino;
 }
 
-uint64_t nodes_lookup(struct node_table *t, const char *vpath)
+uint64_t nodes_lookup(struct node_table *t, const char *vpath, bool *first)
 {
 	char key[24];
 	uint64_t ino = 0;
+	if (first)
+		*first = false;
 	if (vpath[0] == '\0')
 		return NODES_ROOT_INO;
 	pthread_mutex_lock(&t->lock);
@@ -110,6 +112,8 @@ uint64_t nodes_lookup(struct node_table *t, const char *vpath)
 			goto fail;
 		}
 	}
+	if (first)
+		*first = n->nlookup == 0;
 	n->nlookup++;
 	ino = n->ino;
 	pthread_mutex_unlock(&t->lock);

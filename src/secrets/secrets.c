@@ -1,7 +1,6 @@
 #include "secrets/secrets.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +143,6 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 	/* The index holds what requests need: the pages the load read go back. */
 	if ((rc = store_drop_mapped_pages(sm->store)))
 		goto fail;
-	if (getenv("XP_TRIM")) malloc_trim(0);
 	*out = sm;
 	return 0;
 fail:

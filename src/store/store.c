@@ -291,6 +291,12 @@ int store_drop_mapped_pages(struct store *st)
 	struct tdb_logging_context log_ctx = { .log_fn = tdb_log };
 	int rc = 0;
 
+	struct stat locked, reopened;
+
+	/* A read-only open (check, export) is short-lived and holds no lock: a
+	 * writer's commit in flight could make tdb refuse it the second time. */
+	if ((st->open_flags & O_ACCMODE) == O_RDONLY || st->lock_fd < 0)
+		return 0;
 	pthread_mutex_lock(&st->lock);
 	if (st->in_transaction) {
 		rc = -EBUSY;
@@ -305,6 +311,15 @@ int store_drop_mapped_pages(struct store *st)
 	if (!st->tdb) {
 		rc = errno ? -errno : -EIO;
 		log_error("%s: cannot open the store again: %s", st->path, strerror(-rc));
+		goto out;
+	}
+	/* By path: the file must still be the one we lock and have indexed. */
+	if (fstat(st->lock_fd, &locked) != 0 || fstat(tdb_fd(st->tdb), &reopened) != 0 ||
+	    locked.st_dev != reopened.st_dev || locked.st_ino != reopened.st_ino) {
+		log_error("%s: the store file was replaced while it was being opened", st->path);
+		tdb_close(st->tdb);
+		st->tdb = NULL;
+		rc = -ESTALE;
 	}
 out:
 	pthread_mutex_unlock(&st->lock);
