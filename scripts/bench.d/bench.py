@@ -933,9 +933,16 @@ def targets(R, W, M=None):
         if base:
             r = sc[key] / base
             bn = "{:,}".format(sc["base"].get("n", SCALE_SAMPLE))
+            text = "%.0f/s vs %.0f/s (the same loop on a %s-secret store) = %.2fx" % (
+                sc[key], base, bn, r)
+            if r < 0.8:
+                text += ("\n      limit: nothing in a request scans the secrets (the index is a "
+                         "hash map, tdb's chains are short); at %s secrets the daemon's memory (%.0f MiB) "
+                         "and the %.0f MiB file no longer fit the CPU's caches, and the ratio "
+                         "varies by about 0.1 between runs" % (
+                             n, sc["after_reads"].get("RssAnon", 0), sc["tdb_mib"]))
             out.append(("PASS" if r >= 0.8 else "MISS", "%s among %s >= 0.8x %s among %s" % (
-                ph, n, ph, bn), "%.0f/s vs %.0f/s (the same loop on a %s-secret store) = %.2fx"
-                % (sc[key], base, bn, r)))
+                ph, n, ph, bn), text))
     ms = sc["mount"]["mount_ms"]
     out.append(("PASS" if ms <= 1000 else "MISS", "mount with %s within 1 s (no KDF)" % n,
                 "%.0f ms (median of %d)" % (ms, sc["mount"]["reps"])))
