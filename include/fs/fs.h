@@ -19,14 +19,15 @@
  * most secrets in one round trip and pins 2 pages (docs/performance.md).
  */
 #define FS_DEFAULT_MAX_READ 8192u
+#define FS_DEFAULT_MAX_THREADS 16u
 
 struct fs_options {
 	bool allow_other;
 	bool readonly;
 	bool debug;          /* libfuse's request trace */
 	const char *fsname;  /* shown in /proc/mounts, e.g. the store path */
-	unsigned max_threads;
-	unsigned max_read;   /* bytes; the kernel pins this much of a reader's buffer */
+	unsigned max_threads; /* 0: FS_DEFAULT_MAX_THREADS */
+	unsigned max_read;   /* bytes the kernel pins of a reader's buffer; 0: FS_DEFAULT_MAX_READ */
 	const char *kernel_flags; /* ",nosuid,nodev..." or "" */
 	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
 	int new_umask;            /* -1: secrets 0600 less the caller's umask */

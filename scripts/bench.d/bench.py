@@ -861,8 +861,9 @@ def render_md(cols, lines):
     return "\n".join(out)
 
 
-def limit_of(label, R, M):
-    """What stops a missed target, from this run's own measurements."""
+def limit_of(phase, R, M):
+    """What stops a missed target of this smallfiles phase, from this run's
+    own measurements; None when nothing is known."""
     def ph(f, p):
         try:
             return R[f]["sf_128"]["median"][p]
@@ -870,18 +871,18 @@ def limit_of(label, R, M):
             return None
     sync = M.get("four_syncs_ms") or (4 * M["overwrite_4k_fdatasync_ms"]
                                       if M.get("overwrite_4k_fdatasync_ms") else None)
-    if label.startswith(("update", "create")) and sync:
+    if phase in ("update", "create") and sync:
         w5 = {f: R[f]["w5"]["p50_ms"] for f in FSES if "w5" in R.get(f, {})}
         return ("a close that returned 0 is on disk: one tdb transaction, which syncs 4 times; "
                 "4 write+fdatasync pairs cost %.2f ms on this disk (%.0f/s at most, before any "
                 "FUSE round trip, crypto or tdb work); gocryptfs does not sync at all (W5 "
                 "durable-update p50: secretsfs %s ms, gocryptfs %s ms)" % (
                     sync, 1000.0 / sync, fmt(w5.get("secretsfs")), fmt(w5.get("gocryptfs"))))
-    if label.startswith("read"):
+    if phase == "read":
         return ("each read is direct I/O from the snapshot its open took (a reader keeps the "
                 "version it opened, BRIEF 2): OPEN, READ and RELEASE reach the daemon every "
                 "time, where the peers answer READ from the page cache")
-    if label.startswith("par-read"):
+    if phase == "par-read":
         mine, single = ph("secretsfs", "par-read"), ph("secretsfs", "read")
         b, bs = ph("bindfs", "par-read"), ph("bindfs", "read")
         return ("%d cores shared by 8 readers and the daemon; on them bindfs's 8 readers get "
@@ -911,7 +912,7 @@ def targets(R, W, M=None):
         r = a / b
         who = "secretsfs %s" % (peer_ph or ph) if peer == "secretsfs" else peer
         text = "secretsfs %.0f/s vs %s %.0f/s = %.2fx (target >= %.1fx)" % (a, who, b, r, factor)
-        limit = limit_of(label, R, M or {}) if r < factor else None
+        limit = limit_of(ph, R, M or {}) if r < factor else None
         out.append(("PASS" if r >= factor else "MISS", label,
                     text + ("\n      limit: " + limit if limit else "")))
 

@@ -26,14 +26,14 @@
  * Every request names an inode whose meaning (its virtual path) the daemon
  * decides afresh, and a store has one daemon, so a cached name can only be
  * stale in being gone, which the next request answers with ENOENT: names
- * may be cached long. Sizes and dates can change through another path of
- * the same secret (a view, a rotation), and reads bypass the page cache, so
- * attributes are cached for a second only.
+ * may be cached long.
  */
 static const double ENTRY_TIMEOUT = 60.0;
 /*
- * Attributes of secrets and folders are cached long: every change to one
- * reaches on_index_change, which drops the kernel's copy at once. The views
+ * Sizes and dates can change through another path of the same secret (a
+ * view, a rotation, the CLI). Attributes of secrets and folders are still
+ * cached long: every change to one reaches on_index_change, which drops the
+ * kernel's copy at once. The views
  * (.versions, .stages, .fields, .deleted, scratch files) derive theirs from
  * a secret and are not tracked one by one: they keep a short timeout. With
  * default_permissions the kernel needs fresh attributes for every open, so
@@ -81,6 +81,15 @@ struct handle {
 };
 
 static bool writer_size(struct fs *fs, fuse_ino_t ino, off_t *size);
+
+/* Puts an open writer's size into st, if there is one; how long the kernel
+ * may keep st (vpath NULL: a path no longer known). */
+static double attr_validity(struct fs *fs, fuse_ino_t ino, const char *vpath, struct stat *st)
+{
+	if (S_ISREG(st->st_mode) && writer_size(fs, ino, &st->st_size))
+		return VIEW_ATTR_TIMEOUT; /* a writer's size, until its close */
+	return vpath ? attr_timeout(vpath) : VIEW_ATTR_TIMEOUT;
+}
 
 /* Drops the kernel's cached attributes of ino (not its entry, not its pages). */
 static void forget_attributes(struct fs *fs, fuse_ino_t ino)
@@ -321,11 +330,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	char vpath[VPATH_MAX];
 	struct stat st;
 	int rc = path_of(fs, ino, vpath);
-	double timeout = rc ? VIEW_ATTR_TIMEOUT : attr_timeout(vpath);
+	bool known = rc == 0;
 	if (rc == 0)
 		rc = stat_vpath(fs, vpath, ino, &st);
 	if (rc == -ENOENT && fi && fi->fh) {
-		timeout = VIEW_ATTR_TIMEOUT;
+		known = false;
 		/* An open file that lost its name: answer from the handle. */
 		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 		memset(&st, 0, sizeof(st));
@@ -341,9 +350,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (S_ISREG(st.st_mode) && writer_size(fs, ino, &st.st_size))
-		timeout = VIEW_ATTR_TIMEOUT; /* a writer's size, until its close */
-	fuse_reply_attr(req, &st, timeout);
+	fuse_reply_attr(req, &st, attr_validity(fs, ino, known ? vpath : NULL, &st));
 }
 
 static int truncate_handle(struct handle *h, off_t size)
@@ -447,8 +454,7 @@ out:
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	bool writing = S_ISREG(st.st_mode) && writer_size(fs, ino, &st.st_size);
-	fuse_reply_attr(req, &st, writing ? VIEW_ATTR_TIMEOUT : attr_timeout(vpath));
+	fuse_reply_attr(req, &st, attr_validity(fs, ino, vpath, &st));
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -532,12 +538,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 					  .detail_value = to.name };
 		audit_record(fs->audit, &who, &ev, rc);
 	}
-	if (!rc) {
+	if (!rc) /* the kernel drops the moved inode's cached attributes itself */
 		nodes_move(fs->nodes, from, to.vpath);
-		/* The moved node now stands for to: a replaced secret's dates and
-		 * mode, not the ones cached under from. */
-		forget_attributes(fs, nodes_find(fs->nodes, to.vpath));
-	}
 out:
 	fuse_reply_err(req, -rc);
 }
@@ -1360,6 +1362,8 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 	fs->opt = *opt;
 	if (!fs->opt.max_read)
 		fs->opt.max_read = FS_DEFAULT_MAX_READ;
+	if (!fs->opt.max_threads)
+		fs->opt.max_threads = FS_DEFAULT_MAX_THREADS;
 	pthread_mutex_init(&fs->writers_lock, NULL);
 	/* default_permissions: the kernel checks mode and owner, always. */
 	snprintf(options, sizeof(options),
@@ -1401,7 +1405,7 @@ int fs_serve(struct fs *fs)
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	if (!cfg)
 		return -ENOMEM;
-	unsigned threads = fs->opt.max_threads ? fs->opt.max_threads : 16;
+	unsigned threads = fs->opt.max_threads;
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_max_threads(cfg, threads);
 	/* Threads that stay: libfuse otherwise ends idle ones and starts new

@@ -322,6 +322,15 @@ int fields_keys(const uint8_t *json, size_t len, fields_key_fn fn, void *ctx)
 	return rc;
 }
 
+/* Does a member's raw (still escaped) name stand for want? */
+static bool key_is(const uint8_t *key, size_t key_len, const char *want, size_t want_len)
+{
+	uint8_t buf[256 * 6];
+	size_t n;
+	return key_len <= sizeof(buf) && unescape(key, key + key_len, buf, &n) == 0 &&
+	       n == want_len && memcmp(buf, want, n) == 0;
+}
+
 struct get_ctx {
 	const char *key;
 	size_t key_len;
@@ -332,11 +341,7 @@ static int get_member(const uint8_t *key, size_t key_len, const uint8_t *val,
 		      const uint8_t *val_end, void *ctx)
 {
 	struct get_ctx *g = ctx;
-	uint8_t buf[256 * 6];
-	size_t n;
-	if (key_len > sizeof(buf) || unescape(key, key + key_len, buf, &n))
-		return 0;
-	if (n == g->key_len && memcmp(buf, g->key, n) == 0) {
+	if (key_is(key, key_len, g->key, g->key_len)) {
 		g->val = val;
 		g->val_end = val_end;
 	}
@@ -352,12 +357,9 @@ static int count_member(const uint8_t *key, size_t key_len, const uint8_t *val,
 			const uint8_t *val_end, void *ctx)
 {
 	struct count_ctx *cc = ctx;
-	uint8_t buf[256 * 6];
-	size_t n;
 	(void)val;
 	(void)val_end;
-	if (key_len <= sizeof(buf) && unescape(key, key + key_len, buf, &n) == 0 &&
-	    n == cc->key_len && memcmp(buf, cc->key, n) == 0)
+	if (key_is(key, key_len, cc->key, cc->key_len))
 		cc->count++;
 	return 0;
 }

@@ -34,6 +34,12 @@ def run(args, input=None, timeout=CMD_TIMEOUT, env=None, check=False):
                           env=env, check=check)
 
 
+def ok(r):
+    """r (a finished command) succeeded; its standard output."""
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}{r.stdout}"
+    return r.stdout
+
+
 def sfs(*args, **kw):
     """Run `secretsfs ARGS...`."""
     return run([BIN, *args], **kw)

@@ -55,7 +55,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import expect_errno, run, sfs, sh, write_file
+from conftest import expect_errno, ok, run, sfs, sh, write_file
 from smhelpers import (arn_re, commit, describe, labels_of, module_mount, put,
                        read, stage, state, uniq, version_ids, version_lines,
                        xdel, xget, xlist, xset)
@@ -68,10 +68,6 @@ TOKEN = "user.sm.client_request_token"
 def mnt():
     yield from module_mount()
 
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
-    return r.stdout
 
 
 def iso(text):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (MAX_VALUE, as_uid, expect_errno, read_file, run, sh,
+from conftest import (MAX_VALUE, as_uid, expect_errno, ok, read_file, run, sh,
                       write_file)
 
 q = shlex.quote
@@ -36,10 +36,6 @@ def renameat2(old, new, flags):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e), str(old))
 
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
-    return r.stdout
 
 
 def version_values(m, name):

@@ -10,7 +10,7 @@ import shlex
 
 import pytest
 
-from conftest import as_uid, expect_errno, run, sfs, sh
+from conftest import as_uid, expect_errno, ok, run, sfs, sh
 from smhelpers import (ISO_RE, KEY_ARN_RE, commit, describe, module_mount, put,
                        read, state, uniq, version_ids, xdel, xget, xset)
 
@@ -21,10 +21,6 @@ q = shlex.quote
 def mnt():
     yield from module_mount()
 
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
-    return r.stdout
 
 
 def keys(m):

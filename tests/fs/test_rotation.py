@@ -3,7 +3,6 @@
 import errno
 import json
 import os
-import stat
 import textwrap
 
 import pytest

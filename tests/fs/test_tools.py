@@ -17,16 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Mount, read_file, run, write_file
+from conftest import Mount, ok, read_file, run, write_file
 
 q = shlex.quote
 
 
 # ================================================================ helpers
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}{r.stdout}"
-    return r.stdout
 
 
 def tags(path):

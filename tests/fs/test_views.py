@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import expect_errno, run, sh
+from conftest import expect_errno, ok, run, sh
 from smhelpers import (commit, describe, labels_of, module_mount, put, read,
                        stage, state, uniq, version_ids, version_lines, xget,
                        xlist, xset)
@@ -22,10 +22,6 @@ q = shlex.quote
 def mnt():
     yield from module_mount()
 
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
-    return r.stdout
 
 
 def three(mnt, prefix="v"):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import as_uid, expect_errno, read_file, run, sh
+from conftest import as_uid, expect_errno, ok, read_file, run, sh
 from smhelpers import (ISO_RE, arn_re, commit, describe, labels_of,
                        module_mount, put, raw_getxattr, raw_listxattr, read,
                        stage, state, uniq, version_ids, version_lines, xdel,
@@ -38,10 +38,6 @@ def sec(mnt):
     put(p, b"v2")
     return p
 
-
-def ok(r):
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
-    return r.stdout
 
 
 def parse_iso(text):
