@@ -1,0 +1,72 @@
+/*
+ * Who is asking and whether they may: the caller of a request, the access
+ * policy's verdict, and the audit trail's records around a change.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "fs/internal.h"
+#include "util/log.h"
+
+struct audit_caller caller_of(fuse_req_t req)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct audit_caller c = { ctx->uid, ctx->gid, ctx->pid };
+	return c;
+}
+
+/*
+ * The audit trail: one record per operation, with its outcome. A change
+ * under audit_required is announced first (audit_begin), so that a log
+ * that cannot be written refuses it before it is made.
+ */
+int audit_event(struct fs *fs, const struct audit_caller *who, const char *name,
+		const char *secret, int outcome)
+{
+	struct audit_event ev = { .name = name, .secret = secret };
+	return audit_record(fs->audit, who, &ev, outcome);
+}
+
+/* The access policy (policy=FILE), on top of the kernel's checks: -EACCES,
+ * logged and audited, when it does not allow event on secret. */
+int authorize(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
+{
+	gid_t groups[65];
+	char action[96], arn[SM_NAME_MAX + 128] = "";
+	if (!fs->policy)
+		return 0;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	groups[0] = ctx->gid;
+	int n = fuse_req_getgroups(req, 64, groups + 1);
+	snprintf(action, sizeof(action), "secretsmanager:%s", event);
+	if (secret && secret[0])
+		sm_arn_of(fs->sm, secret, arn, sizeof(arn));
+	struct policy_request r = { ctx->uid, groups, 1 + (size_t)(n > 0 && n <= 64 ? n : 0),
+				    action, secret ? secret : "", arn[0] ? arn : NULL };
+	if (policy_allows(fs->policy, &r))
+		return 0;
+	log_warn("%s: refused by the access policy: uid %u, %s", secret && secret[0] ? secret : "/",
+		 (unsigned)ctx->uid, action);
+	struct audit_caller who = caller_of(req);
+	audit_event(fs, &who, event, secret && secret[0] ? secret : NULL, -EACCES);
+	return -EACCES;
+}
+
+/* Policy, then the audit's announcement of a change. */
+int gate(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
+{
+	struct audit_caller who = caller_of(req);
+	int rc = authorize(fs, req, event, secret);
+	return rc ? rc : audit_begin(fs, &who, event, secret);
+}
+
+int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
+		const char *secret)
+{
+	if (!audit_required(fs->audit))
+		return 0;
+	struct audit_event ev = { .name = name, .secret = secret, .detail_key = "eventStatus",
+				  .detail_value = "started" };
+	return audit_record(fs->audit, who, &ev, 0) ? -EIO : 0;
+}
+
