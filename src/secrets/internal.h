@@ -2,10 +2,13 @@
  * secrets/internal: what the secrets domain's own modules share, and nothing
  * outside src/secrets may include (scripts/check-layers enforces it).
  *
- * The domain is split by noun: secrets.c (open, queries, lifecycle),
- * change.c (the records one transaction writes), index.c (the in-memory
- * index), versions.c (sealing, snapshots, PutSecretValue), metadata.c
- * (descriptions, tags, labels, keys, tokens), describe.c (DescribeSecret).
+ * The domain is split by noun: open.c (open, load, close), query.c
+ * (attributes, listings, copies, ARNs, counts), lifecycle.c (create,
+ * delete, restore, purge), rename.c (sm_rename), folders.c (mkdir, rmdir,
+ * owner and mode), change.c (the records one transaction writes), index.c
+ * (the in-memory index), versions.c (sealing, snapshots, PutSecretValue),
+ * metadata.c (descriptions, tags, labels, keys, tokens), describe.c
+ * (DescribeSecret).
  */
 #ifndef SECRETSFS_SECRETS_INTERNAL_H
 #define SECRETSFS_SECRETS_INTERNAL_H
@@ -99,6 +102,21 @@ struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint
 			     int64_t now);
 struct sm_folder *clone_folder(const struct sm_folder *f, const char *path);
 int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owner);
+/* 0 when name's parent folder exists; -ENOTDIR when it is a live secret,
+ * else -ENOENT (folders.c). */
+int check_parent(struct sm *sm, const char *name);
+/* Whether the folder path has a live secret or a folder below it. */
+bool folder_has_children(struct sm *sm, const char *path);
+/* hashmap_foreach callback: gathers the values whose keys lie below prefix. */
+struct prefix_collect {
+	const char *prefix;
+	void **items;
+	size_t count;
+	int rc;
+};
+int collect_below(const char *key, void *value, void *ctx);
+/* Adds the removal of s and all its versions to c (lifecycle.c). */
+void purge_into(struct change *c, const struct sm_secret *s);
 /* A scratch file's value (write lock held); NULL when it has none. */
 const struct secbuf *scratch_value(struct sm *sm, const char *name);
 /* Stores a copy of value as name's scratch value; frees it with NULL. */

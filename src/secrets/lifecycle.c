@@ -1,0 +1,274 @@
+/*
+ * A secret's life: create (new, or a deleted name restored), the commit
+ * of what create left in memory, delete into the recovery window,
+ * restore, and the purge of what the window let go.
+ */
+#include "secrets/secrets.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets/internal.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+static void new_arn_suffix(char out[SM_ARN_SUFFIX_LEN + 1])
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	uint8_t r[SM_ARN_SUFFIX_LEN];
+	crypto_random_nonce(r, sizeof(r));
+	for (int i = 0; i < SM_ARN_SUFFIX_LEN; i++)
+		out[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
+	out[SM_ARN_SUFFIX_LEN] = '\0';
+}
+
+int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	const char *why;
+	bool scratch = name_is_scratch(name);
+	int rc = 0;
+
+	if (!scratch && name_check(name, &why))
+		return refuse(-EINVAL, name, why);
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, name);
+	if (find_folder(sm, name) || is_live(old)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (old && old->hidden) {
+		/* An editor that moved the secret to its backup name writes it
+		 * anew: the same secret, whose next commit is a new version. */
+		struct sm_secret *s = secret_clone(old);
+		if (!s) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s->hidden = false;
+		index_replace(sm, name, s);
+		goto out;
+	}
+	if ((rc = check_parent(sm, name)))
+		goto out;
+	if (old) {
+		/* Creating a deleted name restores it: nothing is lost (BRIEF §4).
+		 * In memory only until the new value (or the empty close) is
+		 * committed: a crash before that leaves it deleted, as it was. */
+		struct sm_secret *s = secret_clone(old);
+		if (!s) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		s->deleted_ms = s->purge_ms = 0;
+		s->restore_pending = true;
+		index_replace(sm, name, s);
+		goto out;
+	}
+	struct sm_secret *s = calloc(1, sizeof(*s));
+	uint8_t id[SM_UUID_HEX_LEN / 2];
+	if (!s || !(s->name = strdup(name))) {
+		free(s);
+		rc = -ENOMEM;
+		goto out;
+	}
+	crypto_random_nonce(id, sizeof(id));
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(s->uuid + 2 * i, 3, "%02x", id[i]);
+	new_arn_suffix(s->arn_suffix);
+	s->created_ms = s->changed_ms = time_now_ms();
+	s->mode = mode & 07777;
+	s->uid = uid;
+	s->gid = gid;
+	s->persisted = false;
+	s->scratch = scratch;
+	index_replace(sm, name, s);
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	return rc;
+}
+
+int sm_commit_created(struct sm *sm, const char *name)
+{
+	int rc = 0;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, name);
+	if (old && (!old->persisted || old->restore_pending) && !old->scratch) {
+		struct sm_secret *s = secret_clone(old);
+		struct change c = { 0 };
+		if (!s) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (s->restore_pending)
+			log_info("%s: restored by a new create", name);
+		s->persisted = true;
+		s->restore_pending = false;
+		change_put_secret(&c, s);
+		rc = change_commit(sm, &c);
+		change_free(&c);
+		if (rc) {
+			secret_free(s);
+			goto out;
+		}
+		index_replace(sm, name, s);
+	}
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	return rc;
+}
+
+void purge_into(struct change *c, const struct sm_secret *s)
+{
+	if (!s->persisted)
+		return;
+	change_del_versions(c, s);
+	change_del_secret(c, s->name);
+}
+
+int sm_delete(struct sm *sm, const char *name)
+{
+	struct change c = { 0 };
+	struct sm_secret *s = NULL;
+	int rc = 0;
+
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, name);
+	if (!is_live(old)) {
+		rc = find_folder(sm, name) ? -EISDIR : -ENOENT;
+		goto out;
+	}
+	if (!old->persisted) {
+		if (old->scratch)
+			scratch_set(sm, name, NULL, 0);
+		index_replace(sm, name, NULL);
+		goto out;
+	}
+	if (old->nversions == 0 || sm->opt.recovery_window_days == 0) {
+		purge_into(&c, old);
+		if ((rc = change_commit(sm, &c)))
+			goto out;
+		log_info("%s: deleted for good", name);
+		index_replace(sm, name, NULL);
+		goto out;
+	}
+	if (!(s = secret_clone(old))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	s->deleted_ms = time_now_ms();
+	s->purge_ms = s->deleted_ms + (int64_t)sm->opt.recovery_window_days * MS_PER_DAY;
+	change_put_secret(&c, s);
+	if ((rc = change_commit(sm, &c)))
+		goto out;
+	log_info("%s: scheduled for deletion in %d days", name, sm->opt.recovery_window_days);
+	index_replace(sm, name, s);
+	s = NULL;
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	secret_free(s);
+	change_free(&c);
+	return rc;
+}
+
+int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name)
+{
+	struct change c = { 0 };
+	struct sm_secret *s = NULL;
+	const char *why;
+	int rc;
+
+	if (name_check(new_name, &why))
+		return refuse(-EINVAL, new_name, why);
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, deleted_name);
+	bool renaming = strcmp(deleted_name, new_name) != 0;
+	if (!old || !old->deleted_ms) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (renaming && (find_secret(sm, new_name) || find_folder(sm, new_name))) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if ((rc = check_parent(sm, new_name)))
+		goto out;
+	if (!(s = secret_clone(old)) || (renaming && (free(s->name), !(s->name = strdup(new_name))))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	s->deleted_ms = s->purge_ms = 0;
+	if (renaming)
+		change_del_secret(&c, deleted_name);
+	change_put_secret(&c, s);
+	if ((rc = change_commit(sm, &c)))
+		goto out;
+	log_info("%s: restored%s%s", deleted_name, renaming ? " as " : "", renaming ? new_name : "");
+	if (renaming)
+		index_replace(sm, deleted_name, NULL);
+	index_replace(sm, new_name, s);
+	s = NULL;
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	secret_free(s);
+	change_free(&c);
+	return rc;
+}
+
+struct expired {
+	int64_t now;
+	char **names;
+	size_t count;
+};
+
+static int collect_expired(const char *name, void *value, void *ctx)
+{
+	struct expired *e = ctx;
+	const struct sm_secret *s = value;
+	if (!s->deleted_ms || s->purge_ms > e->now)
+		return 0;
+	char **names = realloc(e->names, (e->count + 1) * sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	e->names = names;
+	if (!(names[e->count] = strdup(name)))
+		return -ENOMEM;
+	e->count++;
+	return 0;
+}
+
+int sm_purge_expired(struct sm *sm)
+{
+	struct expired e = { time_now_ms(), NULL, 0 };
+	int rc = 0;
+	if (sm->opt.readonly)
+		return 0;
+	pthread_mutex_lock(&sm->write_lock);
+	hashmap_foreach(sm->secrets, collect_expired, &e);
+	for (size_t i = 0; i < e.count; i++) {
+		struct change c = { 0 };
+		struct sm_secret *s = find_secret(sm, e.names[i]);
+		purge_into(&c, s);
+		int one = change_commit(sm, &c);
+		change_free(&c);
+		if (one) {
+			rc = one;
+			continue;
+		}
+		log_info("%s: recovery window over, deleted for good", e.names[i]);
+		index_replace(sm, e.names[i], NULL);
+	}
+	pthread_mutex_unlock(&sm->write_lock);
+	for (size_t i = 0; i < e.count; i++)
+		free(e.names[i]);
+	free(e.names);
+	return rc;
+}
