@@ -756,6 +756,53 @@ static void test_rename_folder(void **state)
 	assert_value(f, "other/z", NULL, "z");
 }
 
+/*
+ * A folder renamed over an empty folder: the empty one is replaced in the
+ * same transaction, so a rename refused part way leaves it as it was.
+ */
+static void test_rename_folder_over_empty(void **state)
+{
+	struct fx *f = *state;
+	struct sm_attr a;
+	char from[SM_NAME_MAX + 1], deep[SM_NAME_MAX + 1], to[SM_NAME_MAX + 1];
+
+	assert_int_equal(sm_mkdir(f->sm, "src", 0750, 0, 0), 0);
+	create_put(f, "src/x", "x", NULL);
+	assert_int_equal(sm_mkdir(f->sm, "dst", 0700, 0, 0), 0);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", true), -EEXIST);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", false), 0);
+	assert_gone(f, SM_VIEW_LIVE, "src");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "dst", &a), 0);
+	assert_int_equal(a.mode, 0750); /* the moved folder's, not the replaced one's */
+	assert_value(f, "dst/x", NULL, "x");
+	reopen(f);
+	assert_gone(f, SM_VIEW_LIVE, "src");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "dst", &a), 0);
+	assert_int_equal(a.mode, 0750);
+	assert_value(f, "dst/x", NULL, "x");
+
+	/* Refused part way (a name below would pass 512 bytes): the empty
+	 * target is still there, in memory and in the store. */
+	memset(from, 'f', 500);
+	from[500] = '\0';
+	assert_int_equal(sm_mkdir(f->sm, from, 0755, 0, 0), 0);
+	memcpy(deep, from, 500);
+	memcpy(deep + 500, "/xy", 4);
+	create_put(f, deep, "deep", NULL);
+	memset(to, 'g', 510);
+	to[510] = '\0';
+	assert_int_equal(sm_mkdir(f->sm, to, 0711, 0, 0), 0);
+	assert_int_equal(sm_rename(f->sm, from, to, false), -ENAMETOOLONG);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, to, &a), 0);
+	assert_int_equal(a.mode, 0711);
+	assert_value(f, deep, NULL, "deep");
+	reopen(f);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, to, &a), 0);
+	assert_int_equal(a.kind, SM_KIND_FOLDER);
+	assert_int_equal(a.mode, 0711);
+	assert_value(f, deep, NULL, "deep");
+}
+
 /* ---------- owner and mode ---------- */
 
 static void test_owner_mode_persisted(void **state)
@@ -1055,6 +1102,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rename_to_absent_keeps_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_folder_over_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_mode_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pruning_keeps_100, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_everything_survives_reopen, setup, teardown),
