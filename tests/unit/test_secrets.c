@@ -541,6 +541,64 @@ static void test_create_restores_deleted(void **state)
 	assert_value(f, "db", v1, "one");
 }
 
+/* A create whose first commit is refused makes nothing (sm_discard_created). */
+static void test_discard_refused_create(void **state)
+{
+	struct fx *f = *state;
+	struct sm_attr a, before;
+	char v1[SM_VERSION_ID_MAX + 1], id[SM_VERSION_ID_MAX + 1];
+	uint8_t big[SM_VALUE_MAX + 1];
+
+	/* A new name: gone from the index, never stored. */
+	assert_int_equal(sm_create(f->sm, "new", 0600, 0, 0), 0);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(sm_put_value(f->sm, "new", big, sizeof(big), id), -EFBIG);
+	assert_live(f, "new", SM_KIND_SECRET);
+	assert_int_equal(sm_discard_created(f->sm, "new"), 1);
+	assert_gone(f, SM_VIEW_LIVE, "new");
+	assert_gone(f, SM_VIEW_DELETED, "new");
+	assert_int_equal(sm_discard_created(f->sm, "new"), 0);
+	/* The name is free for a create at once. */
+	create_put(f, "new", "value", NULL);
+
+	/* Committed meanwhile (by another writer, or touch): nothing to undo. */
+	assert_int_equal(sm_discard_created(f->sm, "new"), 0);
+	assert_int_equal(sm_create(f->sm, "touched", 0600, 0, 0), 0);
+	assert_int_equal(sm_commit_created(f->sm, "touched"), 0);
+	assert_int_equal(sm_discard_created(f->sm, "touched"), 0);
+	assert_live(f, "touched", SM_KIND_SECRET);
+
+	/* A deleted name that the create restored: deleted again, dates kept. */
+	create_put(f, "db", "one", v1);
+	assert_int_equal(sm_delete(f->sm, "db"), 0);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &before), 0);
+	assert_int_equal(sm_create(f->sm, "db", 0600, 0, 0), 0);
+	assert_live(f, "db", SM_KIND_SECRET);
+	assert_int_equal(sm_discard_created(f->sm, "db"), 1);
+	assert_gone(f, SM_VIEW_LIVE, "db");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &a), 0);
+	assert_true(a.purge_ms == before.purge_ms);
+	assert_int_equal(a.nversions, 1);
+
+	reopen(f);
+	assert_gone(f, SM_VIEW_LIVE, "db");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &a), 0);
+	assert_true(a.purge_ms == before.purge_ms);
+	assert_int_equal(sm_restore(f->sm, "db", "db"), 0);
+	assert_value(f, "db", NULL, "one");
+	assert_value(f, "new", NULL, "value");
+	assert_live(f, "touched", SM_KIND_SECRET);
+
+	/* A metadata edit stored the restore already: nothing to undo then. */
+	assert_int_equal(sm_delete(f->sm, "db"), 0);
+	assert_int_equal(sm_create(f->sm, "db", 0600, 0, 0), 0);
+	assert_int_equal(sm_set_description(f->sm, "db", "d", 1), 0);
+	assert_int_equal(sm_discard_created(f->sm, "db"), 0);
+	reopen(f);
+	assert_live(f, "db", SM_KIND_SECRET);
+	assert_value(f, "db", NULL, "one");
+}
+
 static void test_valueless_secret_removed_at_once(void **state)
 {
 	struct fx *f = *state;
@@ -1097,6 +1155,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkdir_rmdir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_restores_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_refused_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valueless_secret_removed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window0_purges_at_once, setup_window0, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_to_absent_keeps_history, setup, teardown),
