@@ -27,14 +27,21 @@ int cmd_rotate(int argc, char **argv);
  * optind), or the exit status (0 after --help, 2 for anything else). */
 int cli_help_only(int argc, char **argv, const char *usage);
 
+/* No core dumps, not dumpable (so not traceable by the same user): called
+ * first by every command that holds a key or a value. */
+void cli_harden_process(void);
+
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * The secret that unlocks a store, read into secure memory: a key file, a
  * passphrase file (its first line), or the terminal (asked twice when
- * confirm is set). Never from argv or the environment. 0 or -errno, with
- * the reason printed.
+ * confirm is set). Never from argv or the environment. A key or passphrase
+ * file must be the caller's alone (no group or other permission bits,
+ * owned by the caller or root), as ssh wants private keys. Hardens the
+ * process (cli_harden_process) before reading. 0 or -errno, with the
+ * reason printed.
  */
 struct unlock_input {
 	struct unlock_secret secret;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -180,14 +179,6 @@ static void *purge_loop(void *arg)
 	return NULL;
 }
 
-/* Keep secrets out of core dumps and away from ptrace by other users. */
-static void harden_process(void)
-{
-	struct rlimit no_core = { 0, 0 };
-	setrlimit(RLIMIT_CORE, &no_core);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 /* Room to lock the secure pool; returns the pool size to ask for. */
 static size_t prepare_memlock(void)
 {
@@ -244,7 +235,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	pthread_t purger;
 	int purger_started = 0, rc, status = 1;
 
-	harden_process();
+	cli_harden_process();
 	if (crypto_init(prepare_memlock()) || !memory_is_locked()) {
 		cli_error("cannot lock memory for secrets (raise RLIMIT_MEMLOCK)");
 		goto out;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -83,6 +84,41 @@ static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *le
 	return rc;
 }
 
+/*
+ * Opens a key or passphrase file and refuses, as ssh does with private keys,
+ * one that anyone but its owner may read or write, or that someone other
+ * than the caller or root owns: such a secret is not the caller's alone.
+ * fd or -errno, with the reason printed. A pipe (/dev/stdin, <(...)) is
+ * the caller's, mode 0600, and passes.
+ */
+static int open_private(const char *path, const char *what)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		rc = -errno;
+		cli_error("%s: cannot read %s: %s", path, what, strerror(-rc));
+		goto fail;
+	}
+	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+		cli_error("%s: refused: the %s belongs to uid %u, not to you or root", path, what,
+			  (unsigned)sb.st_uid);
+		rc = -EPERM;
+		goto fail;
+	}
+	if (sb.st_mode & 077) {
+		cli_error("%s: refused: the %s is open to others (mode %04o); chmod 600 %s", path,
+			  what, (unsigned)(sb.st_mode & 07777), path);
+		rc = -EPERM;
+		goto fail;
+	}
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static const char *terminal_prompt = "Passphrase: ";
 
 int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file)
@@ -96,8 +132,9 @@ int unlock_input_read_new(struct unlock_input *in, const char *key_file, const c
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 		      int confirm)
 {
-	int rc;
+	int rc, fd;
 	memset(in, 0, sizeof(*in));
+	cli_harden_process();
 	if (key_file && passphrase_file) {
 		cli_error("give either a key file or a passphrase file, not both");
 		return -EINVAL;
@@ -111,7 +148,13 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	in->secret.bytes = in->buf;
 	if (key_file) {
 		in->secret.kind = UNLOCK_KEY_FILE;
-		rc = keyring_read_key_file(key_file, in->buf);
+		if ((fd = open_private(key_file, "key file")) < 0)
+			return fd;
+		/* Read what was checked, not whatever the name points to now. */
+		char checked[32];
+		snprintf(checked, sizeof(checked), "/proc/self/fd/%d", fd);
+		rc = keyring_read_key_file(checked, in->buf);
+		close(fd);
 		if (rc == -EINVAL)
 			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",
 				  key_file);
@@ -122,12 +165,8 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	}
 	in->secret.kind = UNLOCK_PASSPHRASE;
 	if (passphrase_file) {
-		int fd = open(passphrase_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			rc = -errno;
-			cli_error("%s: cannot read passphrase file: %s", passphrase_file, strerror(-rc));
-			return rc;
-		}
+		if ((fd = open_private(passphrase_file, "passphrase file")) < 0)
+			return fd;
 		rc = read_line(fd, in->buf, in->cap, &in->secret.len);
 		close(fd);
 		if (rc) {
