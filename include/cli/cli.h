@@ -53,7 +53,35 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 		      int confirm);
 /* The same for a new secret (passwd, rekey): asked twice on a terminal. */
 int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file);
+/* The secret that unlocks the open store st: with neither file given, a
+ * store made with a key file is named as such instead of asking for a
+ * passphrase it cannot take. */
+int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
+			  const char *passphrase_file);
+/* Messages name mount's options (key_file=FILE) instead of --key-file F. */
+void unlock_input_mount_style(void);
+/* What keyring_unlock's rc means for a message ("wrong passphrase", "wrong
+ * key file", "this store is unlocked with a key file, not a passphrase: give
+ * --key-file F"), or NULL for other errors. key_file: a key file was tried. */
+const char *unlock_refusal(int rc, bool key_file);
 void unlock_input_free(struct unlock_input *in);
+/*
+ * Mounts as /proc/self/mountinfo lists them (mountinfo.c). Paths are
+ * absolute and resolved; 0 or -ENOENT (-errno without /proc).
+ */
+struct mount_entry {
+	char point[4096];
+	char fstype[64]; /* fuse.secretsfs, tmpfs, ... */
+	char source[4096]; /* for secretsfs: the store's absolute path */
+};
+/* The topmost mount whose mount point is path_abs. */
+int mountinfo_at(const char *path_abs, struct mount_entry *out);
+/* The mount of a secretsfs store. */
+int mountinfo_of_store(const char *store_abs, struct mount_entry *out);
+/* Why a store (any path to it) is busy, for a message: "already mounted at
+ * MNT" and advice, or in use by another process. Returns buf. */
+const char *mountinfo_busy(const char *store, const char *advice, char *buf, size_t cap);
+
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);

@@ -251,27 +251,23 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 			goto out;
 		}
 	}
-	if (unlock_input_read(&in, mo->key_file, mo->passphrase_file, 0))
-		goto out;
 	if ((rc = store_open(store_path, 0, &st))) {
+		char busy[4200];
 		cli_error("%s: cannot open store: %s", store_path,
 			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
-			  rc == -EBUSY ? "already mounted or in use by another secretsfs" :
+			  rc == -EBUSY ? mountinfo_busy(store_path, "", busy, sizeof(busy)) :
 			  rc == -EUCLEAN ? "its structure is damaged and could not be repaired" :
 			  rc == -ENOENT ? "no such file" :
 			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
 		goto out;
 	}
+	if (unlock_input_read_for(&in, st, mo->key_file, mo->passphrase_file))
+		goto out;
 	rc = keyring_unlock(st, &in.secret, &kr);
 	unlock_input_free(&in);
-	if (rc == -EACCES) {
-		cli_error("%s: wrong %s: store not unlocked, nothing mounted", store_path,
-			  mo->key_file ? "key" : "passphrase");
-		goto out;
-	}
-	if (rc == -ENOKEY) {
-		cli_error("%s: this store is unlocked with a %s: store not unlocked, nothing mounted",
-			  store_path, mo->key_file ? "passphrase, not a key file" : "key file, not a passphrase");
+	if (unlock_refusal(rc, mo->key_file != NULL)) {
+		cli_error("%s: %s: store not unlocked, nothing mounted", store_path,
+			  unlock_refusal(rc, mo->key_file != NULL));
 		goto out;
 	}
 	if (rc) {
@@ -410,6 +406,7 @@ int cmd_mount(int argc, char **argv)
 				 .max_read = INT_MIN, .uid = -1, .gid = -1, .umask = -1 };
 	int foreground = 0, c;
 
+	unlock_input_mount_style();
 	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = 1; break;

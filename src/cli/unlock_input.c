@@ -119,14 +119,74 @@ fail:
 	return rc;
 }
 
+/* How the running command names its options, for messages. */
+static bool mount_style;
+static bool reading_new; /* passwd, rekey: the new key file or passphrase */
+
+void unlock_input_mount_style(void)
+{
+	mount_style = true;
+}
+
+static const char *option_name(bool key_file)
+{
+	if (mount_style)
+		return key_file ? "key_file=FILE" : "passphrase_file=FILE";
+	if (reading_new)
+		return key_file ? "--new-key-file F" : "--new-passphrase-file F";
+	return key_file ? "--key-file F" : "--passphrase-file F";
+}
+
+const char *unlock_refusal(int rc, bool key_file)
+{
+	static char text[160];
+	if (rc == -EACCES)
+		return key_file ? "wrong key file" : "wrong passphrase";
+	if (rc != -ENOKEY)
+		return NULL;
+	snprintf(text, sizeof(text), "this store is unlocked with a %s, not a %s: give %s",
+		 key_file ? "passphrase" : "key file", key_file ? "key file" : "passphrase",
+		 option_name(!key_file));
+	return text;
+}
+
 static const char *terminal_prompt = "Passphrase: ";
 
 int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file)
 {
 	terminal_prompt = "New passphrase: ";
+	reading_new = true;
 	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
+	reading_new = false;
 	terminal_prompt = "Passphrase: ";
 	return rc;
+}
+
+int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
+			  const char *passphrase_file)
+{
+	if (!key_file && !passphrase_file) {
+		/* Which kind the store wants, before asking for a passphrase it
+		 * cannot take. A key-file attempt costs no KDF: a passphrase
+		 * store answers -ENOKEY, a key-file store -EACCES. */
+		static const uint8_t zero[CRYPTO_KEY_LEN];
+		struct unlock_secret probe = { UNLOCK_KEY_FILE, zero, sizeof(zero) };
+		struct keyring *kr = NULL;
+		int rc = keyring_unlock(st, &probe, &kr);
+		keyring_free(kr);
+		memset(in, 0, sizeof(*in));
+		if (rc == 0 || rc == -EACCES) {
+			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
+				  option_name(true));
+			return -ENOKEY;
+		}
+		if (rc != -ENOKEY) {
+			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
+				  store_path(st));
+			return rc;
+		}
+	}
+	return unlock_input_read(in, key_file, passphrase_file, 0);
 }
 
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
@@ -177,7 +237,8 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	} else {
 		rc = ask_terminal(terminal_prompt, in->buf, in->cap, &in->secret.len);
 		if (rc) {
-			cli_error("no terminal to ask for a passphrase: use passphrase_file= or a key file");
+			cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
+				  reading_new ? "the new" : "a", option_name(false), option_name(true));
 			return rc;
 		}
 		if (confirm) {
