@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,6 +59,8 @@ static const char usage[] =
 	"                         (default: secrets 0600 less the caller's umask)\n"
 	"  -o nosuid,nodev,noexec,noatime   passed to the kernel; rw and fstab's\n"
 	"                         auto, noauto, nofail, _netdev, x-* are accepted\n"
+	"  -o nonempty            mount on a folder that is not empty (hiding\n"
+	"                         its files until unmounted)\n"
 	"  -o debug               trace every FUSE request (with -f)\n";
 
 struct mount_opts {
@@ -74,6 +77,7 @@ struct mount_opts {
 	int debug;
 	int uid, gid, umask; /* -1: unset */
 	int audit_required;
+	int nonempty;
 	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
 };
 
@@ -94,6 +98,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("uid=%d", uid),
 	OPT("gid=%d", gid),
 	OPT("umask=%o", umask),
+	OPT("nonempty", nonempty),
 	FUSE_OPT_KEY("nosuid", 1),
 	FUSE_OPT_KEY("nodev", 1),
 	FUSE_OPT_KEY("noexec", 1),
@@ -399,6 +404,67 @@ static void clean_dead_mount(const char *mountpoint)
 			mountpoint);
 }
 
+static int is_fuse(const char *fstype)
+{
+	return strcmp(fstype, "fuse") == 0 || strcmp(fstype, "fuseblk") == 0 ||
+	       strncmp(fstype, "fuse.", 5) == 0;
+}
+
+/*
+ * Refuses, before anything goes to the background, a mount point that is
+ * not a folder (the mount would answer EIO to everything), one where a FUSE
+ * filesystem is mounted (a second store would hide the first, its daemon
+ * still running), and a folder with files in it unless nonempty is given.
+ * Another kind of mount point (a tmpfs, a bind mount) is mounted over as
+ * usual; what it shows must be empty. An autofs trigger (systemd's
+ * automount) is what an automounted store is mounted on: not looked into.
+ */
+static int check_mountpoint(const char *mountpoint, int nonempty)
+{
+	struct stat sb;
+	struct mount_entry on;
+	int rc = 1;
+	if (stat(mountpoint, &sb) != 0) {
+		cli_error("%s: %s", mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		cli_error("%s: not a folder: a store is mounted on an empty folder", mountpoint);
+		return 1;
+	}
+	char *abs = realpath(mountpoint, NULL);
+	int is_mount = abs && mountinfo_at(abs, &on) == 0;
+	if (is_mount && strcmp(on.fstype, "fuse.secretsfs") == 0) {
+		cli_error("%s: the store %s is mounted here already; unmount it first "
+			  "(fusermount3 -u %s)", mountpoint, on.source, mountpoint);
+		goto out;
+	}
+	if (is_mount && is_fuse(on.fstype)) {
+		cli_error("%s: a FUSE filesystem (%s, %s) is mounted here already; unmount it first",
+			  mountpoint, on.fstype, on.source);
+		goto out;
+	}
+	if (!nonempty && !(is_mount && strcmp(on.fstype, "autofs") == 0)) {
+		DIR *d = opendir(mountpoint);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				break;
+		if (d && e) {
+			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
+				  "mount anyway)", mountpoint);
+			closedir(d);
+			goto out;
+		}
+		if (d)
+			closedir(d);
+	}
+	rc = 0;
+out:
+	free(abs);
+	return rc;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
@@ -451,6 +517,8 @@ int cmd_mount(int argc, char **argv)
 	}
 	const char *store_path = argv[optind], *mountpoint = argv[optind + 1];
 	clean_dead_mount(mountpoint);
+	if (check_mountpoint(mountpoint, mo.nonempty))
+		return 1;
 	char *store_abs = realpath(store_path, NULL);
 	if (!store_abs) {
 		cli_error("%s: no such store", store_path);
