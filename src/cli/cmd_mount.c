@@ -219,6 +219,28 @@ static int memory_is_locked(void)
 	return locked_kb > 0;
 }
 
+/*
+ * Without log_file=, the daemon logs to syslog, or on a host without one to
+ * STORE.log beside the store (mode 0600, names only, never values), said
+ * once on stderr while it is still the caller's: the reason for a refused
+ * write must always be somewhere (docs/secretsfs.1, FILES).
+ */
+static void open_daemon_log(const char *store_path, bool debug)
+{
+	char *fallback = NULL;
+	const char *file = NULL;
+	int rc = asprintf(&fallback, "%s.log", store_path) < 0
+			 ? -ENOMEM
+			 : log_open_daemon(fallback, debug, &file);
+	if (rc)
+		cli_error("%s: cannot open the daemon's log: %s; it is lost (give -o log_file=FILE)",
+			  fallback ? fallback : store_path,
+			  rc == -EPERM ? "not a private regular file of yours" : strerror(-rc));
+	else if (file)
+		fprintf(stderr, "secretsfs: no syslog on this host: the daemon logs to %s\n", file);
+	free(fallback);
+}
+
 static void report(int fd, char status)
 {
 	if (fd >= 0) {
@@ -341,7 +363,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		}
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (!mo->log_file)
-			log_open(LOG_TO_SYSLOG, NULL, mo->debug);
+			open_daemon_log(store_path, mo->debug);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
 			dup2(null, STDOUT_FILENO);
