@@ -51,8 +51,10 @@ struct unlock_input {
 
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 		      int confirm);
-/* The same for a new secret (passwd, rekey): asked twice on a terminal. */
-int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file);
+/* The same for a new secret (passwd, rekey): asked twice on a terminal, and
+ * a passphrase judged by passphrase_judge. */
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+			  bool allow_short);
 /* The secret that unlocks the open store st: with neither file given, a
  * store made with a key file is named as such instead of asking for a
  * passphrase it cannot take. */
@@ -81,6 +83,16 @@ int mountinfo_of_store(const char *store_abs, struct mount_entry *out);
 /* Why a store (any path to it) is busy, for a message: "already mounted at
  * MNT" and advice, or in use by another process. Returns buf. */
 const char *mountinfo_busy(const char *store, const char *advice, char *buf, size_t cap);
+
+/*
+ * A new passphrase (passphrase_strength.c): under PASSPHRASE_MIN_CHARS
+ * characters it is refused (-EINVAL, the reason printed) unless
+ * allow_short (--allow-short-passphrase); an obviously weak one gets a
+ * warning line on stderr. Nothing of the passphrase is printed. A key file
+ * passes.
+ */
+#define PASSPHRASE_MIN_CHARS 12
+int passphrase_judge(const struct unlock_secret *s, bool allow_short);
 
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);

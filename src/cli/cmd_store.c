@@ -20,6 +20,7 @@
 
 struct store_args {
 	const char *key_file, *passphrase_file, *new_key_file, *new_passphrase_file;
+	bool allow_short; /* --allow-short-passphrase, for the new one */
 	int first; /* index of the first operand */
 };
 
@@ -32,6 +33,7 @@ static int parse(int argc, char **argv, const char *usage, bool news, int operan
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "new-key-file", required_argument, NULL, 'K' },
 		{ "new-passphrase-file", required_argument, NULL, 'P' },
+		{ "allow-short-passphrase", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -43,6 +45,7 @@ static int parse(int argc, char **argv, const char *usage, bool news, int operan
 		case 'p': a->passphrase_file = optarg; break;
 		case 'K': if (!news) goto misuse; a->new_key_file = optarg; break;
 		case 'P': if (!news) goto misuse; a->new_passphrase_file = optarg; break;
+		case 'S': if (!news) goto misuse; a->allow_short = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: goto misuse;
 		}
@@ -193,15 +196,19 @@ int cmd_backup(int argc, char **argv)
 static const char passwd_usage[] =
 	"usage: secretsfs passwd STORE [--key-file F | --passphrase-file F]\n"
 	"                              [--new-key-file F | --new-passphrase-file F]\n"
+	"                              [--allow-short-passphrase]\n"
 	"\n"
 	"Changes what unlocks STORE (unmounted): the master key is sealed anew\n"
 	"under the new key file or passphrase; no value is re-encrypted. Without\n"
 	"files, passphrases are asked on the terminal. One transaction: an\n"
-	"interruption leaves the store opening with the old or the new one.\n";
+	"interruption leaves the store opening with the old or the new one.\n"
+	"A new passphrase under 12 characters is refused unless\n"
+	"--allow-short-passphrase is given.\n";
 
 static const char rekey_usage[] =
 	"usage: secretsfs rekey STORE [--key-file F | --passphrase-file F]\n"
 	"                             [--new-key-file F | --new-passphrase-file F]\n"
+	"                             [--allow-short-passphrase]\n"
 	"\n"
 	"Replaces STORE's master key (unmounted) with a new random one, re-sealing\n"
 	"the named keys under it; values are not re-encrypted. Without --new-*, the\n"
@@ -234,7 +241,8 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 		goto out;
 	}
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
-	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file))
+	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,
+						a.allow_short))
 		goto out;
 	rc = keyring_change_unlock(kr, keep ? &old.secret : &fresh.secret, new_master);
 	if (rc) {

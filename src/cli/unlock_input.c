@@ -152,14 +152,15 @@ const char *unlock_refusal(int rc, bool key_file)
 
 static const char *terminal_prompt = "Passphrase: ";
 
-int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file)
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+			  bool allow_short)
 {
 	terminal_prompt = "New passphrase: ";
 	reading_new = true;
 	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
 	reading_new = false;
 	terminal_prompt = "Passphrase: ";
-	return rc;
+	return rc ? rc : passphrase_judge(&in->secret, allow_short);
 }
 
 int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,

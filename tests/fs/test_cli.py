@@ -197,9 +197,9 @@ def test_mount_wrong_passphrase(make_mount):
 
 
 def test_mount_passphrase_only_first_line(make_mount):
-    m = make_mount(mount=False, passphrase="first line")
+    m = make_mount(mount=False, passphrase="first line of it")
     pf = m.dir / "p2"
-    write_file(pf, "first line\nsomething else\n")
+    write_file(pf, "first line of it\nsomething else\n")
     r = sfs("mount", m.store, m.mnt, "-o",
             f"passphrase_file={pf},log_file={m.log}")
     assert r.returncode == 0, r.stderr
