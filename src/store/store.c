@@ -472,6 +472,7 @@ int store_backup(struct store *st, const char *dest)
 {
 	char *tmp = NULL;
 	int in = -1, out = -1, rc;
+	bool created = false; /* tmp is ours to remove only if this call made it */
 	/* Inside a transaction the file holds exactly the last commit, and no
 	 * other commit can start: the copy is consistent. */
 	if ((rc = store_begin(st)))
@@ -482,6 +483,7 @@ int store_backup(struct store *st, const char *dest)
 	}
 	in = open(st->path, O_RDONLY | O_CLOEXEC);
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	created = out >= 0;
 	if (in < 0 || out < 0) {
 		rc = -errno;
 		goto out;
@@ -512,10 +514,11 @@ out:
 		close(in);
 	if (out >= 0)
 		close(out);
-	if (tmp) {
+	/* An existing DEST.tmp (another backup running, or someone's file)
+	 * made the O_EXCL open fail: it is left alone. */
+	if (created)
 		unlink(tmp);
-		free(tmp);
-	}
+	free(tmp);
 	store_cancel(st);
 	return rc;
 }
@@ -540,15 +543,18 @@ int store_compact(const char *path, uint64_t *before, uint64_t *after)
 {
 	struct store *st = NULL;
 	struct tdb_context *dst = NULL;
-	struct stat sb;
+	struct stat orig, sb;
 	char *tmp = NULL;
 	int rc;
 
 	/* Unmounted only: the exclusive lock of a writable open. */
 	if ((rc = store_open(path, 0, &st)))
 		return rc;
-	if (stat(path, &sb) == 0)
-		*before = (uint64_t)sb.st_size;
+	if (fstat(tdb_fd(st->tdb), &orig) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	*before = (uint64_t)orig.st_size;
 	if (asprintf(&tmp, "%s.compact", path) < 0) {
 		rc = -ENOMEM;
 		goto out;
@@ -574,7 +580,11 @@ int store_compact(const char *path, uint64_t *before, uint64_t *after)
 		rc = c.rc ? c.rc : -EIO;
 		goto out;
 	}
-	if (fsync(tdb_fd(dst)) != 0) {
+	/* The copy replaces the store: it keeps the store's owner, group and
+	 * mode (chown first, as it may clear set-id bits). One that cannot be
+	 * given them (a caller not allowed to chown) is not installed. */
+	if (fchown(tdb_fd(dst), orig.st_uid, orig.st_gid) != 0 ||
+	    fchmod(tdb_fd(dst), orig.st_mode & 07777) != 0 || fsync(tdb_fd(dst)) != 0) {
 		rc = -errno;
 		goto out;
 	}

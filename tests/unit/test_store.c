@@ -399,6 +399,58 @@ static void test_readonly_refuses_writes(void **state)
 	store_close(st);
 }
 
+static void test_backup_copies_and_leaves_a_foreign_tmp_alone(void **state)
+{
+	struct fx *f = *state;
+	struct store *st;
+	char dest[TU_PATH_MAX], tmp[TU_PATH_MAX];
+	make_store(f->path, 3);
+	tu_path(dest, f->dir, "copy.tdb");
+	tu_path(tmp, f->dir, "copy.tdb.tmp");
+	assert_int_equal(store_open(f->path, 0, &st), 0);
+
+	/* Someone else's copy.tdb.tmp: the backup fails and keeps its hands off. */
+	assert_int_equal(tu_write_file(tmp, "not ours\n", 9), 0);
+	assert_int_equal(store_backup(st, dest), -EEXIST);
+	assert_int_equal(tu_file_equals(tmp, (const uint8_t *)"not ours\n", 9), 1);
+	assert_int_equal(access(dest, F_OK), -1);
+
+	/* Without it: a copy that opens, and no temporary left behind. */
+	assert_int_equal(unlink(tmp), 0);
+	assert_int_equal(store_backup(st, dest), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	/* An existing destination is never replaced, and our tmp is cleaned up. */
+	assert_int_equal(store_backup(st, dest), -EEXIST);
+	assert_int_equal(access(tmp, F_OK), -1);
+	store_close(st);
+	assert_int_equal(store_open(dest, STORE_READONLY, &st), 0);
+	assert_record(st, "k2", "v2");
+	store_close(st);
+}
+
+static void test_compact_keeps_owner_group_and_mode(void **state)
+{
+	struct fx *f = *state;
+	struct store *st;
+	struct stat sb;
+	uint64_t before = 0, after = 0;
+	/* Root can give the file away; anyone else keeps their own ids. */
+	uid_t uid = geteuid() == 0 ? 4242 : geteuid();
+	gid_t gid = geteuid() == 0 ? 4343 : getegid();
+	make_store(f->path, 5);
+	assert_int_equal(chown(f->path, uid, gid), 0);
+	assert_int_equal(chmod(f->path, 0640), 0);
+	assert_int_equal(store_compact(f->path, &before, &after), 0);
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_uid, uid);
+	assert_int_equal(sb.st_gid, gid);
+	assert_int_equal(sb.st_mode & 07777, 0640);
+	assert_true(before > 0 && after > 0);
+	assert_int_equal(store_open(f->path, 0, &st), 0);
+	assert_record(st, "k4", "v4");
+	store_close(st);
+}
+
 struct seen {
 	char keys[16][32];
 	char vals[16][32];
@@ -909,6 +961,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_not_visible, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nesting_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_refuses_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backup_copies_and_leaves_a_foreign_tmp_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_keeps_owner_group_and_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_waits_for_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_commit, setup, teardown),
