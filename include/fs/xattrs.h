@@ -2,8 +2,9 @@
  * xattrs: Secrets Manager metadata as extended attributes (BRIEF §3).
  *
  * On a secret: user.sm.* (arn, name, description, kms_key_id, version_id,
- * version_stages, versions, stage.LABEL, client_request_token, the dates,
- * describe) and user.tag.KEY. Views (.versions, .stages, .deleted) carry
+ * version_stages, versions, stage.LABEL, client_request_token,
+ * import_created_date (root and the mounting user), the dates, describe) and
+ * user.tag.KEY. Views (.versions, .stages, .deleted) carry
  * the read-only ones for the version they show. On the top folder the
  * named keys: user.sm.keys (list), user.sm.key.create|enable|disable
  * (write, for root or the mounting user). The kernel's security.*,

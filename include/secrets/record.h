@@ -68,6 +68,8 @@ struct sm_secret {
 	struct sm_tag *tags;
 	size_t ntags;
 	char *request_token;    /* memory only: VersionId for the next commit */
+	int64_t request_created_ms; /* memory only: CreatedDate for the next commit's
+				 * version (an import); 0: the commit's time */
 	char *rotation_command; /* NULL: rotation not configured */
 	char *rotation_schedule; /* ScheduleExpression; NULL: none */
 	int64_t last_rotated_ms, next_rotation_ms;

@@ -1,9 +1,11 @@
 /*
  * secretsfs export MOUNTPOINT [PREFIX] and secretsfs import MOUNTPOINT:
- * secrets as JSON lines (secrets/exchange.h), through a mounted store, so
- * every read and write is the daemon's ordinary GetSecretValue and
- * PutSecretValue. Values pass only through this process's locked memory,
- * standard input and standard output.
+ * secrets with their whole history as JSON lines (secrets/exchange.h),
+ * through a mounted store, so every read and write is the daemon's ordinary
+ * GetSecretValue and PutSecretValue, and every rule of the mount applies
+ * (import_secret.c writes). Values pass only through this process's locked
+ * memory, standard input and standard output. Each ends with a one-line
+ * summary on standard error.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/internal.h"
 #include "crypto/crypto.h"
 #include "secrets/exchange.h"
 #include "secrets/names.h"
@@ -25,18 +28,23 @@ static const char export_usage[] =
 	"usage: secretsfs export MOUNTPOINT [PREFIX]\n"
 	"\n"
 	"Writes every secret under MOUNTPOINT (or under the folder or name PREFIX)\n"
-	"to standard output, one JSON object per line: the AWS CLI's get-secret-value\n"
-	"output (SecretString, or SecretBinary in base64) with describe-secret's\n"
-	"Name, Description, KmsKeyId and Tags. Redirect it to a file only you can read.\n";
+	"to standard output, one JSON object per version, oldest first: the AWS CLI's\n"
+	"get-secret-value output (SecretString, or SecretBinary in base64) with\n"
+	"describe-secret's KmsKeyId. The AWSCURRENT version's line also has the\n"
+	"Description and Tags, and under \"Secretsfs\" the owner, group, mode, every\n"
+	"version's labels and date, and the rotation settings. Redirect it to a file\n"
+	"only you can read. Ends with a summary on standard error.\n";
 
 static const char import_usage[] =
 	"usage: secretsfs import MOUNTPOINT < FILE\n"
 	"\n"
 	"Reads JSON lines as export writes them (or as the AWS CLI prints\n"
 	"get-secret-value merged with describe-secret) from standard input and\n"
-	"creates or updates each secret under MOUNTPOINT, with its description, KMS\n"
-	"key and tags. A line's VersionId becomes the new version's id, so importing\n"
-	"the same file twice changes nothing.\n";
+	"creates or updates each secret under MOUNTPOINT: its versions in order with\n"
+	"their VersionIds and labels, description, KMS key, tags, rotation settings,\n"
+	"owner, group and mode. Versions keep their dates, and rotation commands are\n"
+	"set, only for root or the user who mounted the store. Importing the same\n"
+	"file twice changes nothing. Ends with a summary on standard error.\n";
 
 /* Progress on a terminal only; never any value. */
 static void progress(const char *verb, size_t done, size_t total, int final)
@@ -54,7 +62,7 @@ static void progress(const char *verb, size_t done, size_t total, int final)
 		fputc('\n', stderr);
 }
 
-static int write_all(int fd, const uint8_t *data, size_t len)
+int write_all(int fd, const uint8_t *data, size_t len)
 {
 	while (len) {
 		ssize_t n = write(fd, data, len);
@@ -68,7 +76,7 @@ static int write_all(int fd, const uint8_t *data, size_t len)
 	return 0;
 }
 
-static char *get_text_xattr(const char *path, const char *name)
+char *get_text_xattr(const char *path, const char *name)
 {
 	ssize_t n = getxattr(path, name, NULL, 0);
 	if (n < 0)
@@ -117,34 +125,88 @@ out:
 }
 
 struct export_state {
+	const char *mnt;
 	struct secbuf value, line;
-	size_t count, failed;
+	size_t secrets, versions, skipped;
 };
 
-static int export_file(struct export_state *st, const char *path)
+static int emit(struct export_state *st)
 {
-	char *describe = get_text_xattr(path, "user.sm.describe");
-	char *version = get_text_xattr(path, "user.sm.version_id");
-	char *stages = get_text_xattr(path, "user.sm.version_stages");
-	int rc;
+	int rc = write_all(STDOUT_FILENO, st->line.data, st->line.len);
+	crypto_wipe(st->line.data, st->line.len);
+	return rc;
+}
 
-	if (!describe) {
-		rc = -errno ? -errno : -EIO;
+/* One version's line: its value read from .versions/NAME/ID. */
+static int export_version(struct export_state *st, const struct exchange_secret *src,
+			  const char *name, const struct exchange_version *v, bool full)
+{
+	char path[4096];
+	int n = snprintf(path, sizeof(path), "%s/.versions/%s/%s", st->mnt, name, v->id);
+	int rc = n < 0 || (size_t)n >= sizeof(path) ? -ENAMETOOLONG : read_value(path, &st->value);
+	if (!rc)
+		rc = exchange_encode(src, v, &st->value,
+				     !value_is_string(st->value.data, st->value.len), full, &st->line);
+	crypto_wipe(st->value.data, st->value.len);
+	return rc ? rc : emit(st);
+}
+
+static void export_secret(struct export_state *st, const char *path, const struct stat *sb)
+{
+	const char *name = path + strlen(st->mnt) + 1;
+	char *describe = get_text_xattr(path, "user.sm.describe");
+	char *listing = describe ? get_text_xattr(path, "user.sm.versions") : NULL;
+	char *command = get_text_xattr(path, "user.sm.rotation_command");
+	char *days = get_text_xattr(path, "user.sm.rotation_days");
+	char *schedule = get_text_xattr(path, "user.sm.rotation_schedule");
+	struct exchange_version *versions = NULL;
+	size_t n = 0, own = 0;
+	bool own_written = false, any = false;
+	int rc = !listing ? (errno ? -errno : -EIO) : exchange_versions_parse(listing, &versions, &n);
+
+	if (rc) {
+		cli_error("%s: cannot export: %s", path, strerror(-rc));
+		st->skipped++;
 		goto out;
 	}
-	if (version && (rc = read_value(path, &st->value)))
-		goto out;
-	bool binary = version && !value_is_string(st->value.data, st->value.len);
-	rc = exchange_encode(describe, version, stages, version ? &st->value : NULL, binary, &st->line);
-	if (!rc)
-		rc = write_all(STDOUT_FILENO, st->line.data, st->line.len);
+	struct exchange_secret src = { describe, versions, n, sb->st_uid, sb->st_gid,
+				       sb->st_mode & 07777, command, schedule, days ? atoi(days) : 0 };
+	/* The secret's own fields go on its AWSCURRENT line. */
+	for (size_t i = 0; i < n; i++)
+		if (exchange_version_has(&versions[i], "AWSCURRENT"))
+			own = i;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = export_version(st, &src, name, &versions[i], i == own))) {
+			cli_error("%s: version %s: cannot export: %s", path, versions[i].id,
+				  strerror(-rc));
+			st->skipped++;
+			continue;
+		}
+		st->versions++;
+		any = true;
+		own_written |= i == own;
+	}
+	/* A secret without a value, or whose current value cannot be read: its
+	 * own fields still travel, on a line without a value. */
+	if (!own_written) {
+		rc = exchange_encode(&src, NULL, NULL, false, true, &st->line);
+		if (!rc)
+			rc = emit(st);
+		if (rc) {
+			cli_error("%s: cannot export: %s", path, strerror(-rc));
+			st->skipped++;
+		}
+		any |= !rc;
+	}
+	if (any)
+		progress("exported", ++st->secrets, 0, 0);
 out:
-	crypto_wipe(st->value.data, st->value.len);
-	crypto_wipe(st->line.data, st->line.len);
+	exchange_versions_free(versions, n);
 	free(describe);
-	free(version);
-	free(stages);
-	return rc;
+	free(listing);
+	free(command);
+	free(days);
+	free(schedule);
 }
 
 static void export_tree(struct export_state *st, const char *path)
@@ -152,17 +214,11 @@ static void export_tree(struct export_state *st, const char *path)
 	struct stat sb;
 	if (lstat(path, &sb) != 0) {
 		cli_error("%s: %s", path, strerror(errno));
-		st->failed++;
+		st->skipped++;
 		return;
 	}
 	if (S_ISREG(sb.st_mode)) {
-		int rc = export_file(st, path);
-		if (rc) {
-			cli_error("%s: cannot export: %s", path, strerror(-rc));
-			st->failed++;
-		} else {
-			progress("exported", ++st->count, 0, 0);
-		}
+		export_secret(st, path, &sb);
 		return;
 	}
 	if (!S_ISDIR(sb.st_mode))
@@ -170,7 +226,7 @@ static void export_tree(struct export_state *st, const char *path)
 	DIR *d = opendir(path);
 	if (!d) {
 		cli_error("%s: %s", path, strerror(errno));
-		st->failed++;
+		st->skipped++;
 		return;
 	}
 	struct dirent *e;
@@ -203,72 +259,22 @@ int cmd_export(int argc, char **argv)
 	}
 	if (crypto_init(1 << 20))
 		return 1;
-	struct export_state st = { 0 };
+	struct export_state st = { .mnt = mnt };
 	char *root;
 	if (asprintf(&root, "%s%s%s", mnt, prefix[0] ? "/" : "", prefix) < 0)
 		return 1;
 	export_tree(&st, root);
-	progress("exported", st.count, 0, 1);
+	progress("exported", st.secrets, 0, 1);
 	free(root);
 	secbuf_free(&st.value);
 	secbuf_free(&st.line);
 	crypto_shutdown();
-	return st.failed ? 1 : 0;
+	fprintf(stderr, "secretsfs export: %zu secrets, %zu versions, %zu skipped\n", st.secrets,
+		st.versions, st.skipped);
+	return st.skipped ? 1 : 0;
 }
 
 /* --- import --- */
-
-static int make_parents(const char *mnt, const char *name)
-{
-	char path[4096];
-	int n = snprintf(path, sizeof(path), "%s/%s", mnt, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -ENAMETOOLONG;
-	for (char *p = path + strlen(mnt) + 1; (p = strchr(p, '/')); p++) {
-		*p = '\0';
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	return 0;
-}
-
-static int set_text(int fd, const char *name, const char *value)
-{
-	return fsetxattr(fd, name, value, strlen(value), 0) ? -errno : 0;
-}
-
-static int import_record(const char *mnt, const struct exchange_record *r, const struct secbuf *value)
-{
-	char path[4096], name[300];
-	int rc = make_parents(mnt, r->name), fd;
-	if (rc)
-		return rc;
-	snprintf(path, sizeof(path), "%s/%s", mnt, r->name);
-	fd = open(path, O_WRONLY | O_CREAT | (r->has_value ? O_TRUNC : 0) | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	/* The VersionId as client request token: importing twice adds nothing. */
-	if (r->has_value && r->version_id && strlen(r->version_id) >= 32 &&
-	    (rc = set_text(fd, "user.sm.client_request_token", r->version_id)))
-		goto out;
-	if (r->has_value && (rc = write_all(fd, value->data, value->len)))
-		goto out;
-	if (r->description && (rc = set_text(fd, "user.sm.description", r->description)))
-		goto out;
-	if (r->kms_key_id && (rc = set_text(fd, "user.sm.kms_key_id", r->kms_key_id)))
-		goto out;
-	for (size_t i = 0; i < r->ntags; i++) {
-		snprintf(name, sizeof(name), "user.tag.%s", r->tags[i].key);
-		if ((rc = set_text(fd, name, r->tags[i].value)))
-			goto out;
-	}
-out:
-	/* close() is the commit: its error is the import's. */
-	if (close(fd) != 0 && !rc)
-		rc = -errno;
-	return rc;
-}
 
 int cmd_import(int argc, char **argv)
 {
@@ -290,7 +296,8 @@ int cmd_import(int argc, char **argv)
 	struct secbuf buf = { 0 }, value = { 0 };
 	struct stat sb;
 	size_t total = fstat(STDIN_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0;
-	size_t consumed = 0, lineno = 0, imported = 0, failed = 0;
+	size_t consumed = 0, lineno = 0;
+	struct import_run run = { .mnt = mnt };
 	int status = 0, eof = 0;
 
 	if (secbuf_reserve(&buf, EXCHANGE_LINE_MAX + 1)) {
@@ -323,22 +330,19 @@ int cmd_import(int argc, char **argv)
 		if (len > 0) {
 			struct exchange_record r;
 			const char *why = NULL;
+			char name[600];
 			int rc = exchange_decode(buf.data, len, &r, &value, &why);
 			if (rc == 0) {
-				rc = import_record(mnt, &r, &value);
-				if (rc)
-					cli_error("line %zu: %s: %s", lineno, r.name,
+				snprintf(name, sizeof(name), "%s", r.name);
+				if ((rc = import_line(&run, &r, &value)))
+					cli_error("line %zu: %s: %s", lineno, name,
 						  rc == -EEXIST ? "its VersionId is already used for another value"
 								: strerror(-rc));
-				exchange_record_free(&r);
 			} else {
 				cli_error("line %zu: %s", lineno, why ? why : strerror(-rc));
 			}
 			crypto_wipe(value.data, value.cap);
-			if (rc)
-				failed++;
-			else
-				imported++;
+			run.skipped += rc ? 1 : 0;
 		}
 		/* Drop the line, wiping what moves past it. */
 		size_t used = nl ? len + 1 : len;
@@ -346,13 +350,21 @@ int cmd_import(int argc, char **argv)
 		memmove(buf.data, buf.data + used, buf.len - used);
 		crypto_wipe(buf.data + buf.len - used, used);
 		buf.len -= used;
-		progress("imported", total ? consumed : imported, total, 0);
+		progress("imported", total ? consumed : run.secrets, total, 0);
 	}
-	progress("imported", total ? consumed : imported, total, 1);
+	import_finish(&run);
+	progress("imported", total ? consumed : run.secrets, total, 1);
 	secbuf_free(&buf);
 	secbuf_free(&value);
 	crypto_shutdown();
-	if (failed)
-		cli_error("%zu of %zu secrets not imported", failed, failed + imported);
-	return status || failed ? 1 : 0;
+	if (run.dates_refused)
+		cli_error("version dates not restored: only root or the user who mounted the store "
+			  "may set them; the versions are dated now");
+	if (run.owners_refused)
+		cli_error("owner and group not restored (only root may give a secret to another "
+			  "user or group): %zu secret%s", run.owners_refused,
+			  run.owners_refused == 1 ? "" : "s");
+	fprintf(stderr, "secretsfs import: %zu secrets, %zu versions (%zu new), %zu skipped\n",
+		run.secrets, run.versions, run.added, run.skipped);
+	return status || run.skipped || run.failed ? 1 : 0;
 }

@@ -296,11 +296,18 @@ static int foreign_namespace(const char *name)
 	return -EOPNOTSUPP; /* security.*, system.*, trusted.*: not ours */
 }
 
+/* Root and the user who mounted the store: the daemon's own authority
+ * (named keys, backups, commands the daemon runs, dates it records). */
+static bool is_mount_admin(const struct xattr_caller *who)
+{
+	return who->uid == 0 || who->uid == who->owner;
+}
+
 static int manage_keys(struct sm *sm, const struct xattr_caller *who, const char *a,
 		       const char *value, size_t len)
 {
 	char spec[4096], key_id[SM_KEY_ID_LEN + 1];
-	if (who->uid != 0 && who->uid != who->owner)
+	if (!is_mount_admin(who))
 		return -EACCES;
 	if (len == 0 || len >= sizeof(spec))
 		return -EINVAL;
@@ -352,6 +359,24 @@ static int set_rotation(struct sm *sm, const char *secret, const char *a, const 
 	return sm_set_rotation_rules(sm, secret, (int)days, NULL);
 }
 
+/* user.sm.import_created_date: an ISO 8601 date for the next commit's version. */
+static int set_request_created(struct sm *sm, const char *secret, const char *value, size_t len)
+{
+	char text[64];
+	int64_t ms;
+	if (len >= sizeof(text))
+		return -EINVAL;
+	memcpy(text, value, len);
+	text[len] = '\0';
+	text[strcspn(text, "\n")] = '\0';
+	if (time_parse_iso8601(text, &ms)) {
+		log_warn("%s: refused: user.sm.import_created_date is an ISO 8601 date such as "
+			 "2024-01-31T12:00:00.000Z", secret);
+		return -EINVAL;
+	}
+	return sm_set_request_created(sm, secret, ms);
+}
+
 int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *who,
 	      const char *name, const char *value, size_t len, int flags)
 {
@@ -364,16 +389,21 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 	if (t->kind == T_ROOT && a && strcmp(a, "keys") == 0)
 		return -EPERM; /* read-only, like every listing attribute */
 	bool tag = strncmp(name, TAG_PREFIX, strlen(TAG_PREFIX)) == 0;
-	/* A rotation command runs as the daemon: only its owner may name one. */
-	if (a && strcmp(a, "rotation_command") == 0 && who->uid != 0 && who->uid != who->owner) {
-		log_warn("%s: refused: only root or the user who mounted the store may set "
-			 "user.sm.rotation_command", t->name);
+	/* A rotation command runs as the daemon: only its owner may name one.
+	 * A version's date is history the daemon vouches for: the same. */
+	if (a && (strcmp(a, "rotation_command") == 0 || strcmp(a, "import_created_date") == 0) &&
+	    !is_mount_admin(who)) {
+		log_warn("%s: refused: only root or the user who mounted the store may set %s",
+			 t->name, name);
 		return -EACCES;
 	}
 	if (!a && !tag)
 		return -EOPNOTSUPP; /* other user.* attributes have no home here */
 	if (t->kind == T_STAGE_SECRET && a && strcmp(a, "client_request_token") == 0)
 		return sm_set_request_token(sm, t->name, value, len);
+	if ((t->kind == T_SECRET || t->kind == T_STAGE_SECRET) && a &&
+	    strcmp(a, "import_created_date") == 0)
+		return set_request_created(sm, t->name, value, len);
 	if (t->kind != T_SECRET)
 		return has_secret(t) ? -EPERM : -EOPNOTSUPP;
 	if (tag) {
@@ -430,8 +460,7 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
 	if (strcmp(name, SM_PREFIX "rotation_command") == 0)
-		return who->uid != 0 && who->uid != who->owner ? -EACCES
-							       : sm_set_rotation_command(sm, t->name, "");
+		return !is_mount_admin(who) ? -EACCES : sm_set_rotation_command(sm, t->name, "");
 	if (strcmp(name, SM_PREFIX "rotation_days") == 0 ||
 	    strcmp(name, SM_PREFIX "rotation_schedule") == 0)
 		return sm_set_rotation_rules(sm, t->name, 0, NULL);

@@ -9,6 +9,7 @@
 
 #include "secrets/fields.h"
 #include "secrets/names.h"
+#include "util/timeutil.h"
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -110,37 +111,223 @@ static int base64_decode(const uint8_t *in, size_t len, struct secbuf *out)
 	return 0;
 }
 
-int exchange_encode(const char *describe_json, const char *version_id, const char *stages_csv,
-		    const struct secbuf *value, bool binary, struct secbuf *line)
+/* --- versions as the mount lists them --- */
+
+void exchange_versions_free(struct exchange_version *v, size_t n)
 {
-	json_object *d = json_tokener_parse(describe_json), *o = json_object_new_object(), *v;
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].id);
+		free(v[i].created);
+		for (size_t j = 0; j < v[i].nstages; j++)
+			free(v[i].stages[j]);
+		free(v[i].stages);
+	}
+	free(v);
+}
+
+static int add_stage(struct exchange_version *v, const char *stage, size_t len)
+{
+	char **stages = realloc(v->stages, (v->nstages + 1) * sizeof(*stages));
+	if (!stages)
+		return -ENOMEM;
+	v->stages = stages;
+	if (!(stages[v->nstages] = strndup(stage, len)))
+		return -ENOMEM;
+	v->nstages++;
+	return 0;
+}
+
+int exchange_versions_parse(const char *text, struct exchange_version **out, size_t *n)
+{
+	struct exchange_version *list = NULL;
+	size_t count = 0;
+	int rc = 0;
+
+	for (const char *line = text; !rc && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		/* "ID DATE LABELS": the labels may be empty, never the rest. */
+		const char *sp1 = memchr(line, ' ', len);
+		const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
+		struct exchange_version *grown = realloc(list, (count + 1) * sizeof(*list));
+		if (!grown) {
+			rc = -ENOMEM;
+			break;
+		}
+		list = grown;
+		struct exchange_version *v = &list[count++];
+		memset(v, 0, sizeof(*v));
+		if (!sp1 || !sp2 || sp1 == line) {
+			rc = -EINVAL;
+			break;
+		}
+		v->id = strndup(line, (size_t)(sp1 - line));
+		v->created = strndup(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+		if (!v->id || !v->created)
+			rc = -ENOMEM;
+		for (const char *p = sp2 + 1, *end = line + len; !rc && p < end;) {
+			const char *comma = memchr(p, ',', (size_t)(end - p));
+			const char *stop = comma ? comma : end;
+			if (stop > p)
+				rc = add_stage(v, p, (size_t)(stop - p));
+			p = stop + 1;
+		}
+		line += len + (eol ? 1 : 0);
+	}
+	if (rc) {
+		exchange_versions_free(list, count);
+		return rc;
+	}
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+bool exchange_version_has(const struct exchange_version *v, const char *stage)
+{
+	for (size_t i = 0; i < v->nstages; i++)
+		if (strcmp(v->stages[i], stage) == 0)
+			return true;
+	return false;
+}
+
+const struct exchange_version *exchange_version_find(const struct exchange_version *list,
+						     size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].id, id) == 0)
+			return &list[i];
+	return NULL;
+}
+
+/* --- export --- */
+
+/* Adds value under key; a failed allocation shows as a NULL value. */
+static int put(json_object *o, const char *key, json_object *value)
+{
+	if (!value)
+		return -ENOMEM;
+	if (json_object_object_add(o, key, value)) {
+		json_object_put(value);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static json_object *string_array(char *const *items, size_t n)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; a && i < n; i++) {
+		json_object *s = json_object_new_string(items[i]);
+		if (!s || json_object_array_add(a, s)) {
+			json_object_put(s);
+			json_object_put(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+/* VersionId, VersionStages and CreatedDate of v into o. */
+static int put_version(json_object *o, const struct exchange_version *v)
+{
+	int rc = put(o, "VersionId", json_object_new_string(v->id));
+	if (!rc)
+		rc = put(o, "VersionStages", string_array(v->stages, v->nstages));
+	if (!rc)
+		rc = put(o, "CreatedDate", json_object_new_string(v->created));
+	return rc;
+}
+
+/* The "Secretsfs" object: what the service's shape has no field for. */
+static json_object *our_fields(const struct exchange_secret *s)
+{
+	json_object *o = json_object_new_object(), *list = json_object_new_array(), *rules = NULL;
+	char mode[8];
+	int rc = o && list ? 0 : -ENOMEM;
+
+	snprintf(mode, sizeof(mode), "%04o", s->mode & 07777);
+	if (!rc)
+		rc = put(o, "Owner", json_object_new_int64((int64_t)s->uid));
+	if (!rc)
+		rc = put(o, "Group", json_object_new_int64((int64_t)s->gid));
+	if (!rc)
+		rc = put(o, "Mode", json_object_new_string(mode));
+	for (size_t i = 0; !rc && i < s->nversions; i++) {
+		json_object *v = json_object_new_object();
+		rc = v ? put_version(v, &s->versions[i]) : -ENOMEM;
+		if (!rc && json_object_array_add(list, v))
+			rc = -ENOMEM;
+		if (rc)
+			json_object_put(v);
+	}
+	if (!rc) {
+		rc = put(o, "Versions", list);
+		list = NULL;
+	}
+	if (!rc && s->rotation_command)
+		rc = put(o, "RotationCommand", json_object_new_string(s->rotation_command));
+	if (!rc && (s->rotation_days || s->rotation_schedule)) {
+		rules = json_object_new_object();
+		rc = !rules ? -ENOMEM
+		     : s->rotation_days
+			     ? put(rules, "AutomaticallyAfterDays", json_object_new_int64(s->rotation_days))
+			     : put(rules, "ScheduleExpression", json_object_new_string(s->rotation_schedule));
+		if (!rc) {
+			rc = put(o, "RotationRules", rules);
+			rules = NULL;
+		}
+	}
+	json_object_put(rules);
+	json_object_put(list);
+	if (rc) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int copy_field(json_object *to, json_object *from, const char *key)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(from, key, &v))
+		return 0;
+	return put(to, key, json_object_get(v));
+}
+
+int exchange_encode(const struct exchange_secret *s, const struct exchange_version *v,
+		    const struct secbuf *value, bool binary, bool full, struct secbuf *line)
+{
+	json_object *d = json_tokener_parse(s->describe_json), *o = json_object_new_object();
 	int rc = 0;
 
 	line->len = 0;
 	if (!d || !o || !json_object_is_type(d, json_type_object)) {
-		rc = -EINVAL;
+		rc = d && o ? -EINVAL : -ENOMEM;
 		goto out;
 	}
-	/* get-secret-value's fields, then describe-secret's. */
-	static const char *const from_describe[] = { "ARN", "Name" };
-	for (size_t i = 0; i < 2; i++)
-		if (json_object_object_get_ex(d, from_describe[i], &v))
-			json_object_object_add(o, from_describe[i], json_object_get(v));
-	if (version_id && version_id[0]) {
-		json_object_object_add(o, "VersionId", json_object_new_string(version_id));
-		json_object *stages = json_object_new_array();
-		char *copy = strdup(stages_csv ? stages_csv : ""), *save = NULL;
-		for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
-			json_object_array_add(stages, json_object_new_string(t));
-		free(copy);
-		json_object_object_add(o, "VersionStages", stages);
-	}
-	static const char *const rest[] = { "CreatedDate", "Description", "KmsKeyId", "Tags" };
-	for (size_t i = 0; i < 4; i++)
-		if (json_object_object_get_ex(d, rest[i], &v))
-			json_object_object_add(o, rest[i], json_object_get(v));
-	const char *meta = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							   JSON_C_TO_STRING_NOSLASHESCAPE);
+	/* get-secret-value's fields (CreatedDate is the version's), then
+	 * describe-secret's: KmsKeyId on every line, so an import can choose
+	 * the key before it writes the first version. */
+	rc = copy_field(o, d, "ARN");
+	if (!rc)
+		rc = copy_field(o, d, "Name");
+	if (!rc)
+		rc = v ? put_version(o, v) : copy_field(o, d, "CreatedDate");
+	if (!rc)
+		rc = copy_field(o, d, "KmsKeyId");
+	if (!rc && full)
+		rc = copy_field(o, d, "Description");
+	if (!rc && full)
+		rc = copy_field(o, d, "Tags");
+	if (!rc && full)
+		rc = put(o, EXCHANGE_KEY, our_fields(s));
+	const char *meta = rc ? NULL : json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+									 JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!rc && !meta)
+		rc = -ENOMEM;
+	if (rc)
+		goto out;
 	size_t mlen = strlen(meta);
 	/* "{...meta...}" with the value spliced in before the closing brace. */
 	rc = append(line, meta, mlen - 1);
@@ -160,11 +347,16 @@ out:
 	return rc;
 }
 
+/* --- import --- */
+
 void exchange_record_free(struct exchange_record *r)
 {
 	free(r->name);
 	free(r->arn);
 	free(r->version_id);
+	for (size_t i = 0; i < r->nstages; i++)
+		free(r->stages[i]);
+	free(r->stages);
 	free(r->description);
 	free(r->kms_key_id);
 	free(r->created);
@@ -173,7 +365,16 @@ void exchange_record_free(struct exchange_record *r)
 		free(r->tags[i].value);
 	}
 	free(r->tags);
+	exchange_versions_free(r->versions, r->nversions);
+	free(r->rotation_command);
+	free(r->rotation_schedule);
 	memset(r, 0, sizeof(*r));
+}
+
+bool exchange_record_describes_secret(const struct exchange_record *r)
+{
+	return r->description || r->has_tags || r->has_owner || r->has_mode || r->has_versions ||
+	       r->rotation_command || r->rotation_schedule || r->rotation_days;
 }
 
 static char *dup_string(json_object *o, const char *key, int *rc)
@@ -208,6 +409,179 @@ static int refuse_line(const char **why, const char *text)
 {
 	*why = text;
 	return -EINVAL;
+}
+
+/* A date as the service or the AWS CLI prints one (ISO 8601, or seconds
+ * since the epoch as a number), into our form; NULL when absent. */
+static int decode_date(json_object *o, const char *key, char **out, const char **why)
+{
+	json_object *v;
+	int64_t ms;
+	char text[40];
+	*out = NULL;
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+		double secs = json_object_get_double(v);
+		if (secs < 0 || secs > 1e11)
+			return refuse_line(why, "CreatedDate is out of range");
+		ms = (int64_t)(secs * 1000 + 0.5);
+	} else if (!json_object_is_type(v, json_type_string) ||
+		   time_parse_iso8601(json_object_get_string(v), &ms)) {
+		return refuse_line(why, "CreatedDate is not an ISO 8601 date");
+	}
+	time_format_iso8601(ms, text, sizeof(text));
+	return (*out = strdup(text)) ? 0 : -ENOMEM;
+}
+
+/* VersionStages and CreatedDate, of a line or of an entry of Versions. */
+static int decode_version_fields(json_object *o, char ***stages, size_t *nstages, bool *has,
+				 char **created, const char **why)
+{
+	json_object *a;
+	int rc = decode_date(o, "CreatedDate", created, why);
+	if (rc || !json_object_object_get_ex(o, "VersionStages", &a))
+		return rc;
+	if (!json_object_is_type(a, json_type_array))
+		return refuse_line(why, "VersionStages is not a list");
+	size_t n = json_object_array_length(a);
+	*has = true;
+	if (!(*stages = calloc(n ? n : 1, sizeof(**stages))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_object *l = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(l, json_type_string) ||
+		    name_check_label(json_object_get_string(l), why))
+			return refuse_line(why, *why ? *why : "a version stage is not a string");
+		if (!((*stages)[i] = strdup(json_object_get_string(l))))
+			return -ENOMEM;
+		(*nstages)++;
+	}
+	return 0;
+}
+
+/* A list of objects (what: its name in messages), and room for n items. */
+static int object_list(json_object *a, const char *what, size_t item_size, void **items,
+		       size_t *n, const char **why)
+{
+	if (!json_object_is_type(a, json_type_array))
+		return refuse_line(why, what);
+	*n = json_object_array_length(a);
+	for (size_t i = 0; i < *n; i++)
+		if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_object))
+			return refuse_line(why, what);
+	return (*items = calloc(*n ? *n : 1, item_size)) ? 0 : -ENOMEM;
+}
+
+static int decode_tags(json_object *o, struct exchange_record *r, const char **why)
+{
+	json_object *tags;
+	void *items = NULL;
+	size_t n = 0;
+	if (!json_object_object_get_ex(o, "Tags", &tags))
+		return 0;
+	int rc = object_list(tags, "Tags is not a list of objects", sizeof(*r->tags), &items, &n, why);
+	r->tags = items;
+	r->has_tags = true;
+	for (size_t i = 0; !rc && i < n; i++) {
+		json_object *t = json_object_array_get_idx(tags, i);
+		r->tags[i].key = dup_string(t, "Key", &rc);
+		r->tags[i].value = dup_string(t, "Value", &rc);
+		r->ntags++;
+		if (rc || !r->tags[i].key)
+			return refuse_line(why, "a tag needs a string Key and Value");
+		if (!r->tags[i].value && !(r->tags[i].value = strdup("")))
+			rc = -ENOMEM;
+	}
+	return rc;
+}
+
+/* Owner or Group: a uid or gid as a number. */
+static int decode_id(json_object *o, const char *key, unsigned long *out, bool *has,
+		     const char **why)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	int64_t n = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || n < 0 || n >= UINT32_MAX)
+		return refuse_line(why, "Secretsfs Owner and Group are user and group ids");
+	*out = (unsigned long)n;
+	*has = true;
+	return 0;
+}
+
+static int decode_versions(json_object *list, struct exchange_record *r, const char **why)
+{
+	void *items = NULL;
+	size_t n = 0;
+	int rc = object_list(list, "Secretsfs Versions is not a list of objects",
+			     sizeof(*r->versions), &items, &n, why);
+	r->versions = items;
+	r->has_versions = true;
+	for (size_t i = 0; !rc && i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		struct exchange_version *v = &r->versions[r->nversions++];
+		bool has_stages = false;
+		v->id = dup_string(e, "VersionId", &rc);
+		if (rc || !v->id || name_check_version_id(v->id, why))
+			return refuse_line(why, *why ? *why : "an entry of Secretsfs Versions has no VersionId");
+		rc = decode_version_fields(e, &v->stages, &v->nstages, &has_stages, &v->created, why);
+	}
+	return rc;
+}
+
+static int decode_rules(json_object *rules, struct exchange_record *r, const char **why)
+{
+	json_object *v;
+	int rc = 0;
+	if (!json_object_is_type(rules, json_type_object))
+		return refuse_line(why, "Secretsfs RotationRules is not an object");
+	if (json_object_object_get_ex(rules, "AutomaticallyAfterDays", &v)) {
+		int64_t days = json_object_get_int64(v);
+		if (!json_object_is_type(v, json_type_int) || days < 1 || days > 1000)
+			return refuse_line(why, "AutomaticallyAfterDays is 1 to 1000");
+		r->rotation_days = (int)days;
+	}
+	r->rotation_schedule = dup_string(rules, "ScheduleExpression", &rc);
+	if (rc)
+		return rc == -EINVAL ? refuse_line(why, "ScheduleExpression is not a string") : rc;
+	return 0;
+}
+
+/* The "Secretsfs" object, if the line has one. */
+static int decode_ours(json_object *o, struct exchange_record *r, const char **why)
+{
+	json_object *ours, *v;
+	int rc = 0;
+	if (!json_object_object_get_ex(o, EXCHANGE_KEY, &ours))
+		return 0;
+	if (!json_object_is_type(ours, json_type_object))
+		return refuse_line(why, "Secretsfs is not an object");
+	if ((rc = decode_id(ours, "Owner", &r->uid, &r->has_owner, why)))
+		return rc;
+	bool has_group = false;
+	if ((rc = decode_id(ours, "Group", &r->gid, &has_group, why)))
+		return rc;
+	if (r->has_owner != has_group)
+		return refuse_line(why, "Secretsfs Owner and Group come together");
+	if (json_object_object_get_ex(ours, "Mode", &v)) {
+		const char *text = json_object_get_string(v);
+		char *end;
+		unsigned long mode = json_object_is_type(v, json_type_string) ? strtoul(text, &end, 8) : 0;
+		if (!json_object_is_type(v, json_type_string) || !text[0] || *end || mode > 07777)
+			return refuse_line(why, "Secretsfs Mode is octal text such as \"0600\"");
+		r->mode = (unsigned)mode;
+		r->has_mode = true;
+	}
+	if (json_object_object_get_ex(ours, "Versions", &v) && (rc = decode_versions(v, r, why)))
+		return rc;
+	r->rotation_command = dup_string(ours, "RotationCommand", &rc);
+	if (rc)
+		return rc == -EINVAL ? refuse_line(why, "RotationCommand is not a string") : rc;
+	if (json_object_object_get_ex(ours, "RotationRules", &v))
+		return decode_rules(v, r, why);
+	return 0;
 }
 
 int exchange_decode(const uint8_t *line, size_t len, struct exchange_record *r,
@@ -264,7 +638,6 @@ int exchange_decode(const uint8_t *line, size_t len, struct exchange_record *r,
 	r->version_id = dup_string(o, "VersionId", &rc);
 	r->description = dup_string(o, "Description", &rc);
 	r->kms_key_id = dup_string(o, "KmsKeyId", &rc);
-	r->created = dup_string(o, "CreatedDate", &rc);
 	if (rc) {
 		rc = rc == -EINVAL ? refuse_line(why, "a field that should be a string is not") : rc;
 		goto fail;
@@ -273,37 +646,10 @@ int exchange_decode(const uint8_t *line, size_t len, struct exchange_record *r,
 		rc = refuse_line(why, *why ? *why : "no Name");
 		goto fail;
 	}
-	json_object *tags;
-	if (json_object_object_get_ex(o, "Tags", &tags)) {
-		if (!json_object_is_type(tags, json_type_array)) {
-			rc = refuse_line(why, "Tags is not a list");
-			goto fail;
-		}
-		size_t n = json_object_array_length(tags);
-		r->tags = calloc(n ? n : 1, sizeof(*r->tags));
-		if (!r->tags) {
-			rc = -ENOMEM;
-			goto fail;
-		}
-		for (size_t i = 0; i < n; i++) {
-			json_object *t = json_object_array_get_idx(tags, i);
-			if (!json_object_is_type(t, json_type_object)) {
-				rc = refuse_line(why, "a tag is not an object");
-				goto fail;
-			}
-			r->tags[i].key = dup_string(t, "Key", &rc);
-			r->tags[i].value = dup_string(t, "Value", &rc);
-			r->ntags++;
-			if (rc || !r->tags[i].key) {
-				rc = refuse_line(why, "a tag needs a string Key and Value");
-				goto fail;
-			}
-			if (!r->tags[i].value && !(r->tags[i].value = strdup(""))) {
-				rc = -ENOMEM;
-				goto fail;
-			}
-		}
-	}
+	if ((rc = decode_version_fields(o, &r->stages, &r->nstages, &r->has_stages, &r->created,
+					why)) ||
+	    (rc = decode_tags(o, r, why)) || (rc = decode_ours(o, r, why)))
+		goto fail;
 	json_object_put(o);
 	return 0;
 fail:

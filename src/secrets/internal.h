@@ -150,7 +150,8 @@ struct put_request {
 int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
 		const struct put_request *req, struct change *c,
 		char version_id[SM_VERSION_ID_MAX + 1], bool *added);
-/* A copy of s without its pending client request token; NULL on -ENOMEM. */
+/* A copy of s without its pending client request token and date; NULL on
+ * -ENOMEM. */
 struct sm_secret *secret_clone_token_cleared(const struct sm_secret *s);
 
 #endif

@@ -289,6 +289,7 @@ static int edit_token(struct sm *sm, struct sm_secret *s, void *ctx)
 	if (!a->text) {
 		free(s->request_token); /* the commit it was for was refused */
 		s->request_token = NULL;
+		s->request_created_ms = 0;
 		return 0;
 	}
 	if (a->len < SM_VERSION_ID_MIN || a->len > SM_VERSION_ID_MAX)
@@ -306,6 +307,23 @@ int sm_set_request_token(struct sm *sm, const char *name, const char *token, siz
 {
 	struct text_arg a = { token, len, NULL, 0 };
 	return edit_secret(sm, name, edit_token, &a, EDIT_MEMORY);
+}
+
+static int edit_request_created(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	int64_t ms = *(const int64_t *)ctx;
+	(void)sm;
+	/* History only: a date to come would make a version newer than the
+	 * commits after it. */
+	if (ms <= 0 || ms > time_now_ms())
+		return refuse(-EINVAL, s->name, "a version's CreatedDate may not lie in the future");
+	s->request_created_ms = ms;
+	return 0;
+}
+
+int sm_set_request_created(struct sm *sm, const char *name, int64_t ms)
+{
+	return edit_secret(sm, name, edit_request_created, &ms, EDIT_MEMORY);
 }
 
 /*

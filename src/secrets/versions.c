@@ -396,10 +396,12 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 {
 	char key_id[SM_KEY_ID_LEN + 1];
 	const char *token = req && req->token ? req->token : s->request_token;
+	int64_t dated = s->request_created_ms;
 	bool same;
 	int rc;
 
 	*added = false;
+	s->request_created_ms = 0; /* spent by this commit, whatever its outcome */
 	if (len > SM_VALUE_MAX)
 		return refuse(-EFBIG, s->name, "a value may be at most 65,536 bytes");
 	if (len == 0)
@@ -453,12 +455,15 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 	memset(v, 0, sizeof(*v));
 	snprintf(v->id, sizeof(v->id), "%s", version_id);
 	v->key_id = shared_key_id;
-	v->created_ms = time_now_ms();
+	v->created_ms = dated ? dated : time_now_ms();
 	v->size = (uint32_t)len;
 	v->binary = binary;
 	if ((rc = move_labels(s, req, version_id)))
 		return rc;
-	s->changed_ms = v->created_ms;
+	/* An imported version keeps its date; the secret is never younger. */
+	if (v->created_ms < s->created_ms)
+		s->created_ms = v->created_ms;
+	s->changed_ms = time_now_ms();
 	prune_versions(s, c);
 	*added = true;
 	return 0;
@@ -470,6 +475,7 @@ struct sm_secret *secret_clone_token_cleared(const struct sm_secret *s)
 	if (c) {
 		free(c->request_token);
 		c->request_token = NULL;
+		c->request_created_ms = 0;
 	}
 	return c;
 }
@@ -519,19 +525,19 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 	s->persisted = true;
 	s->restore_pending = false;
 	s->deleted_ms = s->purge_ms = 0;
-	bool had_token = s->request_token != NULL;
+	bool had_request = s->request_token != NULL || s->request_created_ms;
 	rc = add_version(sm, s, value, len, &req, &c, version_id, &added);
 	/* A token is consumed by the commit it was set for, whatever the outcome. */
 	free(s->request_token);
 	s->request_token = NULL;
 	if (rc) {
-		struct sm_secret *cleared = had_token ? secret_clone_token_cleared(old) : NULL;
+		struct sm_secret *cleared = had_request ? secret_clone_token_cleared(old) : NULL;
 		if (cleared)
 			index_replace(sm, name, cleared);
 		goto out;
 	}
 	if (!added && !changed) {
-		if (had_token) {
+		if (had_request) {
 			index_replace(sm, name, s);
 			s = NULL;
 		}

@@ -1,10 +1,12 @@
 """secretsfs export / import: JSON lines shaped like the AWS CLI's output."""
 
 import base64
+import errno
 import json
 import os
+import re
 
-from conftest import read_file, sfs, write_file
+from conftest import BIN, as_uid, expect_errno, read_file, sfs, write_file
 
 
 def _lines(text):
@@ -97,3 +99,201 @@ def test_values_never_on_stderr_or_in_argv(make_mount):
     out = sfs("export", m.mnt)
     assert "MARKER-export-value" in out.stdout
     assert "MARKER" not in out.stderr
+
+
+# ------------------------------------------------------- migrating everything
+
+SUMMARY_EXPORT = re.compile(r"^secretsfs export: (\d+) secrets, (\d+) versions, (\d+) skipped$",
+                            re.M)
+SUMMARY_IMPORT = re.compile(
+    r"^secretsfs import: (\d+) secrets, (\d+) versions \((\d+) new\), (\d+) skipped$", re.M)
+
+
+def _summary(pattern, stderr):
+    found = pattern.findall(stderr)
+    assert len(found) == 1, stderr
+    assert stderr.rstrip("\n").splitlines()[-1].startswith("secretsfs "), stderr  # the last line
+    return tuple(int(n) for n in found[0])
+
+
+def _attr(path, name):
+    try:
+        return os.getxattr(path, name).decode()
+    except OSError as e:
+        assert e.errno == errno.ENODATA, e
+        return None
+
+
+def _picture(m, names):
+    """Everything a migration must carry, secret by secret."""
+    out = {}
+    for name in names:
+        path = m.p(name)
+        st = os.stat(path)
+        listing = _attr(path, "user.sm.versions")
+        values = {line.split(" ")[0]: read_file(m.mnt / ".versions" / name / line.split(" ")[0])
+                  for line in listing.splitlines()}
+        out[name] = {
+            "versions": listing,  # ids, dates and labels, oldest first
+            "values": values,
+            # The secret's own CreatedDate is not carried: it becomes its
+            # oldest version's (docs/semantics.md), a few ms later.
+            "created": (listing.split(" ")[1] if listing else None),
+            "owner": (st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)),
+            "attrs": {a: _attr(path, a) for a in os.listxattr(path)
+                      if a.startswith("user.tag.") or a in (
+                          "user.sm.description", "user.sm.rotation_command",
+                          "user.sm.rotation_days", "user.sm.rotation_schedule")},
+        }
+    return out
+
+
+def _db(password):
+    return json.dumps({"engine": "postgres", "host": "db.internal", "username": "app",
+                       "password": password})
+
+
+def _carried(text):
+    """Export lines less what a store makes up anew: the ARN's random suffix,
+    and the CreatedDate of a secret without a value (the import's time)."""
+    return [{k: v for k, v in r.items()
+             if k != "ARN" and (k != "CreatedDate" or "VersionId" in r)} for r in _lines(text)]
+
+
+def test_round_trip_with_history_labels_owner_mode_and_rotation(make_mount):
+    src = make_mount()
+    dst = make_mount()
+    os.makedirs(src.p("prod"))
+    for i in range(1, 5):
+        write_file(src.p("prod/db"), _db(f"p{i}"))
+    ids = [line.split(" ")[0] for line in _attr(src.p("prod/db"), "user.sm.versions").splitlines()]
+    # A label on the oldest version, the second left without any, and
+    # AWSCURRENT rolled back to the third (AWSPREVIOUS goes to the fourth).
+    os.setxattr(src.p("prod/db"), "user.sm.stage.OLD", ids[0].encode())
+    os.setxattr(src.p("prod/db"), "user.sm.stage.AWSCURRENT", ids[2].encode())
+    os.setxattr(src.p("prod/db"), "user.tag.team", b"db")
+    os.setxattr(src.p("prod/db"), "user.sm.description", b"the database")
+    os.setxattr(src.p("prod/db"), "user.sm.rotation_command", b"/usr/bin/true")
+    os.setxattr(src.p("prod/db"), "user.sm.rotation_days", b"30")
+    os.chown(src.p("prod/db"), 1234, 2345)
+    os.chmod(src.p("prod/db"), 0o640)
+    write_file(src.p("prod/blob"), bytes(range(256)))
+    write_file(src.p("prod/blob"), b"\x00second")
+    os.setxattr(src.p("prod/blob"), "user.sm.rotation_schedule", b"rate(10 days)")
+    write_file(src.p("empty"), b"", flags=os.O_WRONLY | os.O_CREAT)
+    os.setxattr(src.p("empty"), "user.tag.kind", b"placeholder")
+    os.chmod(src.p("empty"), 0o604)
+    names = ["prod/db", "prod/blob", "empty"]
+
+    out = sfs("export", src.mnt)
+    assert out.returncode == 0, out.stderr
+    assert _summary(SUMMARY_EXPORT, out.stderr) == (3, 6, 0)
+    records = _lines(out.stdout)
+    db = [r for r in records if r["Name"] == "prod/db"]
+    # One line per version, oldest first; the AWSCURRENT one carries the rest.
+    assert [r["VersionId"] for r in db] == ids
+    assert [r["VersionStages"] for r in db] == [["OLD"], [], ["AWSCURRENT"], ["AWSPREVIOUS"]]
+    own = db[2]["Secretsfs"]
+    assert (own["Owner"], own["Group"], own["Mode"]) == (1234, 2345, "0640")
+    assert own["RotationCommand"] == "/usr/bin/true"
+    assert own["RotationRules"] == {"AutomaticallyAfterDays": 30}
+    assert [v["VersionId"] for v in own["Versions"]] == ids
+    assert all("Secretsfs" not in r for i, r in enumerate(db) if i != 2)
+
+    imp = sfs("import", dst.mnt, input=out.stdout)
+    assert imp.returncode == 0, imp.stderr
+    assert _summary(SUMMARY_IMPORT, imp.stderr) == (3, 6, 6, 0)
+    assert _picture(dst, names) == _picture(src, names)
+    assert read_file(dst.p("prod/db")) == _db("p3").encode()
+    assert "SecretsfsImport" not in os.listdir(dst.mnt / ".stages")
+    again = sfs("export", dst.mnt)
+    assert _carried(again.stdout) == _carried(out.stdout)
+
+    # A second import changes nothing, not even LastChangedDate.
+    changed = {n: _attr(dst.p(n), "user.sm.last_changed_date") for n in names}
+    twice = sfs("import", dst.mnt, input=out.stdout)
+    assert twice.returncode == 0, twice.stderr
+    assert _summary(SUMMARY_IMPORT, twice.stderr) == (3, 6, 0, 0)
+    assert _picture(dst, names) == _picture(src, names)
+    assert {n: _attr(dst.p(n), "user.sm.last_changed_date") for n in names} == changed
+
+
+def test_plain_aws_shape_still_imports(make_mount):
+    m = make_mount()
+    arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:MyTestSecret-a1b2c3"
+    feed = "\n".join(json.dumps(r) for r in [
+        # get-secret-value --version-stage AWSPREVIOUS, then the current one
+        # merged with describe-secret, as the AWS CLI prints them.
+        {"ARN": arn, "Name": "MyTestSecret", "VersionId": "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111",
+         "SecretString": "old", "VersionStages": ["AWSPREVIOUS"],
+         "CreatedDate": "2023-05-01T12:34:56.789000+00:00"},
+        {"ARN": arn, "Name": "MyTestSecret", "VersionId": "a1b2c3d4-5678-90ab-cdef-EXAMPLE22222",
+         "SecretString": "new", "VersionStages": ["AWSCURRENT"], "CreatedDate": 1682944600.5,
+         "Description": "from AWS", "Tags": [{"Key": "env", "Value": "prod"}]},
+        # an export of an earlier secretsfs: no version list, no owner
+        {"Name": "legacy", "SecretBinary": "AAEC"},
+    ]) + "\n"
+    r = sfs("import", m.mnt, input=feed)
+    assert r.returncode == 0, r.stderr
+    assert _summary(SUMMARY_IMPORT, r.stderr) == (2, 3, 3, 0)
+    assert read_file(m.p("MyTestSecret")) == b"new"
+    assert _attr(m.p("MyTestSecret"), "user.sm.versions") == (
+        "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111 2023-05-01T12:34:56.789Z AWSPREVIOUS\n"
+        "a1b2c3d4-5678-90ab-cdef-EXAMPLE22222 2023-05-01T12:36:40.500Z AWSCURRENT\n")
+    assert _attr(m.p("MyTestSecret"), "user.sm.created_date") == "2023-05-01T12:34:56.789Z"
+    assert _attr(m.p("MyTestSecret"), "user.sm.description") == "from AWS"
+    assert _attr(m.p("MyTestSecret"), "user.tag.env") == "prod"
+    assert read_file(m.p("legacy")) == b"\x00\x01\x02"
+    assert (os.stat(m.p("legacy")).st_mode & 0o777) == 0o600
+
+
+def test_import_by_another_user_keeps_to_its_rights(make_mount):
+    m = make_mount(allow_other=True)
+    os.mkdir(m.p("app"))
+    os.chown(m.p("app"), 1000, 1000)
+    line = {"Name": "app/db", "VersionId": "b" * 36, "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": "2020-02-02T02:02:02.000Z", "SecretString": _db("pw"),
+            "Secretsfs": {"Owner": 0, "Group": 0, "Mode": "0640",
+                          "Versions": [{"VersionId": "b" * 36, "VersionStages": ["AWSCURRENT"],
+                                        "CreatedDate": "2020-02-02T02:02:02.000Z"}],
+                          "RotationCommand": "/usr/bin/true",
+                          "RotationRules": {"AutomaticallyAfterDays": 7}}}
+    feed = m.dir / "feed.jsonl"
+    feed.write_text(json.dumps(line) + "\n")
+    os.chmod(feed, 0o644)
+    r = as_uid(1000, "sh", "-c", f"exec {BIN} import {m.mnt} < {feed}")
+    # What the rules keep from this user is said, and is not a failure.
+    assert r.returncode == 0, r.stderr
+    assert "rotation command not set" in r.stderr
+    assert "version dates not restored" in r.stderr
+    assert "owner and group not restored" in r.stderr and ": 1 secret\n" in r.stderr
+    assert _summary(SUMMARY_IMPORT, r.stderr) == (1, 1, 1, 0)
+    assert read_file(m.p("app/db")) == _db("pw").encode()
+    st = os.stat(m.p("app/db"))
+    assert (st.st_uid, st.st_mode & 0o777) == (1000, 0o640)
+    assert _attr(m.p("app/db"), "user.sm.rotation_command") is None
+    assert _attr(m.p("app/db"), "user.sm.rotation_days") == "7"
+    assert not _attr(m.p("app/db"), "user.sm.versions").split(" ")[1].startswith("2020")
+    # The attribute itself, set by hand: the same rule.
+    r = as_uid(1000, "setfattr", "-n", "user.sm.import_created_date",
+               "-v", "2020-01-01T00:00:00Z", m.p("app/db"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+def test_import_created_date_attribute(make_mount):
+    m = make_mount()
+    write_file(m.p("s"), b"first")
+    created = _attr(m.p("s"), "user.sm.created_date")
+    expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.import_created_date",
+                 b"2999-01-01T00:00:00Z")  # not in the future
+    expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.import_created_date", b"yesterday")
+    expect_errno(errno.ENODATA, os.getxattr, m.p("s"), "user.sm.import_created_date")
+    assert "user.sm.import_created_date" not in os.listxattr(m.p("s"))
+    os.setxattr(m.p("s"), "user.sm.import_created_date", b"2021-06-01T10:00:00.250+02:00")
+    write_file(m.p("s"), b"second")
+    last = _attr(m.p("s"), "user.sm.versions").splitlines()[-1].split(" ")
+    assert last[1] == "2021-06-01T08:00:00.250Z"
+    # The secret is never younger than a version it holds; the date is spent.
+    assert _attr(m.p("s"), "user.sm.created_date") == "2021-06-01T08:00:00.250Z" != created
+    write_file(m.p("s"), b"third")
+    assert not _attr(m.p("s"), "user.sm.versions").splitlines()[-1].split(" ")[1].startswith("2021")

@@ -66,6 +66,13 @@ static inline int tu_crypto_init(void)
 	return result;
 }
 
+/* A cmocka group setup for tests that only need secure memory. */
+static inline int tu_group_crypto(void **state)
+{
+	(void)state;
+	return tu_crypto_init();
+}
+
 /* A fresh private directory under /tmp into dir (TU_PATH_MAX bytes). */
 static inline int tu_mkdtemp(char *dir)
 {
