@@ -25,6 +25,11 @@ int name_check(const char *name, const char **why);
  * backups "NAME~" anywhere ("~" is otherwise not a name character).
  * Scratch files live in memory only; see sm_create. */
 bool name_is_scratch(const char *name);
+/* The secret an editor's scratch file stands for: "DIR/NAME~" (a backup)
+ * and "DIR/.NAME.swp" (a swap file) give "DIR/NAME" in buf. False for any
+ * other name, rsync's ".NAME.XXXXXX" included: its temp holds what rsync
+ * writes, not a copy of NAME. */
+bool name_scratch_owner(const char *name, char *buf, size_t len);
 /* One path component of a name (a file or folder name in a directory). */
 int name_check_component(const char *component, bool top_level, const char **why);
 int name_check_version_id(const char *id, const char **why);

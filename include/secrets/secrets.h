@@ -68,6 +68,10 @@ struct sm_listing {
 int sm_list(struct sm *sm, enum sm_view view, const char *folder, struct sm_listing *out);
 /* The version ids of a live secret, oldest first. */
 int sm_list_versions(struct sm *sm, const char *name, struct sm_listing *out);
+/* The full names of every secret below folder in any state (live, scratch,
+ * hidden by an editor's rename, scheduled for deletion): what a rename of
+ * the folder moves. */
+int sm_list_below(struct sm *sm, const char *folder, struct sm_listing *out);
 void sm_listing_free(struct sm_listing *l);
 
 /* The staging labels in use on live secrets (for listing .stages/). */

@@ -115,6 +115,7 @@ static const char *error_code(int outcome)
 	case EFBIG: case E2BIG: case ENOSPC: return "LimitExceededException";
 	case EBUSY: return "InvalidRequestException";
 	case EIO: return "DecryptionFailure";
+	case ECANCELED: return "RequestCanceled"; /* its writer was killed */
 	default: return "InternalServiceError";
 	}
 }

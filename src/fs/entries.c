@@ -157,11 +157,11 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* truncate(2) by path: a new version of the resized value. */
-static int truncate_secret(struct fs *fs, const char *name, off_t size)
+static int truncate_secret(struct fs *fs, const char *name, off_t size,
+			   char version_id[SM_VERSION_ID_MAX + 1])
 {
 	struct sm_snapshot *snap = NULL;
 	struct secbuf value = { 0 };
-	char version_id[SM_VERSION_ID_MAX + 1];
 	int rc;
 
 	if (size > SM_VALUE_MAX)
@@ -220,10 +220,21 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			rc = -EISDIR;
 			goto out;
 		}
-		if (writer)
+		if (writer) {
 			rc = truncate_handle(h, attr->st_size);
-		else
-			rc = truncate_secret(fs, t.name, attr->st_size);
+		} else {
+			/* A new version made from the current value: both actions,
+			 * as for a writer opened without O_TRUNC. */
+			struct audit_caller who = caller_of(req);
+			char version_id[SM_VERSION_ID_MAX + 1] = "";
+			if ((rc = authorize_value(fs, req, "GetSecretValue", t.name)) ||
+			    (rc = gate(fs, req, "PutSecretValue", t.name)))
+				goto out;
+			rc = truncate_secret(fs, t.name, attr->st_size, version_id);
+			struct audit_event ev = { .name = "PutSecretValue", .secret = t.name,
+						  .version_id = version_id };
+			audit_record(fs->audit, &who, &ev, rc);
+		}
 		if (rc)
 			goto out;
 	}
@@ -293,6 +304,30 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
+/* What a rename moves: a secret, or every secret below a folder, each to
+ * its new name, with the rights authorize_move asks for. */
+static int authorize_rename(struct fs *fs, fuse_req_t req, const struct target *ft,
+			    const char *to)
+{
+	struct sm_listing below;
+	char moved[SM_NAME_MAX + 2];
+	size_t flen = strlen(ft->name);
+	int rc;
+
+	if (ft->kind != T_FOLDER)
+		return authorize_move(fs, req, ft->name, to);
+	if (!fs->policy)
+		return 0;
+	rc = sm_list_below(fs->sm, ft->name, &below);
+	for (size_t i = 0; !rc && i < below.count; i++) {
+		int n = snprintf(moved, sizeof(moved), "%s%s", to, below.entries[i].name + flen);
+		if (n > 0 && (size_t)n < sizeof(moved)) /* else too long: the rename refuses it */
+			rc = authorize_move(fs, req, below.entries[i].name, moved);
+	}
+	sm_listing_free(&below);
+	return rc;
+}
+
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	       const char *newname, unsigned int flags)
 {
@@ -314,7 +349,9 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 			    ft.kind == T_FOLDER ? "RenameFolder" : "RenameSecret";
 	if (ft.kind != T_DELETED_SECRET && ft.kind != T_SECRET && ft.kind != T_FOLDER)
 		rc = -EPERM; /* views are not renamed */
-	else if (!(rc = gate(fs, req, event, ft.name))) {
+	else if (!(rc = authorize(fs, req, event, ft.name)) &&
+		 !(rc = authorize_rename(fs, req, &ft, to.name)) &&
+		 !(rc = audit_begin(fs, &who, event, ft.name))) {
 		if (ft.kind == T_DELETED_SECRET)
 			rc = sm_restore(fs->sm, ft.name, to.name);
 		else
@@ -362,6 +399,8 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;
+	if (!rc)
+		rc = authorize_create(fs, req, c.name);
 	if (!rc)
 		rc = sm_create(fs->sm, c.name,
 			       fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,

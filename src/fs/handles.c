@@ -12,6 +12,7 @@
 #include "fs/internal.h"
 #include "fs/nodes.h"
 #include "util/log.h"
+#include "util/proc.h"
 
 struct handle *handle_new(enum handle_kind kind, fuse_ino_t ino)
 {
@@ -125,6 +126,39 @@ static int open_reader(struct fs *fs, const struct target *t, struct handle *h)
 	}
 }
 
+/* GetSecretValue through a handle: the version it got, recorded before any
+ * byte is served (an unrecorded read is refused under audit_required). */
+static int audit_get(struct fs *fs, const struct handle *h, const struct target *t,
+		     const struct sm_snapshot *snap, int rc)
+{
+	if (!rc && t->kind != T_VERSION)
+		sm_note_access(fs->sm, t->name);
+	struct audit_event ev = {
+		.name = "GetSecretValue", .secret = t->name, .read_only = true,
+		.version_id = snap ? sm_snapshot_version_id(snap) : NULL,
+		.stage = t->kind == T_STAGE_SECRET ? t->label : NULL,
+		.detail_key = t->kind == T_FIELD ? "field" : NULL,
+		.detail_value = t->kind == T_FIELD ? t->field : NULL,
+	};
+	if (audit_record(fs->audit, &h->opener, &ev, rc) && audit_required(fs->audit) && !rc)
+		rc = -EIO;
+	return rc;
+}
+
+/* A writer without O_TRUNC starts from the value shown (partial overwrites,
+ * appends): it is decrypted into the handle, a GetSecretValue. */
+static int seed_writer(struct fs *fs, const struct target *t, struct handle *h)
+{
+	struct sm_snapshot *snap = NULL;
+	int rc = t->kind == T_STAGE_SECRET ? sm_snapshot_label(fs->sm, t->name, t->label, &snap)
+					   : sm_snapshot_current(fs->sm, t->name, &snap);
+	if (!rc)
+		rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
+	rc = audit_get(fs, h, t, snap, rc);
+	sm_snapshot_free(snap);
+	return rc;
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -156,36 +190,23 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	h->opener = caller_of(req);
-	if ((rc = authorize(fs, req, h->kind == HANDLE_READ ? "GetSecretValue" : "PutSecretValue",
-			    t.name)))
+	/* A writer reads too when it can (O_RDWR) or when it starts from the
+	 * current value (no O_TRUNC): both actions, as the policy says. */
+	bool seeded = h->kind == HANDLE_WRITE && !(fi->flags & O_TRUNC);
+	if ((h->kind == HANDLE_WRITE && (rc = authorize_value(fs, req, "PutSecretValue", t.name))) ||
+	    ((h->kind == HANDLE_READ || seeded || accmode == O_RDWR) &&
+	     (rc = authorize_value(fs, req, "GetSecretValue", t.name))))
 		goto out;
 	if (h->kind == HANDLE_READ) {
-		if (!(rc = open_reader(fs, &t, h)) && t.kind != T_VERSION)
-			sm_note_access(fs->sm, t.name); /* GetSecretValue */
-		struct audit_event ev = {
-			.name = "GetSecretValue", .secret = t.name, .read_only = true,
-			.version_id = h->snap ? sm_snapshot_version_id(h->snap) : NULL,
-			.stage = t.kind == T_STAGE_SECRET ? t.label : NULL,
-			.detail_key = t.kind == T_FIELD ? "field" : NULL,
-			.detail_value = t.kind == T_FIELD ? t.field : NULL,
-		};
-		/* Recorded before any byte is served: unrecorded reads are refused. */
-		if (audit_record(fs->audit, &h->opener, &ev, rc) && audit_required(fs->audit) && !rc)
-			rc = -EIO;
+		rc = open_reader(fs, &t, h);
+		rc = audit_get(fs, h, &t, h->snap, rc);
 		fi->noflush = 1; /* nothing to commit: spare the FLUSH round trip */
 	} else {
 		h->append = (fi->flags & O_APPEND) != 0;
-		if (fi->flags & O_TRUNC) {
-			h->dirty = true;
-		} else {
-			/* Partial overwrites and appends edit the value shown. */
-			struct sm_snapshot *snap = NULL;
-			rc = t.kind == T_STAGE_SECRET ? sm_snapshot_label(fs->sm, t.name, t.label, &snap)
-						      : sm_snapshot_current(fs->sm, t.name, &snap);
-			if (!rc)
-				rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
-			sm_snapshot_free(snap);
-		}
+		if (seeded)
+			rc = seed_writer(fs, &t, h);
+		else
+			h->dirty = true; /* O_TRUNC */
 	}
 	if (rc)
 		goto out;
@@ -217,8 +238,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
 	if (!rc && fs->opt.readonly)
 		rc = -EROFS;
-	if (!rc && !name_is_scratch(c.name))
-		rc = authorize(fs, req, "CreateSecret", c.name);
+	if (!rc)
+		rc = authorize_create(fs, req, c.name);
 	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the
 	 * mount sets umask=, uid=, gid= for them. */
 	if (!rc)
@@ -460,11 +481,44 @@ static void drop_refused_create(struct fs *fs, struct handle *h, bool refused, b
 	forget_entry(fs, vpath);
 }
 
+/*
+ * A writer that dies does not commit. The kernel closes the files of a
+ * process killed by a signal, and that close's FLUSH is served while the
+ * closing task, still in /proc, waits for it (FUSE gives its thread id):
+ * when that task is dying of a signal, nobody will see this close return,
+ * and what the handle holds may be half a value. It is dropped: the handle
+ * is poisoned as a refused write is, so neither this flush, the RELEASE
+ * after it, nor a later close by another holder of the descriptor (a
+ * parent after fork) commits it. A normal exit (exit(), a return from
+ * main) closes as a close(2) would and commits.
+ */
+static void drop_if_killed(struct fs *fs, fuse_req_t req, struct handle *h)
+{
+	char vpath[VPATH_MAX] = "";
+	if (h->kind != HANDLE_WRITE)
+		return;
+	pthread_mutex_lock(&h->lock);
+	bool pending = h->dirty && !h->failed;
+	pthread_mutex_unlock(&h->lock);
+	int sig = pending ? proc_death_signal(fuse_req_ctx(req)->pid) : 0;
+	if (!sig)
+		return;
+	pthread_mutex_lock(&h->lock);
+	if (h->dirty && !h->failed) {
+		h->failed = -ECANCELED;
+		nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath));
+		log_warn("%s: the writer (pid %d) was killed by signal %d before its close: "
+			 "nothing it wrote is committed", vpath, (int)fuse_req_ctx(req)->pid, sig);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	bool refused;
 	(void)ino;
+	drop_if_killed(fs_of(req), req, h);
 	int rc = commit(fs_of(req), h, false, &refused);
 	if (refused) /* gone before close returns */
 		drop_refused_create(fs_of(req), h, true, false);

@@ -90,6 +90,15 @@ int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
 /* The access policy (policy=FILE), on top of the kernel's checks: -EACCES,
  * logged and audited, when it does not allow event on secret. */
 int authorize(struct fs *fs, fuse_req_t req, const char *event, const char *secret);
+/* GetSecretValue or PutSecretValue on name; reading an editor's scratch
+ * file of a secret (NAME~, .NAME.swp) needs GetSecretValue on it too. */
+int authorize_value(struct fs *fs, fuse_req_t req, const char *event, const char *name);
+/* create, mknod: CreateSecret (scratch names excepted), and PutSecretValue
+ * when the name still holds a hidden or deleted secret. */
+int authorize_create(struct fs *fs, fuse_req_t req, const char *name);
+/* A secret's value moving from one name to another: GetSecretValue on from,
+ * PutSecretValue on a to that holds a secret, else CreateSecret. */
+int authorize_move(struct fs *fs, fuse_req_t req, const char *from, const char *to);
 /* Policy, then the audit's announcement of a change. */
 int gate(struct fs *fs, fuse_req_t req, const char *event, const char *secret);
 

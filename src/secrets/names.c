@@ -100,6 +100,29 @@ bool name_is_scratch(const char *name)
 	return true;
 }
 
+bool name_scratch_owner(const char *name, char *buf, size_t len)
+{
+	const char *slash = strrchr(name, '/');
+	const char *leaf = slash ? slash + 1 : name;
+	size_t folder = (size_t)(leaf - name), llen = strlen(leaf), skip, stem;
+
+	if (!name_is_scratch(name))
+		return false;
+	if (leaf[llen - 1] == '~') {
+		skip = 0; /* NAME~ */
+		stem = llen - 1;
+	} else if (is_swap_name(leaf)) {
+		skip = 1; /* .NAME.swp */
+		stem = llen - 5;
+	} else {
+		return false;
+	}
+	if (folder + stem >= len)
+		return false;
+	snprintf(buf, len, "%.*s%.*s", (int)folder, name, (int)stem, leaf + skip);
+	return name_check(buf, NULL) == 0;
+}
+
 int name_check_version_id(const char *id, const char **why)
 {
 	size_t len = strlen(id);

@@ -218,29 +218,35 @@ def assert_sound(m, **kw):
     return r
 
 
-# ---------------------------------------------------------------- the shim
+# ---------------------------------------------------------------- C helpers
 
-_shim_lock = threading.Lock()
-_shim_path = None
+_build_lock = threading.Lock()
+_built = {}
+
+
+def build_c(src, flags=(), libs=(), suffix=""):
+    """Compiles a C helper of tests/fs (a program, or a library with
+    flags=("-shared", "-fPIC")) once per session; returns its path."""
+    with _build_lock:
+        out = _built.get(src)
+        if out and Path(out).exists():
+            return out
+        tag = hashlib.sha256(Path(src).read_bytes()).hexdigest()[:12]
+        out = (Path(tempfile.gettempdir()) /
+               f"secretsfs-{Path(src).stem}-{tag}-{os.getpid()}{suffix}")
+        cc = shutil.which(os.environ.get("CC", "cc")) or "cc"
+        r = subprocess.run([cc, *flags, "-O2", "-Wall", "-Wextra", "-Werror",
+                            "-o", str(out), str(src), *libs],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"cannot build {src}: {r.stderr}"
+        atexit.register(lambda: out.unlink(missing_ok=True))
+        _built[src] = str(out)
+        return _built[src]
 
 
 def build_shim():
-    """Compiles dieshim.c once per session; returns the .so path."""
-    global _shim_path
-    with _shim_lock:
-        if _shim_path and Path(_shim_path).exists():
-            return _shim_path
-        src = SHIM_SRC.read_bytes()
-        tag = hashlib.sha256(src).hexdigest()[:12]
-        out = Path(tempfile.gettempdir()) / f"secretsfs-dieshim-{tag}-{os.getpid()}.so"
-        cc = shutil.which(os.environ.get("CC", "cc")) or "cc"
-        r = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra",
-                            "-Werror", "-o", str(out), str(SHIM_SRC), "-ldl"],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, f"cannot build the shim: {r.stderr}"
-        atexit.register(lambda: out.unlink(missing_ok=True))
-        _shim_path = str(out)
-        return _shim_path
+    """dieshim.c as a library for LD_PRELOAD; returns the .so path."""
+    return build_c(SHIM_SRC, ("-shared", "-fPIC"), ("-ldl",), ".so")
 
 
 def shim_env(store, die_at=0, nommap=False, trace=None):

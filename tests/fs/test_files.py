@@ -3,16 +3,21 @@ with syscalls and with the shell tools users run."""
 
 import ctypes
 import errno
+import json
 import os
 import shlex
+import signal
 import stat
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import (MAX_VALUE, as_uid, expect_errno, ok, read_file, run, sh,
-                      write_file)
+                      wait_gone, write_file)
+from relhelpers import build_c
 
 q = shlex.quote
 
@@ -848,3 +853,100 @@ def test_closed_values_survive_daemon_kill(mounted):
     assert version_values(m, "s0") == [b"v0", b"v0-second"]
     for i in range(1, 10):
         assert read_file(m.p(f"s{i}")) == f"v{i}".encode()
+
+
+# ================================================================ a writer that dies
+
+def start_halfwriter(path, value, how, rest=""):
+    """halfwriter.c: opens path with O_TRUNC, writes value, does not close;
+    returns the process once it said "ready" (and the words after it)."""
+    prog = build_c(Path(__file__).resolve().parent / "halfwriter.c",
+                   libs=("-lpthread",))
+    p = subprocess.Popen([prog, str(path), value, how, rest], text=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    words = p.stdout.readline().split()
+    assert words[:1] == ["ready"], f"halfwriter {how}: {words}"
+    return p, words[1:]
+
+
+@pytest.mark.parametrize("how", ["wait", "threads"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_writer_killed_before_close_commits_nothing(make_mount, sig, how):
+    """Killed with its O_TRUNC open and half its value written: the kernel's
+    flush at exit must not make that half the current version."""
+    m = make_mount(mount=False)
+    m.mount(audit_log=str(m.dir / "audit.jsonl"))
+    write_file(m.p("s"), b"the-old-value")
+    ids = m.versions("s")
+    p, _ = start_halfwriter(m.p("s"), "NEW-HALF", how)
+    p.send_signal(sig)
+    assert p.wait(timeout=10) == -sig
+    assert read_file(m.p("s")) == b"the-old-value"
+    assert m.versions("s") == ids
+    log = m.read_log()
+    assert f"s: the writer (pid ".encode() in log
+    assert f"killed by signal {int(sig)} before its close".encode() in log
+    assert b"NEW-HALF" not in log
+    events = [json.loads(line) for line in
+              (m.dir / "audit.jsonl").read_text().splitlines()]
+    assert [e["eventName"] for e in events
+            if e.get("errorCode") == "RequestCanceled"] == ["PutSecretValue"]
+    # The next writer is not affected.
+    write_file(m.p("s"), b"the-next-value")
+    assert read_file(m.p("s")) == b"the-next-value"
+
+
+def test_killed_creator_makes_no_version(mounted):
+    m = mounted
+    p, _ = start_halfwriter(m.p("new"), "NEW-HALF", "wait")
+    p.kill()
+    p.wait(timeout=10)
+    # CreateSecret made nothing: no version (whether the name stays is
+    # the business of a refused first write)
+    assert not m.p("new").exists() or m.versions("new") == []
+
+
+@pytest.mark.parametrize("how,status", [("exit", 0), ("return", 3)])
+def test_writer_exiting_without_close_commits(mounted, how, status):
+    """exit() and a return from main close the descriptor as close(2) does."""
+    m = mounted
+    write_file(m.p("s"), b"the-old-value")
+    p, _ = start_halfwriter(m.p("s"), "the-new-value", how)
+    assert p.wait(timeout=10) == status
+    assert read_file(m.p("s")) == b"the-new-value"
+    assert version_values(m, "s") == [b"the-new-value", b"the-old-value"]
+    assert b"killed by signal" not in m.read_log()
+
+
+def test_signals_that_do_not_kill_are_not_death(mounted):
+    """Stopped and continued, then a SIGINT the writer handles: it goes on,
+    closes, and that close commits."""
+    m = mounted
+    write_file(m.p("s"), b"the-old-value")
+    p, _ = start_halfwriter(m.p("s"), "first-", "handled", "second")
+    p.send_signal(signal.SIGSTOP)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGCONT)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 0 and out.split() == ["closed", "0", "0"]
+    assert read_file(m.p("s")) == b"first-second"
+    assert b"killed by signal" not in m.read_log()
+
+
+def test_forked_child_killed_drops_the_shared_write(mounted):
+    """A child that holds the descriptor dies of a signal while the parent
+    lives (docs/semantics.md): the child may have died mid-write, so the
+    write through that descriptor is dropped; the parent's close says so."""
+    m = mounted
+    write_file(m.p("s"), b"the-old-value")
+    ids = m.versions("s")
+    p, words = start_halfwriter(m.p("s"), "parent-", "fork", "rest")
+    child = int(words[0])
+    os.kill(child, signal.SIGKILL)
+    assert wait_gone(child)  # a zombie: its files are closed
+    out, _ = p.communicate("go\n", timeout=10)
+    assert out.split() == ["closed", "-1", str(errno.ECANCELED)]
+    assert read_file(m.p("s")) == b"the-old-value"
+    assert m.versions("s") == ids
+    assert f"(pid {child}) was killed by signal 9".encode() in m.read_log()

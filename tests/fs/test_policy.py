@@ -117,3 +117,133 @@ def test_bad_policies_refuse_the_mount(make_mount):
         r = sfs("mount", m.store, m.mnt, "-o", f"key_file={m.key},policy={path}")
         assert r.returncode == 1, (text, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+# A Deny on one exact secret, under an Allow of everything: no path around it.
+DENY_ONE = {"Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"},
+    {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue",
+     "Resource": "arn:aws:secretsmanager:*:*:secret:prod/db-*"},
+    {"Effect": "Deny", "Principal": {"uid": 1000}, "Action": "secretsmanager:PutSecretValue",
+     "Resource": "prod/pw"},
+]}
+
+
+def audit_events(m):
+    return [json.loads(line) for line in (m.dir / "audit.jsonl").read_text().splitlines()]
+
+
+def test_writers_that_read_need_get_secret_value(make_mount):
+    """O_RDWR, and any open that starts from the current value (no O_TRUNC),
+    needs GetSecretValue as well as PutSecretValue; O_WRONLY|O_TRUNC only
+    PutSecretValue. truncate(2) by path starts from the value too."""
+    m = mount_with_policy(make_mount, DENY_ONE)
+    os.makedirs(m.p("prod"))
+    write_file(m.p("prod/db"), b"db-value")
+    versions = m.p(".versions/prod/db")
+    assert len(os.listdir(versions)) == 1
+    expect_errno(errno.EACCES, read_file, m.p("prod/db"))
+    for flags in (os.O_WRONLY, os.O_WRONLY | os.O_APPEND, os.O_RDWR,
+                  os.O_RDWR | os.O_TRUNC, os.O_RDWR | os.O_APPEND):
+        expect_errno(errno.EACCES, os.open, m.p("prod/db"), flags)
+    expect_errno(errno.EACCES, os.truncate, m.p("prod/db"), 3)
+    assert len(os.listdir(versions)) == 1
+    # Replacing the value whole reads nothing: PutSecretValue is enough.
+    write_file(m.p("prod/db"), b"db-value-2")
+    assert len(os.listdir(versions)) == 2
+    # An append to a secret that may be read is audited as a read, then a write.
+    write_file(m.p("prod/other"), b"abc")
+    first = os.getxattr(m.p("prod/other"), "user.sm.version_id").decode()
+    write_file(m.p("prod/other"), b"def", flags=os.O_WRONLY | os.O_APPEND)
+    assert read_file(m.p("prod/other")) == b"abcdef"
+    events = [e for e in audit_events(m) if "errorCode" not in e and
+              e["requestParameters"].get("name") == "prod/other"]
+    assert [e["eventName"] for e in events] == [
+        "CreateSecret", "GetSecretValue", "PutSecretValue", "GetSecretValue"]
+    assert events[1]["readOnly"] and events[1]["requestParameters"]["versionId"] == first
+    denied = [e["eventName"] for e in audit_events(m)
+              if e.get("errorCode") == "AccessDeniedException"]
+    assert denied.count("GetSecretValue") == 7 and "PutSecretValue" not in denied
+
+
+def test_scratch_names_do_not_get_around_a_deny_on_reading(make_mount):
+    """Deny GetSecretValue on prod/db (by ARN): no rename, scratch file or
+    restore lets its value be read under another name."""
+    m = mount_with_policy(make_mount, DENY_ONE)
+    os.makedirs(m.p("prod"))
+    write_file(m.p("prod/db"), b"db-value")
+    write_file(m.p("other"), b"other-value")
+    # Moving the value to a scratch name, a free name, over a secret, or
+    # moving its folder: each would let it be read elsewhere.
+    for to in ("prod/db~", "prod/.db.swp", ".db.AbC123", "prod/moved", "other", "db2"):
+        expect_errno(errno.EACCES, os.rename, m.p("prod/db"), m.p(to))
+    expect_errno(errno.EACCES, os.rename, m.p("prod"), m.p("prod2"))
+    # An editor's backup or swap file of prod/db is read under its rules.
+    for scratch in ("prod/db~", "prod/.db.swp"):
+        write_file(m.p(scratch), b"an editor's copy")
+        expect_errno(errno.EACCES, read_file, m.p(scratch))
+        os.unlink(m.p(scratch))
+    # Restored under another name it could be read there; under its own, it may be.
+    os.unlink(m.p("prod/db"))
+    expect_errno(errno.EACCES, os.rename, m.p(".deleted/prod/db"), m.p("prod/back"))
+    os.rename(m.p(".deleted/prod/db"), m.p("prod/db"))
+    assert read_file(m.p("other")) == b"other-value"
+    assert sorted(os.listdir(m.p("prod"))) == ["db"]
+    # A secret that may be read goes through the same paths.
+    write_file(m.p("prod/ok"), b"ok-value")
+    os.rename(m.p("prod/ok"), m.p("prod/ok~"))
+    write_file(m.p("prod/ok"), b"ok-value-2")
+    os.rename(m.p("prod/ok~"), m.p("prod/ok"))
+    assert read_file(m.p("prod/ok")) == b"ok-value"
+
+
+def test_scratch_names_do_not_get_around_a_deny_on_writing(make_mount):
+    """Deny PutSecretValue on prod/pw for uid 1000: no scratch file, temp
+    file, rename or re-create puts a value there."""
+    m = mount_with_policy(make_mount, DENY_ONE)
+    os.makedirs(m.p("prod"))
+    write_file(m.p("prod/pw"), b"pw-value")
+    write_file(m.p("mine"), b"evil")
+    for path in (m.mnt, m.p("prod")):
+        os.chmod(path, 0o777)
+    for name in ("prod/pw", "mine"):
+        os.chown(m.p(name), 1000, 1000)
+    ids = sorted(os.listdir(m.p(".versions/prod/pw")))
+
+    def as_1000(script):
+        return as_uid(1000, "sh", "-c", f"cd {m.mnt} && {script}")
+
+    refused = [
+        "printf evil > prod/pw",                              # the value itself
+        "printf evil > prod/pw~ && mv prod/pw~ prod/pw",      # a backup name, renamed back
+        "printf evil > prod/.pw.swp && mv prod/.pw.swp prod/pw",
+        "printf evil > .pw.AbC123 && mv .pw.AbC123 prod/pw",  # rsync's top-level temp
+        "printf evil > prod/sedX1 && mv prod/sedX1 prod/pw",  # sed -i's temp
+        "mv mine prod/pw",                                     # over it
+        "mv prod/pw prod/pw~",                                 # hiding it
+    ]
+    refusal = b"prod/pw: refused by the access policy: uid 1000, secretsmanager:PutSecretValue"
+    for script in refused:
+        before = len(m.read_log())
+        r = as_1000(script)
+        assert r.returncode != 0, script
+        assert refusal in m.read_log()[before:], script
+        assert read_file(m.p("prod/pw")) == b"pw-value", script
+    # Hidden by someone who may write it: the name's next create is a
+    # PutSecretValue, as is a rename onto it.
+    os.rename(m.p("prod/pw"), m.p("prod/pw~"))
+    assert as_1000("printf evil > prod/pw").returncode != 0
+    assert as_1000("mv prod/pw~ prod/pw").returncode != 0
+    os.rename(m.p("prod/pw~"), m.p("prod/pw"))
+    # Scheduled for deletion: creating the name again continues its history.
+    assert as_1000("rm prod/pw").returncode == 0
+    assert as_1000("printf evil > prod/pw").returncode != 0
+    r = as_uid(1000, "/usr/bin/python3", "-c", f"import os; os.mknod({str(m.p('prod/pw'))!r})")
+    assert "PermissionError" in r.stderr
+    assert as_1000("mv .deleted/prod/pw prod/pw").returncode == 0
+    assert read_file(m.p("prod/pw")) == b"pw-value"
+    assert sorted(os.listdir(m.p(".versions/prod/pw"))) == ids
+    # Nothing of uid 1000's reached prod/pw's history.
+    assert "prod/pw" not in {e["requestParameters"].get("name") for e in audit_events(m)
+                             if e["eventName"] in ("PutSecretValue", "CreateSecret")
+                             and "errorCode" not in e and e["userIdentity"]["uid"] == 1000}

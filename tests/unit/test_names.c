@@ -309,6 +309,36 @@ static void test_value_is_string_invalid(void **state)
 	assert_false(is_str("\xf0\x9f\x98\x80", 3));
 }
 
+static void test_name_scratch_owner(void **state)
+{
+	char buf[SM_NAME_MAX + 1];
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "db~", "db" },
+		{ "prod/db~", "prod/db" },
+		{ ".db.swp", "db" },
+		{ "prod/.db.swp", "prod/db" },
+		{ "prod/.db.swo", "prod/db" },
+		{ "a/b/.x.y.swa", "a/b/x.y" },
+		{ "prod/.env~", "prod/.env" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf[0] = '\0';
+		if (!name_scratch_owner(cases[i][0], buf, sizeof(buf)))
+			fail_msg("%s: no owner", cases[i][0]);
+		assert_string_equal(buf, cases[i][1]);
+	}
+	/* Not scratch, or scratch standing for no secret name. */
+	static const char *const none[] = { "db", "prod/db", ".db.AbC123", ".hidden",
+					    "prod/.swp", ".db.swpx", "~", ".x~" };
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+		if (name_scratch_owner(none[i], buf, sizeof(buf)))
+			fail_msg("%s: owner \"%s\"", none[i], buf);
+	/* Too small a buffer is no owner, not a cut name. */
+	assert_false(name_scratch_owner("prod/db~", buf, 7));
+	assert_true(name_scratch_owner("prod/db~", buf, 8));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_name_is_below),
 		cmocka_unit_test(test_value_is_string_valid),
 		cmocka_unit_test(test_value_is_string_invalid),
+		cmocka_unit_test(test_name_scratch_owner),
 	};
 	return tu_run_group("names", tests, NULL, NULL);
 }

@@ -861,6 +861,47 @@ static void test_rename_folder_over_empty(void **state)
 	assert_value(f, deep, NULL, "deep");
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct sm_dirent *)a)->name, ((const struct sm_dirent *)b)->name);
+}
+
+/* Names below a folder in every state: sorted, joined with spaces. */
+static void below(struct fx *f, const char *folder, char *out, size_t len)
+{
+	struct sm_listing l;
+	assert_int_equal(sm_list_below(f->sm, folder, &l), 0);
+	qsort(l.entries, l.count, sizeof(l.entries[0]), by_name);
+	out[0] = '\0';
+	for (size_t i = 0; i < l.count; i++) {
+		assert_int_equal(l.entries[i].kind, SM_KIND_SECRET);
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", l.entries[i].name);
+	}
+	sm_listing_free(&l);
+}
+
+static void test_list_below(void **state)
+{
+	static const char *const secrets[] = { "app/x", "app/sub/y", "apple", "app/gone", "app/ed" };
+	struct fx *f = *state;
+	char names[512];
+
+	assert_int_equal(sm_mkdir(f->sm, "app", 0700, 0, 0), 0);
+	assert_int_equal(sm_mkdir(f->sm, "app/sub", 0700, 0, 0), 0);
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		create_put(f, secrets[i], "v", NULL);
+	assert_int_equal(sm_delete(f->sm, "app/gone"), 0);
+	assert_int_equal(sm_rename(f->sm, "app/ed", "app/ed~", false), 0);
+	/* Live, deleted, hidden and scratch: everything a folder rename moves. */
+	below(f, "app", names, sizeof(names));
+	assert_string_equal(names, "app/ed app/ed~ app/gone app/sub/y app/x");
+	assert_int_equal(sm_rename(f->sm, "app", "svc", false), 0);
+	below(f, "svc", names, sizeof(names));
+	assert_string_equal(names, "svc/ed svc/ed~ svc/gone svc/sub/y svc/x");
+	below(f, "app", names, sizeof(names));
+	assert_string_equal(names, "");
+}
+
 /* ---------- owner and mode ---------- */
 
 static void test_owner_mode_persisted(void **state)
@@ -1162,6 +1203,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder_over_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_below, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_mode_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pruning_keeps_100, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_everything_survives_reopen, setup, teardown),
