@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "secrets/keyring.h"
+#include "secrets/secrets.h"
 #include "store/store.h"
 #include "util/timeutil.h"
 
@@ -67,13 +68,16 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 	struct unlock_input in = { 0 };
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
+	struct sm *sm = NULL;
+	struct sm_damage damage = { 0 };
+	bool list = strcmp(verb, "list") == 0;
 	int status = 1, rc;
 
 	if (crypto_init(1 << 20))
 		return 1;
 	if (unlock_input_read(&in, key_file, passphrase_file, 0))
 		goto out;
-	if ((rc = store_open(path, strcmp(verb, "list") == 0 ? STORE_READONLY : 0, &st))) {
+	if ((rc = store_open(path, list ? STORE_READONLY : 0, &st))) {
 		cli_error("%s: cannot open store: %s", path,
 			  rc == -EBUSY ? "it is mounted: give the mount point instead" : strerror(-rc));
 		goto out;
@@ -83,11 +87,26 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 		cli_error("%s: cannot unlock store: %s", path,
 			  rc == -EACCES ? "wrong key or passphrase" :
 			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
+			  rc == -EBADMSG ? "its header or state record fails authentication" :
 			  strerror(-rc));
 		goto out;
 	}
+	/* Loaded and checked whole (and a legacy store authenticated) before
+	 * any key record is written; a listing shows damaged keys too. */
+	struct sm_options so = { .recovery_window_days = SM_DEFAULT_RECOVERY_DAYS,
+				 .readonly = list, .root_mode = 0755, .skip_damaged = list,
+				 .damage = &damage };
+	rc = sm_open(st, kr, &so, &sm);
+	st = NULL;
+	kr = NULL;
+	if (rc) {
+		cli_error("%s: cannot load store: %s (secretsfs check lists every problem)", path,
+			  damage.count ? damage.first : strerror(-rc));
+		goto out;
+	}
+	kr = sm_keyring(sm);
 	char key_id[SM_KEY_ID_LEN + 1];
-	if (strcmp(verb, "list") == 0) {
+	if (list) {
 		struct keyring_key_info *keys;
 		size_t n;
 		if ((rc = keyring_list(kr, &keys, &n)))
@@ -97,7 +116,8 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 			keyring_key_arn(kr, keys[i].id, arn, sizeof(arn));
 			time_format_iso8601(keys[i].created_ms, date, sizeof(date));
 			printf("%s alias/%s %s %s\n", arn, keys[i].alias,
-			       keys[i].enabled ? "Enabled" : "Disabled", date);
+			       keys[i].damaged ? "Damaged" : keys[i].enabled ? "Enabled" : "Disabled",
+			       date);
 		}
 		free(keys);
 	} else if (strcmp(verb, "create") == 0) {
@@ -117,7 +137,10 @@ fail:
 		  rc == -EINVAL ? "not a valid alias or key" :
 		  rc == -ENOENT ? "no such key" : strerror(-rc));
 out:
-	keyring_free(kr);
+	if (sm)
+		sm_close(sm); /* frees kr */
+	else
+		keyring_free(kr);
 	store_close(st);
 	unlock_input_free(&in);
 	crypto_shutdown();
