@@ -77,6 +77,8 @@ struct sm_secret {
 	bool scratch;           /* memory only: a scratch file (names.h), never stored */
 	bool restore_pending;   /* memory only: created again while deleted; the store
 				 * still says deleted until the next commit */
+	int64_t restore_deleted_ms, restore_purge_ms; /* memory only, with restore_pending:
+				 * the dates a refused first commit puts back */
 	bool hidden;            /* memory only: renamed onto a scratch name (an editor's
 				 * backup) and not yet created again */
 	bool tags_ever;         /* tags existed once: DescribeSecret shows Tags: [] */

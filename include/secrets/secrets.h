@@ -130,6 +130,12 @@ void sm_snapshot_free(struct sm_snapshot *snap);
 int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid);
 /* Persists a created secret that received no value (touch). No-op otherwise. */
 int sm_commit_created(struct sm *sm, const char *name);
+/* Undoes sm_create of name when its first commit was refused (CreateSecret
+ * failed, so nothing was created): a new secret or scratch file leaves the
+ * index, never having been stored; a deleted secret the create restored is
+ * deleted again. 1 when name went, 0 when there was nothing to undo (its
+ * creation was committed meanwhile, or it is gone), or -ENOMEM. */
+int sm_discard_created(struct sm *sm, const char *name);
 /* PutSecretValue (CreateSecret for a created one): a new AWSCURRENT version,
  * unless the value is the current one. -EFBIG over 65,536 bytes, -EINVAL empty. */
 int sm_put_value(struct sm *sm, const char *name, const uint8_t *value, size_t len,

@@ -3,7 +3,9 @@
  *
  * Messages name secrets, rules and errors; they never carry values or key
  * material (callers pass names only). Output goes to stderr, to a file
- * (mount option log_file=), or to syslog for a background daemon.
+ * (mount option log_file=), or, for a background daemon, to syslog, or on
+ * a host without syslog (no /dev/log: containers, minimal hosts) to a file
+ * beside the store, so that the reason for a refusal is always somewhere.
  */
 #ifndef SECRETSFS_UTIL_LOG_H
 #define SECRETSFS_UTIL_LOG_H
@@ -16,6 +18,14 @@ enum log_target { LOG_TO_STDERR, LOG_TO_FILE, LOG_TO_SYSLOG };
 /* 0 or -errno (a log file that cannot be opened). */
 int log_open(enum log_target target, const char *file_path, bool debug);
 void log_close(void);
+/* Whether this host has a syslog to send to (/dev/log is a socket). */
+bool log_have_syslog(void);
+/* A background daemon's log when no file was named: syslog when the host has
+ * one (*file = NULL), else fallback (*file = fallback), opened private: made
+ * mode 0600 (an existing one tightened to it), never through a symlink, and
+ * refused (-EPERM) if it is not a regular file of the caller's with one link.
+ * 0 or -errno. */
+int log_open_daemon(const char *fallback, bool debug, const char **file);
 /* Drops messages less urgent than priority (LOG_WARNING for commands). */
 void log_set_threshold(int priority);
 void log_msg(int priority, const char *fmt, ...)

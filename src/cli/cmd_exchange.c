@@ -188,6 +188,7 @@ static void export_tree(struct export_state *st, const char *path)
 
 int cmd_export(int argc, char **argv)
 {
+	cli_harden_process();
 	int parsed = cli_help_only(argc, argv, export_usage);
 	if (parsed >= 0)
 		return parsed;
@@ -271,6 +272,7 @@ out:
 
 int cmd_import(int argc, char **argv)
 {
+	cli_harden_process();
 	int parsed = cli_help_only(argc, argv, import_usage);
 	if (parsed >= 0)
 		return parsed;

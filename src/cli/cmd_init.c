@@ -19,6 +19,7 @@ static const char usage[] =
 	"\n"
 	"  --key-file F         unlock with this key file\n"
 	"  --passphrase-file F  unlock with the first line of F as the passphrase\n"
+	"  --allow-short-passphrase  accept a passphrase under 12 characters\n"
 	"  --region R           region in ARNs (default us-east-1)\n"
 	"  --account N          12-digit account id in ARNs (default 000000000000)\n";
 
@@ -59,6 +60,7 @@ int cmd_init(int argc, char **argv)
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "region", required_argument, NULL, 'r' },
 		{ "account", required_argument, NULL, 'a' },
+		{ "allow-short-passphrase", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -67,6 +69,7 @@ int cmd_init(int argc, char **argv)
 	struct unlock_input in = { 0 };
 	struct store *st = NULL;
 	int c, status = 1;
+	bool allow_short = false;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -74,6 +77,7 @@ int cmd_init(int argc, char **argv)
 		case 'p': passphrase_file = optarg; break;
 		case 'r': region = optarg; break;
 		case 'a': account = optarg; break;
+		case 'S': allow_short = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_MISUSE;
 		}
@@ -101,7 +105,8 @@ int cmd_init(int argc, char **argv)
 	}
 	if (crypto_init(0))
 		return 1;
-	if (unlock_input_read(&in, key_file, passphrase_file, 1))
+	if (unlock_input_read(&in, key_file, passphrase_file, 1) ||
+	    passphrase_judge(&in.secret, allow_short))
 		goto out;
 	int rc = store_open(path, STORE_CREATE, &st);
 	if (rc) {

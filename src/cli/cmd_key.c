@@ -75,20 +75,23 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 
 	if (crypto_init(1 << 20))
 		return 1;
-	if (unlock_input_read(&in, key_file, passphrase_file, 0))
-		goto out;
-	if ((rc = store_open(path, list ? STORE_READONLY : 0, &st))) {
-		cli_error("%s: cannot open store: %s", path,
-			  rc == -EBUSY ? "it is mounted: give the mount point instead" : strerror(-rc));
+	if ((rc = store_open(path, strcmp(verb, "list") == 0 ? STORE_READONLY : 0, &st))) {
+		struct mount_entry e;
+		char *abs = realpath(path, NULL);
+		if (rc == -EBUSY && abs && mountinfo_of_store(abs, &e) == 0)
+			cli_error("%s: it is mounted at %s: give that mount point instead", path, e.point);
+		else
+			cli_error("%s: cannot open store: %s", path,
+				  rc == -EBUSY ? "in use by another process" : strerror(-rc));
+		free(abs);
 		goto out;
 	}
+	if (unlock_input_read_for(&in, st, key_file, passphrase_file))
+		goto out;
 	rc = keyring_unlock(st, &in.secret, &kr);
 	if (rc) {
 		cli_error("%s: cannot unlock store: %s", path,
-			  rc == -EACCES ? "wrong key or passphrase" :
-			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
-			  rc == -EBADMSG ? "its header or state record fails authentication" :
-			  strerror(-rc));
+			  unlock_refusal(rc, key_file != NULL) ?: strerror(-rc));
 		goto out;
 	}
 	/* Loaded and checked whole (and a legacy store authenticated) before

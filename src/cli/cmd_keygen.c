@@ -15,6 +15,7 @@ static const char usage[] =
 
 int cmd_keygen(int argc, char **argv)
 {
+	cli_harden_process();
 	int parsed = cli_help_only(argc, argv, usage);
 	if (parsed >= 0)
 		return parsed;

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -61,6 +61,8 @@ static const char usage[] =
 	"                         auto, noauto, nofail, _netdev, x-* are accepted\n"
 	"  -o skip_damaged        mount a store whose records fail their checks: the\n"
 	"                         damaged secrets give EIO, the rest is served\n"
+	"  -o nonempty            mount on a folder that is not empty (hiding\n"
+	"                         its files until unmounted)\n"
 	"  -o debug               trace every FUSE request (with -f)\n";
 
 struct mount_opts {
@@ -78,6 +80,7 @@ struct mount_opts {
 	int uid, gid, umask; /* -1: unset */
 	int audit_required;
 	int skip_damaged;
+	int nonempty;
 	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
 };
 
@@ -99,6 +102,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("uid=%d", uid),
 	OPT("gid=%d", gid),
 	OPT("umask=%o", umask),
+	OPT("nonempty", nonempty),
 	FUSE_OPT_KEY("nosuid", 1),
 	FUSE_OPT_KEY("nodev", 1),
 	FUSE_OPT_KEY("noexec", 1),
@@ -184,14 +188,6 @@ static void *purge_loop(void *arg)
 	return NULL;
 }
 
-/* Keep secrets out of core dumps and away from ptrace by other users. */
-static void harden_process(void)
-{
-	struct rlimit no_core = { 0, 0 };
-	setrlimit(RLIMIT_CORE, &no_core);
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
 /* Room to lock the secure pool; returns the pool size to ask for. */
 static size_t prepare_memlock(void)
 {
@@ -227,6 +223,28 @@ static int memory_is_locked(void)
 	return locked_kb > 0;
 }
 
+/*
+ * Without log_file=, the daemon logs to syslog, or on a host without one to
+ * STORE.log beside the store (mode 0600, names only, never values), said
+ * once on stderr while it is still the caller's: the reason for a refused
+ * write must always be somewhere (docs/secretsfs.1, FILES).
+ */
+static void open_daemon_log(const char *store_path, bool debug)
+{
+	char *fallback = NULL;
+	const char *file = NULL;
+	int rc = asprintf(&fallback, "%s.log", store_path) < 0
+			 ? -ENOMEM
+			 : log_open_daemon(fallback, debug, &file);
+	if (rc)
+		cli_error("%s: cannot open the daemon's log: %s; it is lost (give -o log_file=FILE)",
+			  fallback ? fallback : store_path,
+			  rc == -EPERM ? "not a private regular file of yours" : strerror(-rc));
+	else if (file)
+		fprintf(stderr, "secretsfs: no syslog on this host: the daemon logs to %s\n", file);
+	free(fallback);
+}
+
 static void report(int fd, char status)
 {
 	if (fd >= 0) {
@@ -249,7 +267,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	pthread_t purger;
 	int purger_started = 0, rc, status = 1;
 
-	harden_process();
+	cli_harden_process();
 	if (crypto_init(prepare_memlock()) || !memory_is_locked()) {
 		cli_error("cannot lock memory for secrets (raise RLIMIT_MEMLOCK)");
 		goto out;
@@ -265,35 +283,28 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 			goto out;
 		}
 	}
-	if (unlock_input_read(&in, mo->key_file, mo->passphrase_file, 0))
-		goto out;
 	if ((rc = store_open(store_path, 0, &st))) {
+		char busy[4200];
 		cli_error("%s: cannot open store: %s", store_path,
 			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
-			  rc == -EBUSY ? "already mounted or in use by another secretsfs" :
+			  rc == -EBUSY ? mountinfo_busy(store_path, "", busy, sizeof(busy)) :
 			  rc == -EUCLEAN ? "its structure is damaged and could not be repaired" :
 			  rc == -ENOENT ? "no such file" :
 			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
 		goto out;
 	}
+	if (unlock_input_read_for(&in, st, mo->key_file, mo->passphrase_file))
+		goto out;
 	rc = keyring_unlock(st, &in.secret, &kr);
 	unlock_input_free(&in);
-	if (rc == -EACCES) {
-		cli_error("%s: wrong %s: store not unlocked, nothing mounted", store_path,
-			  mo->key_file ? "key" : "passphrase");
-		goto out;
-	}
-	if (rc == -ENOKEY) {
-		cli_error("%s: this store is unlocked with a %s: store not unlocked, nothing mounted",
-			  store_path, mo->key_file ? "passphrase, not a key file" : "key file, not a passphrase");
+	if (unlock_refusal(rc, mo->key_file != NULL)) {
+		cli_error("%s: %s: store not unlocked, nothing mounted", store_path,
+			  unlock_refusal(rc, mo->key_file != NULL));
 		goto out;
 	}
 	if (rc) {
 		cli_error("%s: cannot unlock store: %s", store_path,
-			  rc == -EIO ? "store header damaged or unknown format" :
-			  rc == -EBADMSG ? "its header or state record fails authentication (the "
-					   "store file was changed without its key); nothing mounted" :
-			  strerror(-rc));
+			  rc == -EIO ? "store header damaged or unknown format" : strerror(-rc));
 		goto out;
 	}
 	struct sm_options so = {
@@ -364,7 +375,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		}
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (!mo->log_file)
-			log_open(LOG_TO_SYSLOG, NULL, mo->debug);
+			open_daemon_log(store_path, mo->debug);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
 			dup2(null, STDOUT_FILENO);
@@ -427,6 +438,67 @@ static void clean_dead_mount(const char *mountpoint)
 			mountpoint);
 }
 
+static int is_fuse(const char *fstype)
+{
+	return strcmp(fstype, "fuse") == 0 || strcmp(fstype, "fuseblk") == 0 ||
+	       strncmp(fstype, "fuse.", 5) == 0;
+}
+
+/*
+ * Refuses, before anything goes to the background, a mount point that is
+ * not a folder (the mount would answer EIO to everything), one where a FUSE
+ * filesystem is mounted (a second store would hide the first, its daemon
+ * still running), and a folder with files in it unless nonempty is given.
+ * Another kind of mount point (a tmpfs, a bind mount) is mounted over as
+ * usual; what it shows must be empty. An autofs trigger (systemd's
+ * automount) is what an automounted store is mounted on: not looked into.
+ */
+static int check_mountpoint(const char *mountpoint, int nonempty)
+{
+	struct stat sb;
+	struct mount_entry on;
+	int rc = 1;
+	if (stat(mountpoint, &sb) != 0) {
+		cli_error("%s: %s", mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		cli_error("%s: not a folder: a store is mounted on an empty folder", mountpoint);
+		return 1;
+	}
+	char *abs = realpath(mountpoint, NULL);
+	int is_mount = abs && mountinfo_at(abs, &on) == 0;
+	if (is_mount && strcmp(on.fstype, "fuse.secretsfs") == 0) {
+		cli_error("%s: the store %s is mounted here already; unmount it first "
+			  "(fusermount3 -u %s)", mountpoint, on.source, mountpoint);
+		goto out;
+	}
+	if (is_mount && is_fuse(on.fstype)) {
+		cli_error("%s: a FUSE filesystem (%s, %s) is mounted here already; unmount it first",
+			  mountpoint, on.fstype, on.source);
+		goto out;
+	}
+	if (!nonempty && !(is_mount && strcmp(on.fstype, "autofs") == 0)) {
+		DIR *d = opendir(mountpoint);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				break;
+		if (d && e) {
+			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
+				  "mount anyway)", mountpoint);
+			closedir(d);
+			goto out;
+		}
+		if (d)
+			closedir(d);
+	}
+	rc = 0;
+out:
+	free(abs);
+	return rc;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
@@ -434,6 +506,7 @@ int cmd_mount(int argc, char **argv)
 				 .max_read = INT_MIN, .uid = -1, .gid = -1, .umask = -1 };
 	int foreground = 0, c;
 
+	unlock_input_mount_style();
 	while ((c = getopt_long(argc, argv, "hfo:d", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = 1; break;
@@ -478,6 +551,8 @@ int cmd_mount(int argc, char **argv)
 	}
 	const char *store_path = argv[optind], *mountpoint = argv[optind + 1];
 	clean_dead_mount(mountpoint);
+	if (check_mountpoint(mountpoint, mo.nonempty))
+		return 1;
 	char *store_abs = realpath(store_path, NULL);
 	if (!store_abs) {
 		cli_error("%s: no such store", store_path);

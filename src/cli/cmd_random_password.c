@@ -78,6 +78,17 @@ int cmd_random_password(int argc, char **argv)
 		fputs(usage, stderr);
 		return EXIT_MISUSE;
 	}
+	/* One of each included type (space aside) must fit: say the length that does. */
+	size_t required = rules.require_each_included_type
+				  ? (size_t)!rules.exclude_uppercase + !rules.exclude_lowercase +
+					    !rules.exclude_numbers + !rules.exclude_punctuation
+				  : 0;
+	if (required > rules.length) {
+		cli_error("--length %zu is shorter than the %zu character types required: give "
+			  "--length %zu or more, or --no-require-each-included-type",
+			  rules.length, required, required);
+		return EXIT_MISUSE;
+	}
 	if (crypto_init(1 << 16))
 		return 1;
 	int rc = password_generate(&rules, &pw, &why);

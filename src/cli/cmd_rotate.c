@@ -19,6 +19,7 @@ static const char usage[] =
 
 int cmd_rotate(int argc, char **argv)
 {
+	cli_harden_process();
 	int parsed = cli_help_only(argc, argv, usage);
 	if (parsed >= 0)
 		return parsed;

@@ -21,6 +21,7 @@
 
 struct store_args {
 	const char *key_file, *passphrase_file, *new_key_file, *new_passphrase_file;
+	bool allow_short; /* --allow-short-passphrase, for the new one */
 	int first; /* index of the first operand */
 };
 
@@ -33,6 +34,7 @@ static int parse(int argc, char **argv, const char *usage, bool news, int operan
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "new-key-file", required_argument, NULL, 'K' },
 		{ "new-passphrase-file", required_argument, NULL, 'P' },
+		{ "allow-short-passphrase", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -44,6 +46,7 @@ static int parse(int argc, char **argv, const char *usage, bool news, int operan
 		case 'p': a->passphrase_file = optarg; break;
 		case 'K': if (!news) goto misuse; a->new_key_file = optarg; break;
 		case 'P': if (!news) goto misuse; a->new_passphrase_file = optarg; break;
+		case 'S': if (!news) goto misuse; a->allow_short = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: goto misuse;
 		}
@@ -102,16 +105,12 @@ int cmd_check(int argc, char **argv)
 			  "commit left, and refuses any other damage)", path);
 		goto out;
 	}
-	if (unlock_input_read(&in, a.key_file, a.passphrase_file, 0))
+	if (unlock_input_read_for(&in, st, a.key_file, a.passphrase_file))
 		goto out;
 	rc = keyring_unlock(st, &in.secret, &kr);
 	if (rc) {
 		cli_error("%s: cannot unlock: %s", path,
-			  rc == -EACCES ? "wrong key or passphrase" :
-			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
-			  rc == -EBADMSG ? "its header or state record fails authentication (changed "
-					   "without the key)" :
-			  "header or a named key is damaged");
+			  unlock_refusal(rc, a.key_file != NULL) ?: "header or a named key is damaged");
 		goto out;
 	}
 	bool legacy = authstore_is_legacy(keyring_authstore(kr));
@@ -161,33 +160,12 @@ static const char backup_usage[] =
 	"0600, synced. On a mounted store the daemon makes the copy between two\n"
 	"commits. The copy opens with the same key or passphrase.\n";
 
-/* The mount point of a mounted store, from /proc/self/mountinfo. */
-static int find_mount(const char *store_abs, char *mnt, size_t cap)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	int rc = -ENOENT;
-	if (!f)
-		return -errno;
-	while (rc && fgets(line, sizeof(line), f)) {
-		char point[4096], fstype[64], source[4096];
-		char *sep = strstr(line, " - ");
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
-		    sscanf(sep + 3, "%63s %4095s", fstype, source) != 2)
-			continue;
-		if (strcmp(fstype, "fuse.secretsfs") == 0 && strcmp(source, store_abs) == 0 &&
-		    (size_t)snprintf(mnt, cap, "%s", point) < cap)
-			rc = 0;
-	}
-	fclose(f);
-	return rc;
-}
-
 int cmd_backup(int argc, char **argv)
 {
 	struct store_args a;
 	struct store *st = NULL;
-	char dest[PATH_MAX], mnt[4096];
+	char dest[PATH_MAX];
+	struct mount_entry mnt;
 	int rc = parse(argc, argv, backup_usage, false, 2, &a);
 	if (rc >= 0)
 		return rc;
@@ -214,9 +192,9 @@ int cmd_backup(int argc, char **argv)
 	}
 	rc = store_open(store_abs, 0, &st);
 	if (rc == -EBUSY) {
-		if ((rc = find_mount(store_abs, mnt, sizeof(mnt)))) {
+		if ((rc = mountinfo_of_store(store_abs, &mnt))) {
 			cli_error("%s: in use, but not mounted here: stop the process using it", path);
-		} else if (setxattr(mnt, "user.sm.backup", dest, strlen(dest), 0) != 0) {
+		} else if (setxattr(mnt.point, "user.sm.backup", dest, strlen(dest), 0) != 0) {
 			rc = -errno;
 			cli_error("%s: the daemon could not write %s: %s", path, file, strerror(errno));
 		}
@@ -234,15 +212,19 @@ int cmd_backup(int argc, char **argv)
 static const char passwd_usage[] =
 	"usage: secretsfs passwd STORE [--key-file F | --passphrase-file F]\n"
 	"                              [--new-key-file F | --new-passphrase-file F]\n"
+	"                              [--allow-short-passphrase]\n"
 	"\n"
 	"Changes what unlocks STORE (unmounted): the master key is sealed anew\n"
 	"under the new key file or passphrase; no value is re-encrypted. Without\n"
 	"files, passphrases are asked on the terminal. One transaction: an\n"
-	"interruption leaves the store opening with the old or the new one.\n";
+	"interruption leaves the store opening with the old or the new one.\n"
+	"A new passphrase under 12 characters is refused unless\n"
+	"--allow-short-passphrase is given.\n";
 
 static const char rekey_usage[] =
 	"usage: secretsfs rekey STORE [--key-file F | --passphrase-file F]\n"
 	"                             [--new-key-file F | --new-passphrase-file F]\n"
+	"                             [--allow-short-passphrase]\n"
 	"\n"
 	"Replaces STORE's master key (unmounted) with a new random one, and every\n"
 	"named key with new material under the same id and alias: every version's\n"
@@ -266,19 +248,17 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	if (crypto_init(1 << 20))
 		return 1;
 	if ((rc = store_open(path, 0, &st))) {
+		char busy[4200];
 		cli_error("%s: cannot open: %s", path,
-			  rc == -EBUSY ? "it is mounted; unmount it first" :
+			  rc == -EBUSY ? mountinfo_busy(path, "; unmount it first", busy, sizeof(busy)) :
 			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
 		goto out;
 	}
-	if (unlock_input_read(&old, a.key_file, a.passphrase_file, 0))
+	if (unlock_input_read_for(&old, st, a.key_file, a.passphrase_file))
 		goto out;
 	if ((rc = keyring_unlock(st, &old.secret, &kr))) {
 		cli_error("%s: %s: nothing changed", path,
-			  rc == -EACCES ? "wrong key or passphrase" :
-			  rc == -ENOKEY ? "this store is unlocked the other way (key file/passphrase)" :
-			  rc == -EBADMSG ? "its header or state record fails authentication" :
-			  "cannot unlock");
+			  unlock_refusal(rc, a.key_file != NULL) ?: "cannot unlock");
 		goto out;
 	}
 	/* The whole store is loaded and checked first: nothing is re-sealed
@@ -294,7 +274,8 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 		goto out;
 	}
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
-	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file))
+	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,
+						a.allow_short))
 		goto out;
 	const struct unlock_secret *next = keep ? &old.secret : &fresh.secret;
 	uint64_t versions = 0;
@@ -346,8 +327,9 @@ int cmd_compact(int argc, char **argv)
 	const char *path = argv[a.first];
 	rc = store_compact(path, &before, &after);
 	if (rc) {
+		char busy[4200];
 		cli_error("%s: cannot compact: %s", path,
-			  rc == -EBUSY ? "it is mounted; unmount it first" :
+			  rc == -EBUSY ? mountinfo_busy(path, "; unmount it first", busy, sizeof(busy)) :
 			  rc == -ENOENT ? "no such file" : strerror(-rc));
 		return 1;
 	}

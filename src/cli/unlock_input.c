@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -83,21 +84,121 @@ static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *le
 	return rc;
 }
 
+/*
+ * Opens a key or passphrase file and refuses, as ssh does with private keys,
+ * one that anyone but its owner may read or write, or that someone other
+ * than the caller or root owns: such a secret is not the caller's alone.
+ * fd or -errno, with the reason printed. A pipe (/dev/stdin, <(...)) is
+ * the caller's, mode 0600, and passes.
+ */
+static int open_private(const char *path, const char *what)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		rc = -errno;
+		cli_error("%s: cannot read %s: %s", path, what, strerror(-rc));
+		goto fail;
+	}
+	if (sb.st_uid != geteuid() && sb.st_uid != 0) {
+		cli_error("%s: refused: the %s belongs to uid %u, not to you or root", path, what,
+			  (unsigned)sb.st_uid);
+		rc = -EPERM;
+		goto fail;
+	}
+	if (sb.st_mode & 077) {
+		cli_error("%s: refused: the %s is open to others (mode %04o); chmod 600 %s", path,
+			  what, (unsigned)(sb.st_mode & 07777), path);
+		rc = -EPERM;
+		goto fail;
+	}
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* How the running command names its options, for messages. */
+static bool mount_style;
+static bool reading_new; /* passwd, rekey: the new key file or passphrase */
+
+void unlock_input_mount_style(void)
+{
+	mount_style = true;
+}
+
+static const char *option_name(bool key_file)
+{
+	if (mount_style)
+		return key_file ? "key_file=FILE" : "passphrase_file=FILE";
+	if (reading_new)
+		return key_file ? "--new-key-file F" : "--new-passphrase-file F";
+	return key_file ? "--key-file F" : "--passphrase-file F";
+}
+
+const char *unlock_refusal(int rc, bool key_file)
+{
+	static char text[160];
+	if (rc == -EACCES)
+		return key_file ? "wrong key file" : "wrong passphrase";
+	if (rc == -EBADMSG)
+		return "its header or state record fails authentication (the store file was "
+		       "changed without its key)";
+	if (rc != -ENOKEY)
+		return NULL;
+	snprintf(text, sizeof(text), "this store is unlocked with a %s, not a %s: give %s",
+		 key_file ? "passphrase" : "key file", key_file ? "key file" : "passphrase",
+		 option_name(!key_file));
+	return text;
+}
+
 static const char *terminal_prompt = "Passphrase: ";
 
-int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file)
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+			  bool allow_short)
 {
 	terminal_prompt = "New passphrase: ";
+	reading_new = true;
 	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
+	reading_new = false;
 	terminal_prompt = "Passphrase: ";
-	return rc;
+	return rc ? rc : passphrase_judge(&in->secret, allow_short);
+}
+
+int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
+			  const char *passphrase_file)
+{
+	if (!key_file && !passphrase_file) {
+		/* Which kind the store wants, before asking for a passphrase it
+		 * cannot take. A key-file attempt costs no KDF: a passphrase
+		 * store answers -ENOKEY, a key-file store -EACCES. */
+		static const uint8_t zero[CRYPTO_KEY_LEN];
+		struct unlock_secret probe = { UNLOCK_KEY_FILE, zero, sizeof(zero) };
+		struct keyring *kr = NULL;
+		int rc = keyring_unlock(st, &probe, &kr);
+		keyring_free(kr);
+		memset(in, 0, sizeof(*in));
+		if (rc == 0 || rc == -EACCES) {
+			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
+				  option_name(true));
+			return -ENOKEY;
+		}
+		if (rc != -ENOKEY) {
+			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
+				  store_path(st));
+			return rc;
+		}
+	}
+	return unlock_input_read(in, key_file, passphrase_file, 0);
 }
 
 int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 		      int confirm)
 {
-	int rc;
+	int rc, fd;
 	memset(in, 0, sizeof(*in));
+	cli_harden_process();
 	if (key_file && passphrase_file) {
 		cli_error("give either a key file or a passphrase file, not both");
 		return -EINVAL;
@@ -111,7 +212,13 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	in->secret.bytes = in->buf;
 	if (key_file) {
 		in->secret.kind = UNLOCK_KEY_FILE;
-		rc = keyring_read_key_file(key_file, in->buf);
+		if ((fd = open_private(key_file, "key file")) < 0)
+			return fd;
+		/* Read what was checked, not whatever the name points to now. */
+		char checked[32];
+		snprintf(checked, sizeof(checked), "/proc/self/fd/%d", fd);
+		rc = keyring_read_key_file(checked, in->buf);
+		close(fd);
 		if (rc == -EINVAL)
 			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",
 				  key_file);
@@ -122,12 +229,8 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	}
 	in->secret.kind = UNLOCK_PASSPHRASE;
 	if (passphrase_file) {
-		int fd = open(passphrase_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			rc = -errno;
-			cli_error("%s: cannot read passphrase file: %s", passphrase_file, strerror(-rc));
-			return rc;
-		}
+		if ((fd = open_private(passphrase_file, "passphrase file")) < 0)
+			return fd;
 		rc = read_line(fd, in->buf, in->cap, &in->secret.len);
 		close(fd);
 		if (rc) {
@@ -138,7 +241,8 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 	} else {
 		rc = ask_terminal(terminal_prompt, in->buf, in->cap, &in->secret.len);
 		if (rc) {
-			cli_error("no terminal to ask for a passphrase: use passphrase_file= or a key file");
+			cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
+				  reading_new ? "the new" : "a", option_name(false), option_name(true));
 			return rc;
 		}
 		if (confirm) {

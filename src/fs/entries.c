@@ -367,8 +367,8 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 			       fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,
 			       fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
 			       fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
-	if (!rc)
-		rc = sm_commit_created(fs->sm, c.name);
+	if (!rc && (rc = sm_commit_created(fs->sm, c.name)))
+		sm_discard_created(fs->sm, c.name); /* a failed create makes nothing */
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

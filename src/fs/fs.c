@@ -61,6 +61,25 @@ void forget_attributes(struct fs *fs, fuse_ino_t ino)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 }
 
+/* Drops the kernel's cached name vpath after it went without a request
+ * that told the kernel (a refused create). Not from a request the kernel
+ * sends holding the lock of vpath's folder, which this waits for. */
+void forget_entry(struct fs *fs, const char *vpath)
+{
+	char parent[VPATH_MAX];
+	const char *slash = strrchr(vpath, '/');
+	size_t plen = slash ? (size_t)(slash - vpath) : 0;
+	const char *base = slash ? slash + 1 : vpath;
+	if (plen >= sizeof(parent) || !fs->mounted)
+		return;
+	memcpy(parent, vpath, plen);
+	parent[plen] = '\0';
+	fuse_ino_t dir = nodes_find(fs->nodes, parent);
+	/* -ENOENT: the kernel holds no such name, which is as good. */
+	if (dir)
+		fuse_lowlevel_notify_inval_entry(fs->se, dir, base, strlen(base));
+}
+
 /*
  * The change hook (sm_set_change_hook): the secret or folder name changed,
  * by a request, a rotation, a purge or a first read of the day. Its own node

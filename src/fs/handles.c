@@ -48,17 +48,23 @@ static void writer_add(struct fs *fs, struct handle *h)
 	pthread_mutex_unlock(&fs->writers_lock);
 }
 
-static void writer_remove(struct fs *fs, struct handle *h)
+/* writers_lock held. */
+static void writers_unlink(struct fs *fs, struct handle *h)
 {
-	if (h->kind != HANDLE_WRITE)
-		return;
-	pthread_mutex_lock(&fs->writers_lock);
 	if (h->prev_writer)
 		h->prev_writer->next_writer = h->next_writer;
 	else if (fs->writers == h)
 		fs->writers = h->next_writer;
 	if (h->next_writer)
 		h->next_writer->prev_writer = h->prev_writer;
+}
+
+static void writer_remove(struct fs *fs, struct handle *h)
+{
+	if (h->kind != HANDLE_WRITE)
+		return;
+	pthread_mutex_lock(&fs->writers_lock);
+	writers_unlink(fs, h);
 	pthread_mutex_unlock(&fs->writers_lock);
 }
 
@@ -206,6 +212,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct fuse_entry_param e;
 	struct new_child c;
 	struct handle *h = NULL;
+	bool made = false;
 	int rc = new_child(fs, parent, name, true, CHILD_FILE, &c);
 
 	if (!rc && fs->opt.readonly)
@@ -215,10 +222,10 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the
 	 * mount sets umask=, uid=, gid= for them. */
 	if (!rc)
-		rc = sm_create(fs->sm, c.name,
-			       fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,
-			       fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
-			       fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid);
+		made = !(rc = sm_create(fs->sm, c.name,
+			fs->opt.new_umask >= 0 ? 0666 & ~(mode_t)fs->opt.new_umask : mode & 0600,
+			fs->opt.new_uid >= 0 ? (uid_t)fs->opt.new_uid : ctx->uid,
+			fs->opt.new_gid >= 0 ? (gid_t)fs->opt.new_gid : ctx->gid));
 	if (rc)
 		goto fail;
 	memset(&e, 0, sizeof(e));
@@ -243,12 +250,16 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fi->fh = (uintptr_t)h;
 	writer_add(fs, h);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		/* The caller was interrupted: it created nothing. */
 		writer_remove(fs, h);
 		nodes_forget(fs->nodes, e.ino, 1);
 		handle_free(h);
+		sm_discard_created(fs->sm, c.name);
 	}
 	return;
 fail:
+	if (made)
+		sm_discard_created(fs->sm, c.name);
 	handle_free(h);
 	fuse_reply_err(req, -rc);
 }
@@ -329,12 +340,14 @@ out:
  * shells close a dup of a fresh fd before writing to it, so emptiness is
  * only judged at the last close (final), where a created secret becomes
  * one without a value (touch) and an emptied one is refused, unchanged.
+ * *create_refused: this handle's CreateSecret is refused, now or before.
  */
-static int commit(struct fs *fs, struct handle *h, bool final)
+static int commit(struct fs *fs, struct handle *h, bool final, bool *create_refused)
 {
 	char vpath[VPATH_MAX], version_id[SM_VERSION_ID_MAX + 1];
 	int rc = 0;
 
+	*create_refused = false;
 	if (h->kind != HANDLE_WRITE)
 		return 0;
 	pthread_mutex_lock(&h->lock);
@@ -397,34 +410,89 @@ static int commit(struct fs *fs, struct handle *h, bool final)
 	if (rc == 0)
 		h->created = false;
 out:
+	if (rc && h->created) {
+		/* CreateSecret failed: the name is to go, and no later write
+		 * through this handle may bring it back. */
+		if (!h->failed)
+			h->failed = rc;
+		*create_refused = true;
+	}
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
 
+/*
+ * A created secret whose first commit was refused was never created (a
+ * CreateSecret that fails creates nothing): it leaves the index and the
+ * kernel's cache; the store never had it. A writer that opened the name
+ * meanwhile may still give it a value, so the name goes with the last
+ * writer of the inode, and only if nothing was committed by then.
+ * refused: h's create was refused just now; leaving: h is released.
+ * From flush and release only: the kernel sends fsync holding the inode's
+ * lock, which the invalidation of its name would wait for.
+ */
+static void drop_refused_create(struct fs *fs, struct handle *h, bool refused, bool leaving)
+{
+	char vpath[VPATH_MAX];
+	struct target t;
+	bool last = true;
+
+	pthread_mutex_lock(&fs->writers_lock);
+	if (leaving)
+		writers_unlink(fs, h);
+	if (refused)
+		h->create_refused = true;
+	refused = h->create_refused;
+	for (struct handle *o = fs->writers; o && refused; o = o->next_writer) {
+		if (o != h && o->ino == h->ino) {
+			o->create_refused = true; /* the decision is theirs now */
+			last = false;
+		}
+	}
+	pthread_mutex_unlock(&fs->writers_lock);
+	if (!refused || !last)
+		return;
+	/* Unlinked meanwhile (-ESTALE), or committed by another writer: stays. */
+	if (nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath)) ||
+	    path_resolve(fs->sm, vpath, &t) || sm_discard_created(fs->sm, t.name) != 1)
+		return;
+	nodes_detach(fs->nodes, vpath);
+	forget_entry(fs, vpath);
+}
+
 void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	bool refused;
 	(void)ino;
-	fuse_reply_err(req, -commit(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false));
+	int rc = commit(fs_of(req), h, false, &refused);
+	if (refused) /* gone before close returns */
+		drop_refused_create(fs_of(req), h, true, false);
+	fuse_reply_err(req, -rc);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	bool refused; /* the name goes at close (see drop_refused_create) */
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -commit(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false));
+	fuse_reply_err(req, -commit(fs_of(req), (struct handle *)(uintptr_t)fi->fh, false, &refused));
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	bool refused;
 	(void)ino;
 	/* Normally flush committed already; this catches a writer without one. */
-	int rc = commit(fs_of(req), h, true);
+	int rc = commit(fs_of(req), h, true, &refused);
 	if (rc && !h->failed)
 		log_warn("commit at release failed: %s", strerror(-rc));
-	writer_remove(fs_of(req), h);
-	if (h->kind == HANDLE_WRITE) /* committed or not, its size is shown no more */
+	if (h->kind == HANDLE_WRITE) {
+		drop_refused_create(fs_of(req), h, refused, true);
+		/* committed or not, its size is shown no more */
 		forget_attributes(fs_of(req), h->ino);
+	}
 	handle_free(h);
 	fuse_reply_err(req, 0);
 }

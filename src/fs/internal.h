@@ -52,6 +52,8 @@ struct handle {
 	bool created;             /* made by create(): commit even when empty */
 	bool append;
 	int failed;               /* a refused write poisons the handle: nothing commits */
+	bool create_refused;      /* the name's CreateSecret was refused: it goes with the
+				   * last writer of the inode (writers_lock) */
 	struct handle *next_writer, *prev_writer;
 	struct audit_caller opener; /* who opened it: the commit's caller */
 	char field[256];          /* .fields readers: the field they read */
@@ -73,6 +75,8 @@ double attr_timeout(const char *vpath);
 double attr_validity(struct fs *fs, fuse_ino_t ino, const char *vpath, struct stat *st);
 /* Drops the kernel's cached attributes of ino (not its entry, not its pages). */
 void forget_attributes(struct fs *fs, fuse_ino_t ino);
+/* Drops the kernel's cached name vpath (not from a request on its folder). */
+void forget_entry(struct fs *fs, const char *vpath);
 
 /* The caller, the access policy and the audit trail (authorize.c). */
 struct audit_caller caller_of(fuse_req_t req);

@@ -1,6 +1,6 @@
 /*
  * A secret's life: create (new, or a deleted name restored), the commit
- * of what create left in memory, delete into the recovery window,
+ * of what create left in memory or its undoing, delete into the recovery window,
  * restore, and the purge of what the window let go.
  */
 #include "secrets/secrets.h"
@@ -23,6 +23,27 @@ static void new_arn_suffix(char out[SM_ARN_SUFFIX_LEN + 1])
 	for (int i = 0; i < SM_ARN_SUFFIX_LEN; i++)
 		out[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
 	out[SM_ARN_SUFFIX_LEN] = '\0';
+}
+
+/* A deleted secret restored by a create, in memory only (pending), or
+ * deleted again as the store still says (its first commit was refused). */
+static int set_restore_pending(struct sm *sm, const char *name, const struct sm_secret *old,
+			       bool pending)
+{
+	struct sm_secret *s = secret_clone(old);
+	if (!s)
+		return -ENOMEM;
+	if (pending) {
+		s->restore_deleted_ms = s->deleted_ms;
+		s->restore_purge_ms = s->purge_ms;
+		s->deleted_ms = s->purge_ms = 0;
+	} else {
+		s->deleted_ms = s->restore_deleted_ms;
+		s->purge_ms = s->restore_purge_ms;
+	}
+	s->restore_pending = pending;
+	index_replace(sm, name, s);
+	return 0;
 }
 
 int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint32_t gid)
@@ -59,14 +80,7 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 		/* Creating a deleted name restores it: nothing is lost (BRIEF §4).
 		 * In memory only until the new value (or the empty close) is
 		 * committed: a crash before that leaves it deleted, as it was. */
-		struct sm_secret *s = secret_clone(old);
-		if (!s) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		s->deleted_ms = s->purge_ms = 0;
-		s->restore_pending = true;
-		index_replace(sm, name, s);
+		rc = set_restore_pending(sm, name, old, true);
 		goto out;
 	}
 	struct sm_secret *s = calloc(1, sizeof(*s));
@@ -122,6 +136,34 @@ out:
 	return rc;
 }
 
+/* A created secret never committed leaves the index (it was never stored). */
+static void drop_uncommitted(struct sm *sm, const struct sm_secret *s)
+{
+	char name[SM_NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", s->name);
+	if (s->scratch)
+		scratch_set(sm, name, NULL, 0);
+	index_replace(sm, name, NULL);
+}
+
+int sm_discard_created(struct sm *sm, const char *name)
+{
+	int rc = 1;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *old = find_secret(sm, name);
+	if (!old || (old->persisted && !old->restore_pending)) {
+		rc = 0; /* committed meanwhile, or already gone */
+	} else if (!old->persisted) {
+		drop_uncommitted(sm, old);
+	} else if (set_restore_pending(sm, name, old, false)) {
+		rc = -ENOMEM;
+	}
+	if (rc == 1)
+		log_info("%s: not created: CreateSecret failed, nothing was stored", name);
+	pthread_mutex_unlock(&sm->write_lock);
+	return rc;
+}
+
 void purge_into(struct change *c, const struct sm_secret *s)
 {
 	if (!s->persisted)
@@ -145,9 +187,7 @@ int sm_delete(struct sm *sm, const char *name)
 		goto out;
 	}
 	if (!old->persisted) {
-		if (old->scratch)
-			scratch_set(sm, name, NULL, 0);
-		index_replace(sm, name, NULL);
+		drop_uncommitted(sm, old);
 		goto out;
 	}
 	if (old->nversions == 0 || sm->opt.recovery_window_days == 0) {

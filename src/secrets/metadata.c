@@ -56,6 +56,7 @@ int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum e
 			change_put_secret(&c, s);
 			if ((rc = change_commit(sm, &c)))
 				goto out;
+			s->restore_pending = false; /* the record stored says live */
 		}
 	}
 	index_replace(sm, name, s);

@@ -102,6 +102,8 @@ int sm_version_attr(struct sm *sm, const char *name, const char *version_id, str
 	if (v) {
 		secret_attr(s, out);
 		out->size = v->size;
+		/* A version never changes: all its times are its CreatedDate, so
+		 * ls -t sorts .versions/NAME/ (docs/semantics.md, Times). */
 		out->created_ms = out->changed_ms = out->accessed_ms = v->created_ms;
 		rc = 0;
 	}

@@ -145,7 +145,11 @@ out:
 	return rc;
 }
 
-/* A folder and everything below it move to a new prefix: one transaction. */
+/*
+ * A folder and everything below it move to a new prefix: one transaction.
+ * An empty folder at the new prefix is replaced in the same one: the moved
+ * folder's record takes its key, and its entry in the index.
+ */
 static int rename_folder(struct sm *sm, const char *from, const char *to)
 {
 	struct prefix_collect folders = { from, NULL, 0, 0 }, secrets = { from, NULL, 0, 0 };
@@ -327,20 +331,8 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 			rc = -EEXIST;
 		else if (tf && folder_has_children(sm, to))
 			rc = -ENOTEMPTY;
-		else {
-			if (tf) {
-				struct change c = { 0 };
-				char key[SM_NAME_MAX + 32];
-				record_key_folder(to, key, sizeof(key));
-				change_add(&c, key, NULL, 0);
-				rc = tf->persisted ? change_commit(sm, &c) : 0;
-				change_free(&c);
-				if (!rc)
-					index_replace_folder(sm, to, NULL);
-			}
-			if (!rc)
-				rc = rename_folder(sm, from, to);
-		}
+		else
+			rc = rename_folder(sm, from, to);
 	} else {
 		rc = -ENOENT;
 	}

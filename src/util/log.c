@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,48 @@ int log_open(enum log_target target, const char *file_path, bool debug)
 		openlog("secretsfs", LOG_PID, LOG_DAEMON);
 	}
 	current_target = target;
+	return 0;
+}
+
+/*
+ * A log file nobody else can read or plant: created 0600, never through a
+ * symlink, a regular file of the caller's with no other link, its mode
+ * tightened to 0600 if it was looser.
+ */
+static int open_private(const char *path)
+{
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+	    sb.st_nlink != 1 || ((sb.st_mode & 077) && fchmod(fd, 0600) != 0)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+bool log_have_syslog(void)
+{
+	struct stat sb;
+	return stat("/dev/log", &sb) == 0 && S_ISSOCK(sb.st_mode);
+}
+
+int log_open_daemon(const char *fallback, bool debug, const char **file)
+{
+	*file = NULL;
+	if (log_have_syslog())
+		return log_open(LOG_TO_SYSLOG, NULL, debug);
+	int fd = open_private(fallback);
+	if (fd < 0)
+		return fd;
+	if (log_fd > STDERR_FILENO)
+		close(log_fd);
+	log_fd = fd;
+	log_debug_enabled = debug;
+	current_target = LOG_TO_FILE;
+	*file = fallback;
 	return 0;
 }
 

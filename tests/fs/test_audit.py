@@ -82,7 +82,11 @@ def test_audit_required_refuses_what_cannot_be_recorded(make_mount, tmp_path):
         assert refused, "reads went on although the audit log was full"
         expect_errno(errno.EIO, write_file, m.p("s"), b"changed")
         expect_errno(errno.EIO, os.unlink, m.p("s"))
+        # A create refused at its commit leaves no name behind.
+        expect_errno(errno.EIO, write_file, m.p("new"), b"value")
+        expect_errno(errno.ENOENT, os.stat, m.p("new"))
         filler.unlink()
+        assert os.listdir(m.mnt) == ["s"]
         assert read_file(m.p("s")) == b"value"  # nothing changed meanwhile
         write_file(m.p("s"), b"changed")
         assert read_file(m.p("s")) == b"changed"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import BIN, is_mounted, force_unmount, daemon_pids, run, sfs
+from conftest import (BIN, daemon_pids, force_unmount, is_mounted, run, sfs,
+                      write_file)
 
 
 def one_line(text):
@@ -94,7 +95,7 @@ def test_init_with_key_file(tmpdir_sfs):
 
 def test_init_with_passphrase_file_region_account(tmpdir_sfs):
     pf, store = tmpdir_sfs / "p", tmpdir_sfs / "s.tdb"
-    pf.write_text("correct horse battery staple\nsecond line ignored\n")
+    write_file(pf, "correct horse battery staple\nsecond line ignored\n")
     r = sfs("init", store, "--passphrase-file", pf, "--region", "eu-west-1",
             "--account", "123456789012")
     assert r.returncode == 0, r.stderr
@@ -189,16 +190,16 @@ def test_mount_wrong_key(make_mount):
 def test_mount_wrong_passphrase(make_mount):
     m = make_mount(mount=False, passphrase="the right one")
     wrong = m.dir / "wrong"
-    wrong.write_text("the wrong one\n")
+    write_file(wrong, "the wrong one\n")
     line = wrong_unlock_attempt(m, f"passphrase_file={wrong}")
     assert "passphrase" in line.lower()
     assert "the wrong one" not in line and "the right one" not in line
 
 
 def test_mount_passphrase_only_first_line(make_mount):
-    m = make_mount(mount=False, passphrase="first line")
+    m = make_mount(mount=False, passphrase="first line of it")
     pf = m.dir / "p2"
-    pf.write_text("first line\nsomething else\n")
+    write_file(pf, "first line of it\nsomething else\n")
     r = sfs("mount", m.store, m.mnt, "-o",
             f"passphrase_file={pf},log_file={m.log}")
     assert r.returncode == 0, r.stderr

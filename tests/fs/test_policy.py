@@ -4,7 +4,7 @@ import errno
 import json
 import os
 
-from conftest import as_uid, expect_errno, read_file, sfs, write_file
+from conftest import as_uid, expect_errno, read_file, run, sfs, write_file
 
 POLICY = {
     "Version": "2012-10-17",
@@ -75,6 +75,28 @@ def test_group_and_user_names(make_mount):
     os.chmod(m.p("shared/s"), 0o644)
     r = as_uid(1000, "cat", m.p("shared/s"))  # setpriv clears groups: not in root
     assert r.returncode != 0
+
+
+def test_create_refused_by_policy_leaves_nothing(make_mount):
+    policy = {"Statement": [
+        {"Effect": "Allow", "Principal": {"uid": 0}, "Action": "secretsmanager:*",
+         "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:CreateSecret",
+         "Resource": "locked*"}]}
+    m = mount_with_policy(make_mount, policy)
+    src = m.dir / "src"
+    src.write_bytes(b"value")
+    r = run(["cp", src, m.p("locked1")])
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    expect_errno(errno.EACCES, write_file, m.p("locked2"), b"value")
+    r = run(["dd", f"if={src}", f"of={m.p('locked3')}"])
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    write_file(m.p("open"), b"value")
+    for name in ("locked1", "locked2", "locked3"):
+        expect_errno(errno.ENOENT, os.stat, m.p(name))
+    assert os.listdir(m.mnt) == ["open"]
+    m.remount()
+    assert os.listdir(m.mnt) == ["open"]
 
 
 def test_bad_policies_refuse_the_mount(make_mount):

@@ -241,7 +241,7 @@ def test_t6_wrong_passphrase_refused_store_unchanged(make_mount):
     write_file(m.p("s"), b"value")
     m.unmount()
     wrong = m.dir / "wrong-pass"
-    wrong.write_text("correct horse battery!\n")
+    write_file(wrong, "correct horse battery!\n")
     before = sha(m.store)
     r = mount_env(m, passphrase_file=wrong)
     assert_refused(m, r, before, r"wrong passphrase")
@@ -1231,7 +1231,7 @@ def test_passwd_rekey_death_at_every_write_point(mounted, verb, new_kind):
         assert sfs("keygen", new["key_file"]).returncode == 0
     elif new_kind == "pass":
         new = {"passphrase_file": m.dir / "new.pass"}
-        new["passphrase_file"].write_text("a new passphrase\n")
+        write_file(new["passphrase_file"], "a new passphrase\n")
     else:
         new = None
     outcomes = []

@@ -44,7 +44,7 @@ def test_passwd_and_rekey(make_mount):
     m.unmount()
     before = m.store.read_bytes()
     pw = m.dir / "pw"
-    pw.write_text("correct horse\n")
+    write_file(pw, "correct horse\n")
     wrong = m.dir / "wrong.key"
     assert sfs("keygen", wrong).returncode == 0
     r = sfs("passwd", m.store, "--key-file", wrong, "--new-passphrase-file", pw)

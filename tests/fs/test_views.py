@@ -2,6 +2,7 @@
 .fields/NAME/KEY, what they show, what they refuse, the read-only xattrs
 they carry, and version pruning beyond 100."""
 
+import calendar
 import errno
 import json
 import os
@@ -100,6 +101,39 @@ def test_versions_view_xattrs(mnt):
     r = run(["getfattr", "--absolute-names", "-d", "-m", "-",
              mnt.mnt / ".versions" / name / ids[1]])
     assert r.returncode == 0 and f'user.sm.version_id="{ids[1]}"' in r.stdout
+
+
+def iso_ms(date):
+    """ISO 8601 UTC with milliseconds ("...T13:29:14.055Z") as ms since 1970."""
+    return calendar.timegm(time.strptime(date[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 \
+        + int(date[20:23])
+
+
+def test_versions_times_are_their_creation(mnt):
+    """Each version file's mtime (and atime, ctime) is its CreatedDate, so
+    ls -t sorts them newest first; a later version moves none of them."""
+    name = uniq("vt")
+    p = mnt.p(name)
+    for v in (b"one", b"two", b"three"):
+        put(p, v)
+        time.sleep(0.05)
+    d = mnt.mnt / ".versions" / name
+    lines = version_lines(p)
+    for vid, date, _ in lines:
+        st = os.stat(d / vid)
+        ms = iso_ms(date)
+        assert st.st_mtime_ns == st.st_ctime_ns == st.st_atime_ns == \
+            ms * 1000000, (vid, date, st)
+    newest_first = [v[0] for v in reversed(lines)]
+    assert ok(run(["ls", "-t", d])).split() == newest_first
+    assert [l.split()[-1] for l in ok(run(["ls", "-lt", d])).splitlines()[1:]] \
+        == newest_first
+    # the secret's own mtime is its newest version's
+    assert os.stat(p).st_mtime_ns == iso_ms(lines[-1][1]) * 1000000
+    before = {v: os.stat(d / v).st_mtime_ns for v in newest_first}
+    put(p, b"four")
+    assert {v: os.stat(d / v).st_mtime_ns for v in newest_first} == before
+    assert ok(run(["ls", "-t", d])).split()[1:] == newest_first
 
 
 def test_reading_a_version_is_not_an_access(mnt):

@@ -268,7 +268,7 @@ def test_passwd_to_passphrase_random_kills(mounted):
     for i in range(30):
         if cur[0] == "key_file":
             nxt = ("passphrase_file", m.dir / f"p{i}")
-            nxt[1].write_text(f"passphrase number {i}\n")
+            write_file(nxt[1], f"passphrase number {i}\n")
             new_opt = "--new-passphrase-file"
         else:
             nxt = ("key_file", m.dir / f"k{i}.key")

@@ -541,6 +541,64 @@ static void test_create_restores_deleted(void **state)
 	assert_value(f, "db", v1, "one");
 }
 
+/* A create whose first commit is refused makes nothing (sm_discard_created). */
+static void test_discard_refused_create(void **state)
+{
+	struct fx *f = *state;
+	struct sm_attr a, before;
+	char v1[SM_VERSION_ID_MAX + 1], id[SM_VERSION_ID_MAX + 1];
+	uint8_t big[SM_VALUE_MAX + 1];
+
+	/* A new name: gone from the index, never stored. */
+	assert_int_equal(sm_create(f->sm, "new", 0600, 0, 0), 0);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(sm_put_value(f->sm, "new", big, sizeof(big), id), -EFBIG);
+	assert_live(f, "new", SM_KIND_SECRET);
+	assert_int_equal(sm_discard_created(f->sm, "new"), 1);
+	assert_gone(f, SM_VIEW_LIVE, "new");
+	assert_gone(f, SM_VIEW_DELETED, "new");
+	assert_int_equal(sm_discard_created(f->sm, "new"), 0);
+	/* The name is free for a create at once. */
+	create_put(f, "new", "value", NULL);
+
+	/* Committed meanwhile (by another writer, or touch): nothing to undo. */
+	assert_int_equal(sm_discard_created(f->sm, "new"), 0);
+	assert_int_equal(sm_create(f->sm, "touched", 0600, 0, 0), 0);
+	assert_int_equal(sm_commit_created(f->sm, "touched"), 0);
+	assert_int_equal(sm_discard_created(f->sm, "touched"), 0);
+	assert_live(f, "touched", SM_KIND_SECRET);
+
+	/* A deleted name that the create restored: deleted again, dates kept. */
+	create_put(f, "db", "one", v1);
+	assert_int_equal(sm_delete(f->sm, "db"), 0);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &before), 0);
+	assert_int_equal(sm_create(f->sm, "db", 0600, 0, 0), 0);
+	assert_live(f, "db", SM_KIND_SECRET);
+	assert_int_equal(sm_discard_created(f->sm, "db"), 1);
+	assert_gone(f, SM_VIEW_LIVE, "db");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &a), 0);
+	assert_true(a.purge_ms == before.purge_ms);
+	assert_int_equal(a.nversions, 1);
+
+	reopen(f);
+	assert_gone(f, SM_VIEW_LIVE, "db");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "db", &a), 0);
+	assert_true(a.purge_ms == before.purge_ms);
+	assert_int_equal(sm_restore(f->sm, "db", "db"), 0);
+	assert_value(f, "db", NULL, "one");
+	assert_value(f, "new", NULL, "value");
+	assert_live(f, "touched", SM_KIND_SECRET);
+
+	/* A metadata edit stored the restore already: nothing to undo then. */
+	assert_int_equal(sm_delete(f->sm, "db"), 0);
+	assert_int_equal(sm_create(f->sm, "db", 0600, 0, 0), 0);
+	assert_int_equal(sm_set_description(f->sm, "db", "d", 1), 0);
+	assert_int_equal(sm_discard_created(f->sm, "db"), 0);
+	reopen(f);
+	assert_live(f, "db", SM_KIND_SECRET);
+	assert_value(f, "db", NULL, "one");
+}
+
 static void test_valueless_secret_removed_at_once(void **state)
 {
 	struct fx *f = *state;
@@ -754,6 +812,53 @@ static void test_rename_folder(void **state)
 	assert_int_equal(sm_rename(f->sm, "svc", "apple", false), -ENOTDIR);
 	assert_live(f, "svc/sub", SM_KIND_FOLDER);
 	assert_value(f, "other/z", NULL, "z");
+}
+
+/*
+ * A folder renamed over an empty folder: the empty one is replaced in the
+ * same transaction, so a rename refused part way leaves it as it was.
+ */
+static void test_rename_folder_over_empty(void **state)
+{
+	struct fx *f = *state;
+	struct sm_attr a;
+	char from[SM_NAME_MAX + 1], deep[SM_NAME_MAX + 1], to[SM_NAME_MAX + 1];
+
+	assert_int_equal(sm_mkdir(f->sm, "src", 0750, 0, 0), 0);
+	create_put(f, "src/x", "x", NULL);
+	assert_int_equal(sm_mkdir(f->sm, "dst", 0700, 0, 0), 0);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", true), -EEXIST);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", false), 0);
+	assert_gone(f, SM_VIEW_LIVE, "src");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "dst", &a), 0);
+	assert_int_equal(a.mode, 0750); /* the moved folder's, not the replaced one's */
+	assert_value(f, "dst/x", NULL, "x");
+	reopen(f);
+	assert_gone(f, SM_VIEW_LIVE, "src");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "dst", &a), 0);
+	assert_int_equal(a.mode, 0750);
+	assert_value(f, "dst/x", NULL, "x");
+
+	/* Refused part way (a name below would pass 512 bytes): the empty
+	 * target is still there, in memory and in the store. */
+	memset(from, 'f', 500);
+	from[500] = '\0';
+	assert_int_equal(sm_mkdir(f->sm, from, 0755, 0, 0), 0);
+	memcpy(deep, from, 500);
+	memcpy(deep + 500, "/xy", 4);
+	create_put(f, deep, "deep", NULL);
+	memset(to, 'g', 510);
+	to[510] = '\0';
+	assert_int_equal(sm_mkdir(f->sm, to, 0711, 0, 0), 0);
+	assert_int_equal(sm_rename(f->sm, from, to, false), -ENAMETOOLONG);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, to, &a), 0);
+	assert_int_equal(a.mode, 0711);
+	assert_value(f, deep, NULL, "deep");
+	reopen(f);
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, to, &a), 0);
+	assert_int_equal(a.kind, SM_KIND_FOLDER);
+	assert_int_equal(a.mode, 0711);
+	assert_value(f, deep, NULL, "deep");
 }
 
 /* ---------- owner and mode ---------- */
@@ -1050,11 +1155,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkdir_rmdir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_restores_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_refused_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valueless_secret_removed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window0_purges_at_once, setup_window0, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_to_absent_keeps_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_folder_over_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_mode_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pruning_keeps_100, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_everything_survives_reopen, setup, teardown),
