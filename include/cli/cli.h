@@ -64,7 +64,8 @@ int unlock_input_read_for(struct unlock_input *in, struct store *st, const char 
 void unlock_input_mount_style(void);
 /* What keyring_unlock's rc means for a message ("wrong passphrase", "wrong
  * key file", "this store is unlocked with a key file, not a passphrase: give
- * --key-file F"), or NULL for other errors. key_file: a key file was tried. */
+ * --key-file F", a header that fails authentication), or NULL for other
+ * errors. key_file: a key file was tried. */
 const char *unlock_refusal(int rc, bool key_file);
 void unlock_input_free(struct unlock_input *in);
 /*

@@ -3,8 +3,8 @@
  * index, and the store checked whole on the way, so that nothing read from
  * the file is acted on before it authenticates and fits with the rest:
  * each record's tag (authstore), one name per internal id, every version
- * record listed by its secret and every listed one present, and the sum of
- * the records against the last commit's. Each problem is logged and kept
+ * record listed by its secret and every listed one present, every other
+ * record known, and the sum of the records against the last commit's. Each problem is logged and kept
  * (sm->problems); a damaged secret or folder answers -EIO (sm->damaged).
  * A legacy store that passes is authenticated after, when writable.
  */
@@ -211,19 +211,44 @@ static const struct sm_secret *lister(struct loader *l, const char *key, const c
 	return o && o->s && secret_find_version(o->s, *vid) ? o->s : NULL;
 }
 
-static int visit_version(const char *key, const uint8_t *val, size_t len, void *ctx)
+/* A catalogued kind of record that the load did not meet: not in the
+ * catalog (an older record put back beside its catalog, or one added). */
+static bool uncatalogued(struct sm *sm, const char *key)
+{
+	if (has_prefix(key, RECORD_PREFIX_SECRET)) {
+		const char *name = key + strlen(RECORD_PREFIX_SECRET);
+		return !hashmap_get(sm->secrets, name) && !hashmap_get(sm->damaged, name);
+	}
+	const char *path = key + strlen(RECORD_PREFIX_FOLDER);
+	return !hashmap_get(sm->folders, path) && !hashmap_get(sm->damaged, path);
+}
+
+/* Every record of the store, each accounted for. */
+static int visit_any(const char *key, const uint8_t *val, size_t len, void *ctx)
 {
 	struct version_walk *w = ctx;
+	struct sm *sm = w->l->sm;
 	const char *vid;
 	(void)val;
 	(void)len;
-	if (w->naming)
-		return hashmap_put(w->present, key, (void *)1, NULL);
-	if (lister(w->l, key, &vid)) {
-		w->found++;
-		return 0;
+	if (has_prefix(key, RECORD_PREFIX_VERSION)) {
+		if (w->naming)
+			return hashmap_put(w->present, key, (void *)1, NULL);
+		if (lister(w->l, key, &vid)) {
+			w->found++;
+			return 0;
+		}
+		return problem(sm, key, "is a version record that no intact secret lists");
 	}
-	return problem(w->l->sm, key, "is a version record that no intact secret lists");
+	if (w->naming)
+		return 0;
+	if (has_prefix(key, RECORD_PREFIX_SECRET) || has_prefix(key, RECORD_PREFIX_FOLDER))
+		return uncatalogued(sm, key) ? problem(sm, key, "is not in the catalog") : 0;
+	if (has_prefix(key, RECORD_PREFIX_KEY) || has_prefix(key, RECORD_PREFIX_CATALOG) ||
+	    strcmp(key, RECORD_KEY_FORMAT) == 0 || strcmp(key, RECORD_KEY_HEADER) == 0 ||
+	    strcmp(key, AUTHSTORE_KEY_STATE) == 0)
+		return 0;
+	return problem(sm, key, "is not a record secretsfs writes");
 }
 
 static int count_listed(const char *name, void *value, void *ctx)
@@ -250,16 +275,18 @@ static int name_missing(const char *name, void *value, void *ctx)
 }
 
 /*
- * Every version record against the secrets' lists: a count on the way,
- * and only when the counts differ a second walk that names what is missing
- * (a set of every key would cost memory on every open).
+ * Every record of the store walked once (tdb has no cheaper way to list
+ * keys): each version record against its secret's list, counted, and
+ * every other record known. Only when the counts differ does a second
+ * walk name the listed versions that are missing (a set of every key
+ * would cost memory on every open).
  */
-static int check_versions(struct loader *l)
+static int check_records(struct loader *l)
 {
 	struct version_walk w = { l, 0, false, NULL };
 	uint64_t listed = 0;
 	struct store *st = authstore_store(l->sm->as);
-	int rc = store_foreach(st, RECORD_PREFIX_VERSION, visit_version, &w);
+	int rc = store_foreach(st, "", visit_any, &w);
 	if (rc)
 		return rc;
 	hashmap_foreach(l->sm->secrets, count_listed, &listed);
@@ -268,7 +295,7 @@ static int check_versions(struct loader *l)
 	if (!(w.present = hashmap_new(1024)))
 		return -ENOMEM;
 	w.naming = true;
-	rc = store_foreach(st, RECORD_PREFIX_VERSION, visit_version, &w);
+	rc = store_foreach(st, RECORD_PREFIX_VERSION, visit_any, &w);
 	if (!rc)
 		rc = hashmap_foreach(l->sm->secrets, name_missing, &w);
 	hashmap_free(w.present);
@@ -329,7 +356,7 @@ int load_index(struct sm *sm)
 	if (!rc)
 		rc = check_keys(sm);
 	if (!rc)
-		rc = check_versions(&l);
+		rc = check_records(&l);
 	if (!rc && authstore_load_done(sm->as, &failed) == -EBADMSG && !failed &&
 	    !l.metadata_problems)
 		rc = problem(sm, AUTHSTORE_KEY_STATE,
