@@ -95,6 +95,16 @@ const char *mountinfo_busy(const char *store, const char *advice, char *buf, siz
 #define PASSPHRASE_MIN_CHARS 12
 int passphrase_judge(const struct unlock_secret *s, bool allow_short);
 
+/*
+ * sm_open of a store file for a command that works on it unmounted: takes
+ * st and kr. A writable open is refused when the load finds any problem
+ * (one line naming the first, then consequence, e.g. ": nothing changed");
+ * a read-only one serves around them. 0 or the negative errno.
+ */
+struct sm;
+int cli_open_domain(const char *path, struct store *st, struct keyring *kr, bool readonly,
+		    const char *consequence, struct sm **out);
+
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);

@@ -69,7 +69,6 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
-	struct sm_damage damage = { 0 };
 	bool list = strcmp(verb, "list") == 0;
 	int status = 1, rc;
 
@@ -94,19 +93,13 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 			  unlock_refusal(rc, key_file != NULL) ?: strerror(-rc));
 		goto out;
 	}
-	/* Loaded and checked whole (and a legacy store authenticated) before
-	 * any key record is written; a listing shows damaged keys too. */
-	struct sm_options so = { .recovery_window_days = SM_DEFAULT_RECOVERY_DAYS,
-				 .readonly = list, .root_mode = 0755, .skip_damaged = list,
-				 .damage = &damage };
-	rc = sm_open(st, kr, &so, &sm);
+	/* Checked whole before any key record is written; a listing shows
+	 * damaged keys too. */
+	rc = cli_open_domain(path, st, kr, list, "", &sm);
 	st = NULL;
 	kr = NULL;
-	if (rc) {
-		cli_error("%s: cannot load store: %s (secretsfs check lists every problem)", path,
-			  damage.count ? damage.first : strerror(-rc));
+	if (rc)
 		goto out;
-	}
 	kr = sm_keyring(sm);
 	char key_id[SM_KEY_ID_LEN + 1];
 	if (list) {

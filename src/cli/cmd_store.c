@@ -240,7 +240,6 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
-	struct sm_damage damage = { 0 };
 	int rc = parse(argc, argv, usage, true, 1, &a), status = 1;
 	if (rc >= 0)
 		return rc;
@@ -261,18 +260,12 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 			  unlock_refusal(rc, a.key_file != NULL) ?: "cannot unlock");
 		goto out;
 	}
-	/* The whole store is loaded and checked first: nothing is re-sealed
-	 * over records that fail (and a legacy store is authenticated). */
-	struct sm_options so = { .recovery_window_days = SM_DEFAULT_RECOVERY_DAYS,
-				 .root_mode = 0755, .damage = &damage };
-	rc = sm_open(st, kr, &so, &sm);
+	/* Checked whole first: nothing is sealed again over records that fail. */
+	rc = cli_open_domain(path, st, kr, false, ": nothing changed", &sm);
 	st = NULL;
 	kr = NULL;
-	if (rc) {
-		cli_error("%s: %s: nothing changed (secretsfs check lists every problem)", path,
-			  damage.count ? damage.first : strerror(-rc));
+	if (rc)
 		goto out;
-	}
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
 	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,
 						a.allow_short))
