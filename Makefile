@@ -50,6 +50,7 @@ $(BIN): $(LIB_OBJS) $(CLI_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libsecretsfs.a: $(LIB_OBJS)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/%.o: %.c $(HEADERS)

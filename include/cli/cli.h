@@ -64,7 +64,8 @@ int unlock_input_read_for(struct unlock_input *in, struct store *st, const char 
 void unlock_input_mount_style(void);
 /* What keyring_unlock's rc means for a message ("wrong passphrase", "wrong
  * key file", "this store is unlocked with a key file, not a passphrase: give
- * --key-file F"), or NULL for other errors. key_file: a key file was tried. */
+ * --key-file F", a header that fails authentication), or NULL for other
+ * errors. key_file: a key file was tried. */
 const char *unlock_refusal(int rc, bool key_file);
 void unlock_input_free(struct unlock_input *in);
 /*
@@ -93,6 +94,16 @@ const char *mountinfo_busy(const char *store, const char *advice, char *buf, siz
  */
 #define PASSPHRASE_MIN_CHARS 12
 int passphrase_judge(const struct unlock_secret *s, bool allow_short);
+
+/*
+ * sm_open of a store file for a command that works on it unmounted: takes
+ * st and kr. A writable open is refused when the load finds any problem
+ * (one line naming the first, then consequence, e.g. ": nothing changed");
+ * a read-only one serves around them. 0 or the negative errno.
+ */
+struct sm;
+int cli_open_domain(const char *path, struct store *st, struct keyring *kr, bool readonly,
+		    const char *consequence, struct sm **out);
 
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);

@@ -57,6 +57,37 @@ int crypto_argon2id(const void *pass, size_t pass_len, const uint8_t *salt, size
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
 		       uint8_t out[32]);
 
+/*
+ * A subkey for one purpose: HKDF-Expand (RFC 5869) with SHA-256 of a
+ * uniformly random key (a master key needs no Extract step, §3.3), info =
+ * label NUL context, one block. Keys for different labels or contexts are
+ * independent: learning one tells nothing of the key or of the others.
+ */
+int crypto_derive_key(const uint8_t key[CRYPTO_KEY_LEN], const char *label, const char *context,
+		      uint8_t out[CRYPTO_KEY_LEN]);
+
+/*
+ * A keyed pseudorandom function, HMAC-SHA-256, with its key kept in secure
+ * memory for many messages (one handle, keyed once: a handle costs more
+ * than a short message). A message is the concatenation of parts.
+ * Thread-safe.
+ */
+#define CRYPTO_PRF_LEN 32
+
+struct crypto_prf;
+struct crypto_part {
+	const void *data;
+	size_t len;
+};
+
+int crypto_prf_new(const uint8_t key[CRYPTO_KEY_LEN], struct crypto_prf **out);
+void crypto_prf_free(struct crypto_prf *prf);
+int crypto_prf(struct crypto_prf *prf, const struct crypto_part *parts, size_t nparts,
+	       uint8_t out[CRYPTO_PRF_LEN]);
+
+/* Compares in time that depends only on len (tags, digests). */
+bool crypto_equal(const void *a, const void *b, size_t len);
+
 /* A growable byte buffer in secure memory, for plaintext values. */
 struct secbuf {
 	uint8_t *data;

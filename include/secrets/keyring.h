@@ -5,9 +5,12 @@
  * key derived from a key file (HMAC-SHA256) or a passphrase (Argon2id). Named
  * keys (aws/secretsmanager and customer keys) are random and sealed under the
  * master key; they wrap each version's data key. All key material stays in
- * secure memory. Wrong key or passphrase: -EACCES; a key file for a store
- * made with a passphrase or the other way round: -ENOKEY; a damaged or
- * unknown header: -EIO. Thread-safe.
+ * secure memory. The keyring opens the store's authstore (every record
+ * authenticated under a key derived from the master key) and owns it.
+ * Wrong key or passphrase: -EACCES; a key file for a store made with a
+ * passphrase or the other way round: -ENOKEY; a header or state record
+ * that fails authentication: -EBADMSG; a damaged or unknown header: -EIO.
+ * Thread-safe.
  */
 #ifndef SECRETSFS_SECRETS_KEYRING_H
 #define SECRETSFS_SECRETS_KEYRING_H
@@ -17,6 +20,7 @@
 #include <stdint.h>
 
 #include "crypto/crypto.h"
+#include "secrets/authstore.h"
 #include "secrets/record.h"
 #include "store/store.h"
 
@@ -39,11 +43,23 @@ int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN]);
 /* Writes a new random key file, mode 0600; -EEXIST if path exists. */
 int keyring_write_key_file(const char *path);
 
-/* Writes the format record and a new header with a fresh master key: one transaction. */
+/* Writes the format record, a new header with a fresh master key and the
+ * state record (format 3): one transaction. */
 int keyring_create(struct store *st, const struct unlock_secret *unlock, const char *region,
 		   const char *account);
+/* Unlocks the master key, checks the header and loads the named keys. A
+ * named key whose record fails authentication is kept as damaged (its
+ * secrets' versions fail to open) and counted by keyring_damaged; the
+ * caller decides whether to go on. The authstore is left loading
+ * (authstore_load_done is the caller's). */
 int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct keyring **out);
 void keyring_free(struct keyring *kr);
+struct authstore *keyring_authstore(struct keyring *kr);
+size_t keyring_damaged(struct keyring *kr);
+/* A legacy store's authentication, inside the caller's authstore_begin_rewrite
+ * transaction: the header written with the master key sealed under format
+ * 3's binding (a format-3 header never unlocks as an older format). */
+int keyring_authenticate_header(struct keyring *kr);
 
 const char *keyring_store_id(const struct keyring *kr);
 const char *keyring_region(const struct keyring *kr);
@@ -51,7 +67,8 @@ const char *keyring_account(const struct keyring *kr);
 
 /* The id of aws/secretsmanager, creating that key (its own transaction) on first need. */
 int keyring_default_key(struct keyring *kr, char key_id[SM_KEY_ID_LEN + 1]);
-/* Seal a data key under a named key: -ENOENT unknown key, -EACCES disabled. */
+/* Seal a data key under a named key: -ENOENT unknown key, -EACCES disabled,
+ * -EBADMSG a key whose record failed authentication. */
 int keyring_wrap(struct keyring *kr, const char *key_id, const void *aad, size_t aad_len,
 		 const uint8_t dek[CRYPTO_KEY_LEN], uint8_t out[KEYRING_WRAPPED_DEK_LEN]);
 /* -EBADMSG when the wrapped key fails authentication. */
@@ -80,18 +97,37 @@ struct keyring_key_info {
 	char id[SM_KEY_ID_LEN + 1];
 	char alias[256];
 	bool enabled;
+	bool damaged; /* its record failed authentication: unusable */
 	int64_t created_ms;
 };
 /* A malloc'd copy of every named key's public facts. */
 int keyring_list(struct keyring *kr, struct keyring_key_info **keys, size_t *count);
 
+/* passwd: the master key sealed anew under a new key file or passphrase,
+ * one transaction; a crash leaves the store opening with the old unlock
+ * secret or the new one. Values and named keys are left as they are. */
+int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock);
+
 /*
- * passwd and rekey: the master key sealed anew under a new key file or
- * passphrase, and with new_master a new random master key that re-seals
- * the named keys (values are never re-encrypted). One transaction: a crash
- * leaves the store opening with the old unlock secret or the new one.
+ * rekey, in steps, inside one authstore_begin_rewrite transaction that the
+ * caller (secrets/rekey.c) runs with keyring_next_master: a new master key
+ * and new material for every named key (ids, aliases and states kept), so
+ * that whoever held the old master key or a named key opens nothing
+ * written afterwards, and every version's data key re-wrapped.
  */
-int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock, bool new_master);
+struct keyring_next;
+int keyring_next_new(struct keyring *kr, const struct unlock_secret *unlock,
+		     struct keyring_next **out);
+const uint8_t *keyring_next_master(const struct keyring_next *next);
+/* A data key wrapped under key_id's old material, wrapped again under its new. */
+int keyring_next_rewrap(struct keyring *kr, struct keyring_next *next, const char *key_id,
+			const void *aad, size_t aad_len, const uint8_t *wrapped,
+			size_t wrapped_len, uint8_t out[KEYRING_WRAPPED_DEK_LEN]);
+/* The header and every named key's record, into the transaction. */
+int keyring_next_put(struct keyring *kr, struct keyring_next *next);
+/* After the commit: the keyring uses the new keys. Frees next. */
+void keyring_next_adopt(struct keyring *kr, struct keyring_next *next);
+void keyring_next_free(struct keyring_next *next);
 
 /* A random RFC 4122 version-4 UUID, 36 characters. */
 void keyring_new_uuid(char out[37]);

@@ -25,7 +25,7 @@
 #define RECORD_PREFIX_FOLDER "dir/"
 #define RECORD_PREFIX_VERSION "ver/"
 #define RECORD_PREFIX_KEY "key/"
-#define RECORD_FORMAT_VERSION 2   /* 2: with the catalog; 1 is migrated on open */
+#define RECORD_FORMAT_VERSION 3   /* 3: authenticated (authstore.h); 1 and 2 are migrated on open */
 #define RECORD_PREFIX_CATALOG "cat/"
 
 /*

@@ -25,16 +25,38 @@
 #define SM_DEFAULT_RECOVERY_DAYS 30
 #define SM_MAX_VERSIONS 100
 
+/* What a load found wrong: the count, and the first problem as a line. */
+struct sm_damage {
+	size_t count;
+	char first[SM_NAME_MAX + 256];
+};
+
 struct sm_options {
 	int recovery_window_days; /* 0: unlink purges at once */
 	bool readonly;
 	uint32_t root_uid, root_gid, root_mode; /* the top folder until chmod/chown */
+	bool skip_damaged;        /* serve around damaged records (EIO for them) */
+	struct sm_damage *damage; /* optional: filled by sm_open when it finds any */
 };
 
 struct sm;
 
-/* Takes ownership of st and kr (also on failure). */
+/*
+ * Loads the index and checks the store whole (docs/store-format.md): every
+ * record authenticated and in its place, every internal id claimed once,
+ * every label on a listed version, every version record listed by its
+ * secret and every listed one present, the records adding up to the last
+ * commit. Any problem refuses the open (-EBADMSG, each logged by record,
+ * the first in opt->damage), having written nothing, unless skip_damaged:
+ * then damaged secrets and folders answer -EIO and the rest is served.
+ * A legacy store (format 1 or 2) that passes is authenticated on a
+ * writable open, in one transaction, and logged. Takes ownership of st and
+ * kr (also on failure).
+ */
 int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, struct sm **out);
+/* Every problem the load found, in order: fn(record key, why). */
+int sm_problems(struct sm *sm, int (*fn)(const char *record, const char *why, void *ctx),
+		void *ctx);
 void sm_close(struct sm *sm);
 struct keyring *sm_keyring(struct sm *sm);
 
@@ -213,11 +235,18 @@ int sm_describe(struct sm *sm, const char *name, char **json);
 int sm_purge_expired(struct sm *sm);
 
 /* secretsfs check: every version of every secret decrypted (failures are
- * logged by name), and every version record matched to a secret. */
+ * logged by name), with the problems the load found (sm_problems), on a
+ * store opened with skip_damaged. */
 struct sm_verify_report {
-	uint64_t secrets, versions, bad_versions, records, orphans;
+	uint64_t secrets, versions, bad_versions, records, problems;
 };
 int sm_verify(struct sm *sm, struct sm_verify_report *r);
+/* rekey: a new master key and new material for every named key; every
+ * version's data key re-wrapped and every record tagged anew, in one
+ * transaction (the values stay as they are sealed). unlock is what will
+ * unlock the store from now on. -EBADMSG when the load found problems.
+ * *versions: how many data keys were re-wrapped. */
+int sm_rekey(struct sm *sm, const struct unlock_secret *unlock, uint64_t *versions);
 /* A consistent copy of the store file at dest (see store_backup). */
 int sm_backup(struct sm *sm, const char *dest);
 

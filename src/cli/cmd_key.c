@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "secrets/keyring.h"
+#include "secrets/secrets.h"
 #include "store/store.h"
 #include "util/timeutil.h"
 
@@ -67,6 +68,8 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 	struct unlock_input in = { 0 };
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
+	struct sm *sm = NULL;
+	bool list = strcmp(verb, "list") == 0;
 	int status = 1, rc;
 
 	if (crypto_init(1 << 20))
@@ -90,8 +93,16 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 			  unlock_refusal(rc, key_file != NULL) ?: strerror(-rc));
 		goto out;
 	}
+	/* Checked whole before any key record is written; a listing shows
+	 * damaged keys too. */
+	rc = cli_open_domain(path, st, kr, list, "", &sm);
+	st = NULL;
+	kr = NULL;
+	if (rc)
+		goto out;
+	kr = sm_keyring(sm);
 	char key_id[SM_KEY_ID_LEN + 1];
-	if (strcmp(verb, "list") == 0) {
+	if (list) {
 		struct keyring_key_info *keys;
 		size_t n;
 		if ((rc = keyring_list(kr, &keys, &n)))
@@ -101,7 +112,8 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 			keyring_key_arn(kr, keys[i].id, arn, sizeof(arn));
 			time_format_iso8601(keys[i].created_ms, date, sizeof(date));
 			printf("%s alias/%s %s %s\n", arn, keys[i].alias,
-			       keys[i].enabled ? "Enabled" : "Disabled", date);
+			       keys[i].damaged ? "Damaged" : keys[i].enabled ? "Enabled" : "Disabled",
+			       date);
 		}
 		free(keys);
 	} else if (strcmp(verb, "create") == 0) {
@@ -121,7 +133,10 @@ fail:
 		  rc == -EINVAL ? "not a valid alias or key" :
 		  rc == -ENOENT ? "no such key" : strerror(-rc));
 out:
-	keyring_free(kr);
+	if (sm)
+		sm_close(sm); /* frees kr */
+	else
+		keyring_free(kr);
 	store_close(st);
 	unlock_input_free(&in);
 	crypto_shutdown();

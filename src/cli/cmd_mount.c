@@ -59,6 +59,8 @@ static const char usage[] =
 	"                         (default: secrets 0600 less the caller's umask)\n"
 	"  -o nosuid,nodev,noexec,noatime   passed to the kernel; rw and fstab's\n"
 	"                         auto, noauto, nofail, _netdev, x-* are accepted\n"
+	"  -o skip_damaged        mount a store whose records fail their checks: the\n"
+	"                         damaged secrets give EIO, the rest is served\n"
 	"  -o nonempty            mount on a folder that is not empty (hiding\n"
 	"                         its files until unmounted)\n"
 	"  -o debug               trace every FUSE request (with -f)\n";
@@ -77,6 +79,7 @@ struct mount_opts {
 	int debug;
 	int uid, gid, umask; /* -1: unset */
 	int audit_required;
+	int skip_damaged;
 	int nonempty;
 	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
 };
@@ -88,6 +91,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("log_file=%s", log_file),
 	OPT("audit_log=%s", audit_log),
 	OPT("audit_required", audit_required),
+	OPT("skip_damaged", skip_damaged),
 	OPT("policy=%s", policy),
 	OPT("allow_other", allow_other),
 	OPT("ro", readonly),
@@ -257,6 +261,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
+	struct sm_damage damage = { 0 };
 	struct fs *fs = NULL;
 	struct policy *policy = NULL;
 	pthread_t purger;
@@ -308,10 +313,17 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.root_uid = mo->uid >= 0 ? (uint32_t)mo->uid : getuid(),
 		.root_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
 		.root_mode = 0755,
+		.skip_damaged = mo->skip_damaged,
+		.damage = &damage,
 	};
 	rc = sm_open(st, kr, &so, &sm);
 	st = NULL;
 	kr = NULL;
+	if (rc == -EBADMSG && damage.count) {
+		cli_error("%s: %s; nothing mounted (%zu problems: secretsfs check lists them; "
+			  "-o skip_damaged serves the rest)", store_path, damage.first, damage.count);
+		goto out;
+	}
 	if (rc) {
 		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
 		goto out;

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "crypto/crypto.h"
+#include "secrets/authstore.h"
 #include "secrets/keyring.h"
 #include "secrets/secrets.h"
 #include "store/store.h"
@@ -72,6 +73,13 @@ static const char check_usage[] =
 	"check a backup (secretsfs backup) for a certain answer. Exit status 0\n"
 	"when the store is sound, 1 otherwise.\n";
 
+static int print_problem(const char *record, const char *why, void *ctx)
+{
+	(void)ctx;
+	printf("record %s %s\n", record, why);
+	return 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	struct store_args a;
@@ -105,14 +113,19 @@ int cmd_check(int argc, char **argv)
 			  unlock_refusal(rc, a.key_file != NULL) ?: "header or a named key is damaged");
 		goto out;
 	}
-	struct sm_options so = { .recovery_window_days = 30, .readonly = true, .root_mode = 0755 };
+	bool legacy = authstore_is_legacy(keyring_authstore(kr));
+	int format = authstore_current_format(keyring_authstore(kr));
+	/* skip_damaged: open around every problem, to name them all. */
+	struct sm_options so = { .recovery_window_days = 30, .readonly = true, .root_mode = 0755,
+				 .skip_damaged = true };
 	rc = sm_open(st, kr, &so, &sm);
 	st = NULL;
 	kr = NULL;
 	if (rc) {
-		cli_error("%s: a secret's record is damaged (see above)", path);
+		cli_error("%s: cannot load: %s", path, strerror(-rc));
 		goto out;
 	}
+	sm_problems(sm, print_problem, NULL);
 	struct sm_verify_report r;
 	if ((rc = sm_verify(sm, &r))) {
 		cli_error("%s: check stopped: %s", path, strerror(-rc));
@@ -121,13 +134,16 @@ int cmd_check(int argc, char **argv)
 	printf("%s: %llu secrets, %llu versions, %llu version records: ", path,
 	       (unsigned long long)r.secrets, (unsigned long long)r.versions,
 	       (unsigned long long)r.records);
-	if (r.bad_versions || r.orphans) {
-		printf("%llu versions do not open, %llu records belong to no secret\n",
-		       (unsigned long long)r.bad_versions, (unsigned long long)r.orphans);
+	if (r.bad_versions || r.problems) {
+		printf("%llu records fail their checks, %llu versions do not open\n",
+		       (unsigned long long)r.problems, (unsigned long long)r.bad_versions);
 	} else {
 		printf("sound\n");
 		status = 0;
 	}
+	if (legacy)
+		printf("%s: store format %d: its records are not authenticated yet; a writable "
+		       "mount with the key authenticates them\n", path, format);
 out:
 	sm_close(sm);
 	keyring_free(kr);
@@ -210,9 +226,12 @@ static const char rekey_usage[] =
 	"                             [--new-key-file F | --new-passphrase-file F]\n"
 	"                             [--allow-short-passphrase]\n"
 	"\n"
-	"Replaces STORE's master key (unmounted) with a new random one, re-sealing\n"
-	"the named keys under it; values are not re-encrypted. Without --new-*, the\n"
-	"store keeps its key file or passphrase. One transaction.\n";
+	"Replaces STORE's master key (unmounted) with a new random one, and every\n"
+	"named key with new material under the same id and alias: every version's\n"
+	"data key is re-wrapped and every record tagged anew (values are not\n"
+	"re-encrypted). Whoever held the old master key opens nothing written\n"
+	"after. Without --new-*, the store keeps its key file or passphrase. One\n"
+	"transaction.\n";
 
 static int change_unlock(int argc, char **argv, const char *usage, bool new_master)
 {
@@ -220,6 +239,7 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	struct unlock_input old = { 0 }, fresh = { 0 };
 	struct store *st = NULL;
 	struct keyring *kr = NULL;
+	struct sm *sm = NULL;
 	int rc = parse(argc, argv, usage, true, 1, &a), status = 1;
 	if (rc >= 0)
 		return rc;
@@ -240,17 +260,30 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 			  unlock_refusal(rc, a.key_file != NULL) ?: "cannot unlock");
 		goto out;
 	}
+	/* Checked whole first: nothing is sealed again over records that fail. */
+	rc = cli_open_domain(path, st, kr, false, ": nothing changed", &sm);
+	st = NULL;
+	kr = NULL;
+	if (rc)
+		goto out;
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
 	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,
 						a.allow_short))
 		goto out;
-	rc = keyring_change_unlock(kr, keep ? &old.secret : &fresh.secret, new_master);
+	const struct unlock_secret *next = keep ? &old.secret : &fresh.secret;
+	uint64_t versions = 0;
+	rc = new_master ? sm_rekey(sm, next, &versions)
+			: keyring_change_unlock(sm_keyring(sm), next);
 	if (rc) {
 		cli_error("%s: %s: nothing changed", path, strerror(-rc));
 		goto out;
 	}
+	if (new_master)
+		printf("%s: new master key and named keys; %llu data keys re-wrapped\n", path,
+		       (unsigned long long)versions);
 	status = 0;
 out:
+	sm_close(sm);
 	keyring_free(kr);
 	store_close(st);
 	unlock_input_free(&old);

@@ -142,6 +142,9 @@ const char *unlock_refusal(int rc, bool key_file)
 	static char text[160];
 	if (rc == -EACCES)
 		return key_file ? "wrong key file" : "wrong passphrase";
+	if (rc == -EBADMSG)
+		return "its header or state record fails authentication (the store file was "
+		       "changed without its key)";
 	if (rc != -ENOKEY)
 		return NULL;
 	snprintf(text, sizeof(text), "this store is unlocked with a %s, not a %s: give %s",

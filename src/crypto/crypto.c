@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gcrypt.h>
@@ -126,7 +127,15 @@ int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aad_l
 	uint8_t *body = out + CRYPTO_NONCE_LEN;
 	uint8_t *tag = body + plain_len;
 
-	/* A nonce from the cheap generator is safe: every data key seals one message. */
+	/*
+	 * Random 96-bit nonces. A data key seals one message; a named key wraps
+	 * one data key per version and the master key seals a handful of named
+	 * keys, so a key seals n messages with n at most a store's versions
+	 * (500,000 secrets x 100 versions < 2^26). Two random nonces collide
+	 * with probability below n^2 / 2^97 < 2^-45, far under the 2^-32 that
+	 * NIST SP 800-38D (§8.3) allows for random IVs over 2^32 messages.
+	 * libgcrypt's nonce generator is unpredictable, only not meant for keys.
+	 */
 	crypto_random_nonce(nonce, CRYPTO_NONCE_LEN);
 	int rc = gcm_open_handle(&hd, key, nonce, aad, aad_len);
 	if (rc)
@@ -198,6 +207,83 @@ int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t 
 		err = gcry_mac_read(hd, out, &out_len);
 	gcry_mac_close(hd);
 	return gcry_to_errno(err);
+}
+
+int crypto_derive_key(const uint8_t key[CRYPTO_KEY_LEN], const char *label, const char *context,
+		      uint8_t out[CRYPTO_KEY_LEN])
+{
+	size_t label_len = strlen(label), context_len = strlen(context);
+	size_t len = label_len + 1 + context_len + 1;
+	uint8_t info[256];
+	if (len > sizeof(info))
+		return -EINVAL;
+	memcpy(info, label, label_len + 1);
+	memcpy(info + label_len + 1, context, context_len);
+	info[len - 1] = 0x01; /* T(1) = HMAC(PRK, info | 0x01) */
+	return crypto_hmac_sha256(key, CRYPTO_KEY_LEN, info, len, out);
+}
+
+struct crypto_prf {
+	pthread_mutex_t lock;
+	gcry_mac_hd_t hd; /* keyed once; reset keeps the key */
+};
+
+int crypto_prf_new(const uint8_t key[CRYPTO_KEY_LEN], struct crypto_prf **out)
+{
+	struct crypto_prf *prf = calloc(1, sizeof(*prf));
+	gcry_error_t err;
+	*out = NULL;
+	if (!prf)
+		return -ENOMEM;
+	err = gcry_mac_open(&prf->hd, GCRY_MAC_HMAC_SHA256, GCRY_MAC_FLAG_SECURE, NULL);
+	if (err) {
+		free(prf);
+		return gcry_to_errno(err);
+	}
+	err = gcry_mac_setkey(prf->hd, key, CRYPTO_KEY_LEN);
+	if (err) {
+		gcry_mac_close(prf->hd);
+		free(prf);
+		return gcry_to_errno(err);
+	}
+	pthread_mutex_init(&prf->lock, NULL);
+	*out = prf;
+	return 0;
+}
+
+void crypto_prf_free(struct crypto_prf *prf)
+{
+	if (!prf)
+		return;
+	gcry_mac_close(prf->hd); /* a secure handle wipes its key */
+	pthread_mutex_destroy(&prf->lock);
+	free(prf);
+}
+
+int crypto_prf(struct crypto_prf *prf, const struct crypto_part *parts, size_t nparts,
+	       uint8_t out[CRYPTO_PRF_LEN])
+{
+	size_t out_len = CRYPTO_PRF_LEN;
+	pthread_mutex_lock(&prf->lock);
+	gcry_error_t err = gcry_mac_ctl(prf->hd, GCRYCTL_RESET, NULL, 0);
+	for (size_t i = 0; !err && i < nparts; i++)
+		if (parts[i].len)
+			err = gcry_mac_write(prf->hd, parts[i].data, parts[i].len);
+	if (!err)
+		err = gcry_mac_read(prf->hd, out, &out_len);
+	pthread_mutex_unlock(&prf->lock);
+	if (!err && out_len != CRYPTO_PRF_LEN)
+		return -EIO;
+	return gcry_to_errno(err);
+}
+
+bool crypto_equal(const void *a, const void *b, size_t len)
+{
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t diff = 0;
+	for (size_t i = 0; i < len; i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
 }
 
 int secbuf_reserve(struct secbuf *buf, size_t cap)

@@ -35,13 +35,13 @@ static void bucket_key(unsigned b, char buf[32])
 }
 
 /* The bucket's keys as one string with '\n' after each ("" when absent). */
-static int read_bucket(struct store *st, unsigned b, char **text)
+static int read_bucket(struct authstore *as, unsigned b, char **text)
 {
 	char key[32];
 	uint8_t *data;
 	size_t len;
 	bucket_key(b, key);
-	int rc = store_get(st, key, &data, &len);
+	int rc = authstore_get(as, key, &data, &len);
 	if (rc == -ENOENT) {
 		*text = strdup("");
 		return *text ? 0 : -ENOMEM;
@@ -91,7 +91,7 @@ static int edit_bucket(char **text, const char *key, bool add, bool *changed)
 	return 0;
 }
 
-int catalog_apply(struct store *st, const struct change *c)
+int catalog_apply(struct authstore *as, const struct change *c)
 {
 	int rc = 0;
 	/* Buckets in the order the change first touches them; most changes
@@ -107,7 +107,7 @@ int catalog_apply(struct store *st, const struct change *c)
 			continue;
 		char *text = NULL, key[32];
 		bool changed = false;
-		if ((rc = read_bucket(st, b, &text)))
+		if ((rc = read_bucket(as, b, &text)))
 			break;
 		/* Later operations on a key win, as they do in the store. */
 		for (size_t j = i; j < c->count && !rc; j++)
@@ -115,7 +115,7 @@ int catalog_apply(struct store *st, const struct change *c)
 				rc = edit_bucket(&text, c->ops[j].key, c->ops[j].val != NULL, &changed);
 		bucket_key(b, key);
 		if (!rc && changed)
-			rc = text[0] ? store_put(st, key, text, strlen(text)) : store_delete(st, key);
+			rc = text[0] ? authstore_put(as, key, text, strlen(text)) : authstore_delete(as, key);
 		if (rc == -ENOENT)
 			rc = 0;
 		free(text);
@@ -123,28 +123,75 @@ int catalog_apply(struct store *st, const struct change *c)
 	return rc;
 }
 
-int catalog_load(struct store *st, store_visit_fn fn, void *ctx)
+/* Hands fn one catalogued record: its checked body, or why there is none. */
+static int load_one(struct authstore *as, const char *key, authstore_visit_fn fn, void *ctx)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc = authstore_get(as, key, &data, &len);
+	if (rc == -ENOENT)
+		log_error("catalog names %s, which the store does not hold", key);
+	if (rc && rc != -ENOENT && rc != -EBADMSG)
+		return rc;
+	rc = fn(key, data, len, rc, ctx);
+	free(data);
+	return rc;
+}
+
+struct bucket_walk {
+	unsigned bucket;
+	char **keys;
+	size_t count;
+};
+
+static int note_in_bucket(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	struct bucket_walk *w = ctx;
+	(void)val;
+	(void)len;
+	if (bucket_of(key) != w->bucket)
+		return 0;
+	char **keys = realloc(w->keys, (w->count + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	w->keys = keys;
+	return (w->keys[w->count] = strdup(key)) ? (w->count++, 0) : -ENOMEM;
+}
+
+/* A bucket that failed: its records found by walking the store, each
+ * checked on its own (a listing that cannot be trusted names nothing). */
+static int load_bucket_by_walk(struct authstore *as, unsigned b, authstore_visit_fn fn, void *ctx)
+{
+	struct bucket_walk w = { b, NULL, 0 };
+	struct store *st = authstore_store(as);
+	int rc = store_foreach(st, RECORD_PREFIX_SECRET, note_in_bucket, &w);
+	if (!rc)
+		rc = store_foreach(st, RECORD_PREFIX_FOLDER, note_in_bucket, &w);
+	for (size_t i = 0; !rc && i < w.count; i++)
+		rc = load_one(as, w.keys[i], fn, ctx);
+	for (size_t i = 0; i < w.count; i++)
+		free(w.keys[i]);
+	free(w.keys);
+	return rc;
+}
+
+int catalog_load(struct authstore *as, authstore_visit_fn fn, void *ctx)
 {
 	int rc = 0;
 	for (unsigned b = 0; b < CATALOG_BUCKETS && !rc; b++) {
-		char *text;
-		if ((rc = read_bucket(st, b, &text)))
+		char *text, key[32];
+		rc = read_bucket(as, b, &text);
+		if (rc == -EBADMSG) {
+			bucket_key(b, key);
+			if (!(rc = fn(key, NULL, 0, -EBADMSG, ctx)))
+				rc = load_bucket_by_walk(as, b, fn, ctx);
+			continue;
+		}
+		if (rc)
 			break;
 		for (char *line = text, *nl; !rc && (nl = strchr(line, '\n')); line = nl + 1) {
-			uint8_t *data;
-			size_t len;
 			*nl = '\0';
-			rc = store_get(st, line, &data, &len);
-			if (rc == -ENOENT) {
-				log_error("catalog names %s, which the store does not hold; "
-					  "run secretsfs check", line);
-				rc = -EIO;
-				break;
-			}
-			if (!rc) {
-				rc = fn(line, data, len, ctx);
-				free(data);
-			}
+			rc = load_one(as, line, fn, ctx);
 		}
 		free(text);
 	}
@@ -168,14 +215,15 @@ static int note_key(const char *key, const uint8_t *val, size_t len, void *ctx)
 	return b->c.error;
 }
 
-int catalog_build(struct store *st)
+int catalog_build(struct authstore *as)
 {
 	struct build_ctx b = { { 0 } };
+	struct store *st = authstore_store(as);
 	int rc = store_foreach(st, RECORD_PREFIX_SECRET, note_key, &b);
 	if (!rc)
 		rc = store_foreach(st, RECORD_PREFIX_FOLDER, note_key, &b);
 	if (!rc)
-		rc = catalog_apply(st, &b.c);
+		rc = catalog_apply(as, &b.c);
 	change_free(&b.c);
 	return rc;
 }

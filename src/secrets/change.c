@@ -82,7 +82,7 @@ int change_commit(struct sm *sm, struct change *c)
 		return rc;
 	if (sm->opt.readonly)
 		return -EROFS;
-	rc = store_begin(sm->store);
+	rc = authstore_begin(sm->as);
 	if (rc) {
 		log_error("cannot start a store transaction: %s", strerror(-rc));
 		return rc;
@@ -90,19 +90,18 @@ int change_commit(struct sm *sm, struct change *c)
 	for (size_t i = 0; i < c->count && !rc; i++) {
 		struct change_op *op = &c->ops[i];
 		if (op->val)
-			rc = store_put(sm->store, op->key, op->val, op->len);
-		else if ((rc = store_delete(sm->store, op->key)) == -ENOENT)
+			rc = authstore_put(sm->as, op->key, op->val, op->len);
+		else if ((rc = authstore_delete(sm->as, op->key)) == -ENOENT)
 			rc = 0;
 	}
 	if (!rc)
-		rc = catalog_apply(sm->store, c); /* in the same transaction */
-	if (rc) {
-		store_cancel(sm->store);
-	} else {
-		rc = store_commit(sm->store);
-	}
+		rc = catalog_apply(sm->as, c); /* in the same transaction */
 	if (rc)
-		log_error("store commit failed, nothing changed: %s", strerror(-rc));
+		authstore_cancel(sm->as);
+	else
+		rc = authstore_commit(sm->as);
+	if (rc)
+		log_error("store commit failed, nothing changed: %s",
+			  rc == -EBADMSG ? "a record it replaces fails authentication" : strerror(-rc));
 	return rc;
 }
-

@@ -111,7 +111,9 @@ int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owne
 	snprintf(path, sizeof(path), "%s", name);
 	for (char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		if (!find_folder(sm, path)) {
+		/* A folder whose record failed its checks stays EIO: an implied
+		 * folder in its place would serve it with modes nobody set. */
+		if (!find_folder(sm, path) && !hashmap_get(sm->damaged, path)) {
 			struct sm_folder *f = new_folder(path, 0755, owner->uid, owner->gid,
 							 owner->created_ms);
 			if (!f || hashmap_put(sm->folders, path, f, NULL)) {

@@ -16,11 +16,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "secrets/authstore.h"
 #include "secrets/secrets.h"
 #include "util/hashmap.h"
 
 struct sm {
 	struct store *store;
+	struct authstore *as;        /* the keyring's: every record read and written */
 	struct keyring *kr;
 	struct sm_options opt;
 	pthread_mutex_t write_lock;  /* serialises mutations */
@@ -30,10 +32,22 @@ struct sm {
 	struct hashmap *scratch;     /* scratch name -> struct secbuf * (write lock) */
 	pthread_mutex_t access_lock; /* guards accessed: reads must not wait for disk */
 	struct hashmap *accessed;    /* names read since the last sm_flush_access */
+	struct hashmap *damaged;     /* name or path -> its kind (enum sm_kind): -EIO; set at load */
+	struct sm_problem *problems; /* what the load found wrong, in order */
+	size_t nproblems;
 	pthread_rwlock_t hook_lock;  /* the change hook against its removal */
 	sm_change_hook_fn change_hook;
 	void *change_hook_ctx;
 };
+
+struct sm_problem {
+	char *record;
+	char *why;
+};
+
+/* The load (load.c): the index from the store, checked whole; a legacy
+ * store authenticated after. Problems go to sm->problems. */
+int load_index(struct sm *sm);
 
 /* After name changed in the index: tells the change hook, if any. */
 void index_changed(struct sm *sm, const char *name, bool in_folder);
@@ -75,9 +89,12 @@ int change_commit(struct sm *sm, struct change *c);
 /* The catalog (catalog.c): record keys of secrets and folders by bucket,
  * so a mount reads metadata without walking the versions. catalog_apply
  * and catalog_build run inside a transaction. */
-int catalog_apply(struct store *st, const struct change *c);
-int catalog_load(struct store *st, store_visit_fn fn, void *ctx);
-int catalog_build(struct store *st);
+int catalog_apply(struct authstore *as, const struct change *c);
+/* fn sees every catalogued record, or its key and why it is missing or
+ * failed (-ENOENT, -EBADMSG); a bucket that fails reaches fn first by its
+ * own key, and then (when fn returns 0) the records found by a walk. */
+int catalog_load(struct authstore *as, authstore_visit_fn fn, void *ctx);
+int catalog_build(struct authstore *as);
 
 typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
 
@@ -153,5 +170,55 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 /* A copy of s without its pending client request token and date; NULL on
  * -ENOMEM. */
 struct sm_secret *secret_clone_token_cleared(const struct sm_secret *s);
+
+/* JSON records (record.c): a whole buffer as one object, or NULL; fields
+ * of a type checked (-EIO), absent ones NULL/0 unless required (-EIO);
+ * record_json_add takes val and fails (-ENOMEM) when it is NULL. */
+struct json_object;
+struct json_object *record_json_parse(const uint8_t *data, size_t len);
+int record_json_string(struct json_object *o, const char *key, bool required, const char **out);
+int record_json_int(struct json_object *o, const char *key, bool required, int64_t *out);
+int record_json_add(struct json_object *obj, const char *key, struct json_object *val);
+
+/* ---- the keyring's own (keyring.c, namedkeys.c) ---- */
+
+struct named_key {
+	char id[SM_KEY_ID_LEN + 1];
+	char *alias;
+	bool enabled;
+	bool damaged;      /* its record failed authentication: unusable */
+	int64_t created_ms;
+	uint8_t *material; /* secure memory; NULL when damaged */
+};
+
+struct keyring {
+	struct authstore *as;
+	char store_id[KEYRING_STORE_ID_LEN + 1];
+	char region[64];
+	char account[32];
+	int64_t created_ms;
+	uint8_t *master;     /* secure memory */
+	uint8_t *legacy_kek; /* a legacy store's, until its header is authenticated */
+	enum unlock_kind kind;
+	uint8_t salt[CRYPTO_SALT_LEN];
+	struct argon2_params params;
+	pthread_rwlock_t lock;
+	struct named_key *keys;
+	size_t nkeys;
+};
+
+void named_key_free(struct named_key *k);
+/* Loads one "key/<id>" record (err from authstore_foreach); write lock held. */
+int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *body, size_t len,
+		   int err);
+/* The record of k with its material sealed under master, into the open transaction. */
+int named_key_put(struct keyring *kr, const struct named_key *k, const uint8_t *master);
+/* The header's JSON with the master key sealed under kek; malloc'd. */
+int keyring_header_text(const struct keyring *kr, enum unlock_kind kind,
+			const uint8_t salt[CRYPTO_SALT_LEN], const struct argon2_params *params,
+			const uint8_t *kek, const uint8_t *master, char **text);
+void keyring_kek_params(enum unlock_kind kind, struct argon2_params *params);
+int keyring_derive_kek(const struct unlock_secret *unlock, const uint8_t salt[CRYPTO_SALT_LEN],
+		       const struct argon2_params *params, uint8_t kek[CRYPTO_KEY_LEN]);
 
 #endif

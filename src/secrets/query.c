@@ -6,6 +6,7 @@
 #include "secrets/secrets.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ int sm_attr(struct sm *sm, enum sm_view view, const char *path, struct sm_attr *
 		} else if (is_live(s)) {
 			secret_attr(s, out);
 			rc = 0;
+		} else if (!s && hashmap_get(sm->damaged, path)) {
+			rc = -EIO; /* its record failed its checks at load */
 		}
 	} else {
 		struct sm_secret *s = path[0] ? find_secret(sm, path) : NULL;
@@ -167,6 +170,17 @@ static int list_secret(const char *name, void *value, void *ctx)
 	return listing_add(lc->out, component, strlen(component), SM_KIND_FOLDER);
 }
 
+/* Damaged secrets and folders are listed (a stat says EIO), as a
+ * filesystem lists a file whose inode it cannot read. */
+static int list_damaged(const char *name, void *value, void *ctx)
+{
+	struct list_ctx *lc = ctx;
+	const char *rest = name[0] ? child_part(name, lc->folder) : NULL;
+	if (!rest || strchr(rest, '/'))
+		return 0;
+	return listing_add(lc->out, rest, strlen(rest), (enum sm_kind)(uintptr_t)value);
+}
+
 static int list_folder(const char *path, void *value, void *ctx)
 {
 	struct list_ctx *lc = ctx;
@@ -191,6 +205,8 @@ int sm_list(struct sm *sm, enum sm_view view, const char *folder, struct sm_list
 		rc = hashmap_foreach(sm->secrets, list_secret, &lc);
 		if (!rc && view == SM_VIEW_LIVE)
 			rc = hashmap_foreach(sm->folders, list_folder, &lc);
+		if (!rc && view == SM_VIEW_LIVE)
+			rc = hashmap_foreach(sm->damaged, list_damaged, &lc);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
 	hashmap_free(lc.seen);

@@ -230,11 +230,14 @@ void folder_free(struct sm_folder *f)
 
 /* ---- JSON metadata ---- */
 
-static int add(json_object *obj, const char *key, json_object *val)
+int record_json_add(json_object *obj, const char *key, json_object *val)
 {
 	if (!val)
 		return -ENOMEM;
-	json_object_object_add(obj, key, val);
+	if (json_object_object_add(obj, key, val) != 0) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -253,23 +256,23 @@ char *record_encode_secret(const struct sm_secret *s)
 		json_object_put(tags);
 		goto out;
 	}
-	rc |= add(o, "name", json_object_new_string(s->name));
-	rc |= add(o, "id", json_object_new_string(s->uuid));
-	rc |= add(o, "arn_suffix", json_object_new_string(s->arn_suffix));
+	rc |= record_json_add(o, "name", json_object_new_string(s->name));
+	rc |= record_json_add(o, "id", json_object_new_string(s->uuid));
+	rc |= record_json_add(o, "arn_suffix", json_object_new_string(s->arn_suffix));
 	if (s->description)
-		rc |= add(o, "description", json_object_new_string(s->description));
+		rc |= record_json_add(o, "description", json_object_new_string(s->description));
 	if (s->kms_key_id)
-		rc |= add(o, "kms_key_id", json_object_new_string(s->kms_key_id));
-	rc |= add(o, "created", json_object_new_int64(s->created_ms));
-	rc |= add(o, "changed", json_object_new_int64(s->changed_ms));
-	rc |= add(o, "accessed", json_object_new_int64(s->accessed_ms));
+		rc |= record_json_add(o, "kms_key_id", json_object_new_string(s->kms_key_id));
+	rc |= record_json_add(o, "created", json_object_new_int64(s->created_ms));
+	rc |= record_json_add(o, "changed", json_object_new_int64(s->changed_ms));
+	rc |= record_json_add(o, "accessed", json_object_new_int64(s->accessed_ms));
 	if (s->deleted_ms) {
-		rc |= add(o, "deleted", json_object_new_int64(s->deleted_ms));
-		rc |= add(o, "purge", json_object_new_int64(s->purge_ms));
+		rc |= record_json_add(o, "deleted", json_object_new_int64(s->deleted_ms));
+		rc |= record_json_add(o, "purge", json_object_new_int64(s->purge_ms));
 	}
-	rc |= add(o, "mode", json_object_new_int64(s->mode));
-	rc |= add(o, "uid", json_object_new_int64(s->uid));
-	rc |= add(o, "gid", json_object_new_int64(s->gid));
+	rc |= record_json_add(o, "mode", json_object_new_int64(s->mode));
+	rc |= record_json_add(o, "uid", json_object_new_int64(s->uid));
+	rc |= record_json_add(o, "gid", json_object_new_int64(s->gid));
 	for (size_t i = 0; i < s->nversions; i++) {
 		const struct sm_version *v = &s->versions[i];
 		json_object *vo = json_object_new_object();
@@ -277,36 +280,36 @@ char *record_encode_secret(const struct sm_secret *s)
 			rc = -ENOMEM;
 			break;
 		}
-		rc |= add(vo, "id", json_object_new_string(v->id));
-		rc |= add(vo, "key", json_object_new_string(v->key_id));
-		rc |= add(vo, "created", json_object_new_int64(v->created_ms));
-		rc |= add(vo, "size", json_object_new_int64(v->size));
-		rc |= add(vo, "binary", json_object_new_boolean(v->binary));
+		rc |= record_json_add(vo, "id", json_object_new_string(v->id));
+		rc |= record_json_add(vo, "key", json_object_new_string(v->key_id));
+		rc |= record_json_add(vo, "created", json_object_new_int64(v->created_ms));
+		rc |= record_json_add(vo, "size", json_object_new_int64(v->size));
+		rc |= record_json_add(vo, "binary", json_object_new_boolean(v->binary));
 		json_object_array_add(versions, vo);
 	}
 	for (size_t i = 0; i < s->nlabels; i++)
-		rc |= add(labels, s->labels[i].name, json_object_new_string(s->labels[i].version_id));
+		rc |= record_json_add(labels, s->labels[i].name, json_object_new_string(s->labels[i].version_id));
 	for (size_t i = 0; i < s->ntags; i++)
-		rc |= add(tags, s->tags[i].key, json_object_new_string(s->tags[i].value));
+		rc |= record_json_add(tags, s->tags[i].key, json_object_new_string(s->tags[i].value));
 	json_object_object_add(o, "versions", versions);
 	json_object_object_add(o, "labels", labels);
 	json_object_object_add(o, "tags", tags);
 	if (s->tags_ever)
-		rc |= add(o, "tags_ever", json_object_new_boolean(1));
+		rc |= record_json_add(o, "tags_ever", json_object_new_boolean(1));
 	if (s->rotation_command) {
 		json_object *r = json_object_new_object();
 		if (!r) {
 			rc = -ENOMEM;
 		} else {
-			rc |= add(r, "command", json_object_new_string(s->rotation_command));
+			rc |= record_json_add(r, "command", json_object_new_string(s->rotation_command));
 			if (s->rotation_days)
-				rc |= add(r, "days", json_object_new_int64(s->rotation_days));
+				rc |= record_json_add(r, "days", json_object_new_int64(s->rotation_days));
 			if (s->rotation_schedule)
-				rc |= add(r, "schedule", json_object_new_string(s->rotation_schedule));
+				rc |= record_json_add(r, "schedule", json_object_new_string(s->rotation_schedule));
 			if (s->last_rotated_ms)
-				rc |= add(r, "last", json_object_new_int64(s->last_rotated_ms));
+				rc |= record_json_add(r, "last", json_object_new_int64(s->last_rotated_ms));
 			if (s->next_rotation_ms)
-				rc |= add(r, "next", json_object_new_int64(s->next_rotation_ms));
+				rc |= record_json_add(r, "next", json_object_new_int64(s->next_rotation_ms));
 			json_object_object_add(o, "rotation", r);
 		}
 	}
@@ -320,7 +323,7 @@ out:
 	return text;
 }
 
-static json_object *parse(const uint8_t *data, size_t len)
+json_object *record_json_parse(const uint8_t *data, size_t len)
 {
 	if (len == 0 || len > 16 * 1024 * 1024)
 		return NULL;
@@ -341,7 +344,7 @@ static json_object *parse(const uint8_t *data, size_t len)
 	return obj;
 }
 
-static int get_string(json_object *o, const char *key, bool required, const char **out)
+int record_json_string(json_object *o, const char *key, bool required, const char **out)
 {
 	json_object *v;
 	*out = NULL;
@@ -353,7 +356,7 @@ static int get_string(json_object *o, const char *key, bool required, const char
 	return 0;
 }
 
-static int get_int(json_object *o, const char *key, bool required, int64_t *out)
+int record_json_int(json_object *o, const char *key, bool required, int64_t *out)
 {
 	json_object *v;
 	*out = 0;
@@ -376,7 +379,7 @@ static int copy_fixed(char *dst, size_t cap, const char *src, size_t min, size_t
 
 int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out)
 {
-	json_object *o = parse(data, len);
+	json_object *o = record_json_parse(data, len);
 	struct sm_secret *s = calloc(1, sizeof(*s));
 	const char *str;
 	int64_t n;
@@ -385,29 +388,29 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 	*out = NULL;
 	if (!o || !s)
 		goto fail;
-	if (get_string(o, "name", true, &str) || name_check(str, NULL) || !(s->name = strdup(str)))
+	if (record_json_string(o, "name", true, &str) || name_check(str, NULL) || !(s->name = strdup(str)))
 		goto fail;
-	if (get_string(o, "id", true, &str) ||
+	if (record_json_string(o, "id", true, &str) ||
 	    copy_fixed(s->uuid, sizeof(s->uuid), str, SM_UUID_HEX_LEN, SM_UUID_HEX_LEN))
 		goto fail;
-	if (get_string(o, "arn_suffix", true, &str) ||
+	if (record_json_string(o, "arn_suffix", true, &str) ||
 	    copy_fixed(s->arn_suffix, sizeof(s->arn_suffix), str, SM_ARN_SUFFIX_LEN, SM_ARN_SUFFIX_LEN))
 		goto fail;
-	if (get_string(o, "description", false, &str) || (str && !(s->description = strdup(str))))
+	if (record_json_string(o, "description", false, &str) || (str && !(s->description = strdup(str))))
 		goto fail;
-	if (get_string(o, "kms_key_id", false, &str) || (str && !(s->kms_key_id = strdup(str))))
+	if (record_json_string(o, "kms_key_id", false, &str) || (str && !(s->kms_key_id = strdup(str))))
 		goto fail;
-	if (get_int(o, "created", true, &s->created_ms) || get_int(o, "changed", true, &s->changed_ms) ||
-	    get_int(o, "accessed", false, &s->accessed_ms) ||
-	    get_int(o, "deleted", false, &s->deleted_ms) || get_int(o, "purge", false, &s->purge_ms))
+	if (record_json_int(o, "created", true, &s->created_ms) || record_json_int(o, "changed", true, &s->changed_ms) ||
+	    record_json_int(o, "accessed", false, &s->accessed_ms) ||
+	    record_json_int(o, "deleted", false, &s->deleted_ms) || record_json_int(o, "purge", false, &s->purge_ms))
 		goto fail;
-	if (get_int(o, "mode", true, &n) || n < 0 || n > 07777)
+	if (record_json_int(o, "mode", true, &n) || n < 0 || n > 07777)
 		goto fail;
 	s->mode = (uint32_t)n;
-	if (get_int(o, "uid", true, &n) || n < 0 || n > UINT32_MAX)
+	if (record_json_int(o, "uid", true, &n) || n < 0 || n > UINT32_MAX)
 		goto fail;
 	s->uid = (uint32_t)n;
-	if (get_int(o, "gid", true, &n) || n < 0 || n > UINT32_MAX)
+	if (record_json_int(o, "gid", true, &n) || n < 0 || n > UINT32_MAX)
 		goto fail;
 	s->gid = (uint32_t)n;
 
@@ -426,15 +429,15 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 		json_object *b;
 		if (!json_object_is_type(vo, json_type_object))
 			goto fail;
-		if (get_string(vo, "id", true, &str) || name_check_version_id(str, NULL) ||
+		if (record_json_string(vo, "id", true, &str) || name_check_version_id(str, NULL) ||
 		    copy_fixed(v->id, sizeof(v->id), str, SM_VERSION_ID_MIN, SM_VERSION_ID_MAX))
 			goto fail;
-		if (get_string(vo, "key", true, &str) || strlen(str) != SM_KEY_ID_LEN ||
+		if (record_json_string(vo, "key", true, &str) || strlen(str) != SM_KEY_ID_LEN ||
 		    !(v->key_id = record_key_id(str)))
 			goto fail;
-		if (get_int(vo, "created", true, &v->created_ms))
+		if (record_json_int(vo, "created", true, &v->created_ms))
 			goto fail;
-		if (get_int(vo, "size", true, &n) || n < 1 || n > SM_VALUE_MAX)
+		if (record_json_int(vo, "size", true, &n) || n < 1 || n > SM_VALUE_MAX)
 			goto fail;
 		v->size = (uint32_t)n;
 		if (!json_object_object_get_ex(vo, "binary", &b) || !json_object_is_type(b, json_type_boolean))
@@ -474,12 +477,12 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 	if (json_object_object_get_ex(o, "rotation", &rot)) {
 		int64_t days;
 		if (!json_object_is_type(rot, json_type_object) ||
-		    get_string(rot, "command", true, &str) || !(s->rotation_command = strdup(str)) ||
-		    get_int(rot, "days", false, &days) || days < 0 || days > 1000 ||
-		    get_string(rot, "schedule", false, &str) ||
+		    record_json_string(rot, "command", true, &str) || !(s->rotation_command = strdup(str)) ||
+		    record_json_int(rot, "days", false, &days) || days < 0 || days > 1000 ||
+		    record_json_string(rot, "schedule", false, &str) ||
 		    (str && !(s->rotation_schedule = strdup(str))) ||
-		    get_int(rot, "last", false, &s->last_rotated_ms) ||
-		    get_int(rot, "next", false, &s->next_rotation_ms) ||
+		    record_json_int(rot, "last", false, &s->last_rotated_ms) ||
+		    record_json_int(rot, "next", false, &s->next_rotation_ms) ||
 		    s->last_rotated_ms < 0 || s->next_rotation_ms < 0 ||
 		    (s->rotation_schedule && schedule_check(s->rotation_schedule, &str)))
 			goto fail;
@@ -505,11 +508,11 @@ char *record_encode_folder(const struct sm_folder *f)
 	int rc = 0;
 	if (!o)
 		return NULL;
-	rc |= add(o, "mode", json_object_new_int64(f->mode));
-	rc |= add(o, "uid", json_object_new_int64(f->uid));
-	rc |= add(o, "gid", json_object_new_int64(f->gid));
-	rc |= add(o, "created", json_object_new_int64(f->created_ms));
-	rc |= add(o, "changed", json_object_new_int64(f->changed_ms));
+	rc |= record_json_add(o, "mode", json_object_new_int64(f->mode));
+	rc |= record_json_add(o, "uid", json_object_new_int64(f->uid));
+	rc |= record_json_add(o, "gid", json_object_new_int64(f->gid));
+	rc |= record_json_add(o, "created", json_object_new_int64(f->created_ms));
+	rc |= record_json_add(o, "changed", json_object_new_int64(f->changed_ms));
 	if (rc == 0) {
 		const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 		if (t)
@@ -521,7 +524,7 @@ char *record_encode_folder(const struct sm_folder *f)
 
 int record_decode_folder(const char *path, const uint8_t *data, size_t len, struct sm_folder **out)
 {
-	json_object *o = parse(data, len);
+	json_object *o = record_json_parse(data, len);
 	struct sm_folder *f = calloc(1, sizeof(*f));
 	int64_t n;
 	int rc = -EIO;
@@ -531,16 +534,16 @@ int record_decode_folder(const char *path, const uint8_t *data, size_t len, stru
 		goto fail;
 	if (path[0] && name_check(path, NULL))
 		goto fail;
-	if (get_int(o, "mode", true, &n) || n < 0 || n > 07777)
+	if (record_json_int(o, "mode", true, &n) || n < 0 || n > 07777)
 		goto fail;
 	f->mode = (uint32_t)n;
-	if (get_int(o, "uid", true, &n) || n < 0 || n > UINT32_MAX)
+	if (record_json_int(o, "uid", true, &n) || n < 0 || n > UINT32_MAX)
 		goto fail;
 	f->uid = (uint32_t)n;
-	if (get_int(o, "gid", true, &n) || n < 0 || n > UINT32_MAX)
+	if (record_json_int(o, "gid", true, &n) || n < 0 || n > UINT32_MAX)
 		goto fail;
 	f->gid = (uint32_t)n;
-	if (get_int(o, "created", true, &f->created_ms) || get_int(o, "changed", true, &f->changed_ms))
+	if (record_json_int(o, "created", true, &f->created_ms) || record_json_int(o, "changed", true, &f->changed_ms))
 		goto fail;
 	f->persisted = true;
 	*out = f;

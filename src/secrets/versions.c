@@ -64,7 +64,7 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 	if (rc || !snap->version_id[0])
 		goto out;
 	record_key_version(snap->secret_uuid, snap->version_id, key, sizeof(key));
-	rc = store_get(sm->store, key, &snap->record, &snap->record_len);
+	rc = authstore_get(sm->as, key, &snap->record, &snap->record_len);
 	if (rc) {
 		log_error("%s: version %s has no sealed record in the store", name, snap->version_id);
 		rc = -EIO;
@@ -242,7 +242,7 @@ int read_version(struct sm *sm, const struct sm_secret *s, const struct sm_versi
 	uint8_t *record;
 	size_t len;
 	record_key_version(s->uuid, v->id, key, sizeof(key));
-	int rc = store_get(sm->store, key, &record, &len);
+	int rc = authstore_get(sm->as, key, &record, &len);
 	if (rc) {
 		log_error("%s: version %s has no sealed record in the store", s->name, v->id);
 		return -EIO;

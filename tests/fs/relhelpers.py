@@ -78,10 +78,19 @@ def get_record(path, key):
         return db.get(key.encode())
 
 
+ENVELOPE = 4 + 32  # "SFA3" and the tag of an authenticated record
+
+
+def record_body(raw):
+    """The JSON (or text) of a record, without the envelope that format 3
+    puts around it (docs/store-format.md)."""
+    return raw[ENVELOPE:] if raw[:4] == b"SFA3" else raw
+
+
 def secret_meta(path, name):
     raw = get_record(path, f"secret/{name}")
     assert raw is not None, f"no record secret/{name}"
-    return json.loads(raw)
+    return json.loads(record_body(raw))
 
 
 def version_key(path, name, which="AWSCURRENT"):

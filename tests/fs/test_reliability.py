@@ -29,7 +29,7 @@ from conftest import (BIN, MAX_VALUE, daemon_pids, expect_errno, force_unmount,
 from relhelpers import (ABSENT, SHIM_STATUS, Model, all_version_keys,
                         assert_sound, check_store, field, flip, get_record,
                         locked_ranges, mount_env, open_store, parse_version,
-                        put_records, race_on_one_secret, read_or_absent, records,
+                        put_records, race_on_one_secret, read_or_absent, record_body, records,
                         run_load_and_kill, scan_memory, sha, shim_env,
                         trace_points, unmount_quiet, verify_after_crash,
                         version_key, wait_store_free)
@@ -258,7 +258,7 @@ def test_t6_damaged_master_key_envelope_refused(make_mount, where):
     write_file(m.p("s"), b"value")
     m.unmount()
     raw = get_record(m.store, "sfs/header")
-    hdr = json.loads(raw)
+    hdr = json.loads(record_body(raw))
     mk = hdr["master_key"]
     assert len(mk) == 2 * (12 + 32 + 16)
     pos = {"nonce": 2 * 5, "ciphertext": 2 * 30, "tag": 2 * 50}[where]
@@ -289,8 +289,8 @@ def test_t6_damaged_named_key_fails_closed(make_mount):
     m.unmount()
     recs = records(m.store)
     (kkey, raw), = [(k, v) for k, v in recs.items() if k.startswith("key/")
-                    and json.loads(v).get("alias") in ("team", "alias/team")]
-    sealed = json.loads(raw)["sealed"]
+                    and json.loads(record_body(v)).get("alias") in ("team", "alias/team")]
+    sealed = json.loads(record_body(raw))["sealed"]
     bad = sealed[:40] + ("0" if sealed[40] != "0" else "1") + sealed[41:]
     put_records(m.store, {kkey: raw.replace(sealed.encode(), bad.encode())})
     before = sha(m.store)

@@ -86,8 +86,56 @@ static int drop_catalog(const char *key, const uint8_t *val, size_t len, void *c
 	return store_delete(ctx, key);
 }
 
-/* A format 1 store (no catalog) is walked once and migrated. */
-static void test_format_1_is_migrated(void **state)
+/*
+ * A format-3 store dressed as format 1 (catalog dropped, format record
+ * changed, as an attacker without the key would to have its records read
+ * untagged) does not unlock: its master key is sealed by format 3, and
+ * nothing is written. Genuine format 1 and 2 stores, made by the releases
+ * that wrote them, are migrated in tests/fs/test_tamper.py.
+ */
+static void test_downgrade_to_format_1_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *st;
+	struct keyring *kr = NULL;
+	uint8_t *before;
+	size_t before_len;
+	fill(f);
+	sm_close(f->sm);
+	f->sm = NULL;
+	assert_int_equal(store_open(f->path, 0, &st), 0);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_foreach(st, "cat/", drop_catalog, st), 0);
+	assert_int_equal(store_put(st, "sfs/format", "1", 1), 0);
+	/* The header's tag cut off, so that it parses as a legacy header. */
+	uint8_t *hdr;
+	size_t hdr_len;
+	assert_int_equal(store_get(st, RECORD_KEY_HEADER, &hdr, &hdr_len), 0);
+	assert_true(hdr_len > 36);
+	assert_int_equal(store_put(st, RECORD_KEY_HEADER, hdr + 36, hdr_len - 36), 0);
+	free(hdr);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	assert_int_equal(tu_read_file(f->path, &before, &before_len), 0);
+	assert_int_equal(store_open(f->path, 0, &st), 0);
+	struct unlock_secret u = tu_key_unlock(f->key);
+	assert_int_equal(keyring_unlock(st, &u, &kr), -EBADMSG);
+	assert_null(kr);
+	store_close(st);
+	assert_int_equal(tu_file_equals(f->path, before, before_len), 1);
+	free(before);
+}
+
+static int first_key(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	(void)val;
+	(void)len;
+	snprintf(ctx, 32, "%s", key);
+	return 1;
+}
+
+/* A catalog bucket removed: its secrets are not loaded, and the sum says so. */
+static void test_dropped_catalog_bucket_is_refused(void **state)
 {
 	struct fx *f = *state;
 	struct store *st;
@@ -96,30 +144,24 @@ static void test_format_1_is_migrated(void **state)
 	f->sm = NULL;
 	assert_int_equal(store_open(f->path, 0, &st), 0);
 	assert_int_equal(store_begin(st), 0);
-	assert_int_equal(store_foreach(st, "cat/", drop_catalog, st), 0);
-	assert_int_equal(store_put(st, "sfs/format", "1", 1), 0);
+	char first[32] = "";
+	assert_int_equal(store_foreach(st, "cat/", first_key, first), 1);
+	assert_int_equal(store_delete(st, first), 0);
 	assert_int_equal(store_commit(st), 0);
 	store_close(st);
-	assert_int_equal(tu_count_records(f->path, "cat/"), 0);
-	reopen(f);
-	expect_filled(f);
-	sm_close(f->sm);
-	f->sm = NULL;
-	uint8_t *format;
-	size_t len;
-	assert_int_equal(tu_get_record(f->path, "sfs/format", &format, &len), 0);
-	assert_memory_equal(format, "2", 1);
-	free(format);
-	assert_true(tu_count_records(f->path, "cat/") > 0);
-	reopen(f);
-	expect_filled(f);
+	struct sm_options o = tu_sm_options(0);
+	struct sm_damage d = { 0 };
+	o.damage = &d;
+	assert_int_equal(tu_open_sm(f->path, f->key, &o, &f->sm), -EBADMSG);
+	assert_true(d.count > 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_catalog_follows_every_change, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format_1_is_migrated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_downgrade_to_format_1_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dropped_catalog_bucket_is_refused, setup, teardown),
 	};
 	return tu_run_group("catalog", tests, NULL, NULL);
 }

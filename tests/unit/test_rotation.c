@@ -100,13 +100,13 @@ static void test_due_rotations(void **state)
 	uint8_t *rec;
 	size_t len;
 	struct sm_secret *s;
-	assert_int_equal(tu_get_record(f->path, "secret/db", &rec, &len), 0);
+	assert_int_equal(tu_get_record_keyed(f->path, f->key, "secret/db", &rec, &len), 0);
 	assert_int_equal(record_decode_secret(rec, len, &s), 0);
 	free(rec);
 	s->next_rotation_ms = 1000;
 	char *text = record_encode_secret(s);
 	assert_non_null(text);
-	assert_int_equal(tu_set_record(f->path, "secret/db", text, strlen(text)), 0);
+	assert_int_equal(tu_set_record_keyed(f->path, f->key, "secret/db", text, strlen(text)), 0);
 	free(text);
 	secret_free(s);
 	assert_int_equal(tu_open_sm(f->path, f->key, &o, &f->sm), 0);

@@ -26,6 +26,7 @@
 
 #include "crypto/crypto.h"
 #include "util/log.h"
+#include "secrets/authstore.h"
 #include "secrets/keyring.h"
 #include "secrets/record.h"
 #include "secrets/secrets.h"
@@ -327,6 +328,55 @@ static inline int tu_set_record(const char *path, const char *key, const void *v
 	if (rc)
 		return rc;
 	rc = val ? tu_store_put_tx(st, key, val, len) : tu_store_delete_tx(st, key);
+	store_close(st);
+	return rc;
+}
+
+/*
+ * What a writer holding the key can do and an attacker cannot: one record
+ * of the (unmounted) store at path replaced (val non-NULL) or deleted,
+ * tagged under the store's master key and counted in its state record.
+ */
+static inline int tu_set_record_keyed(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
+				      const char *record, const void *val, size_t len)
+{
+	struct store *st;
+	struct keyring *kr;
+	struct unlock_secret u = tu_key_unlock(key);
+	int rc = store_open(path, 0, &st);
+	if (rc)
+		return rc;
+	if ((rc = keyring_unlock(st, &u, &kr))) {
+		store_close(st);
+		return rc;
+	}
+	struct authstore *as = keyring_authstore(kr);
+	if (!(rc = authstore_begin(as))) {
+		rc = val ? authstore_put(as, record, val, len) : authstore_delete(as, record);
+		if (rc)
+			authstore_cancel(as);
+		else
+			rc = authstore_commit(as);
+	}
+	keyring_free(kr);
+	store_close(st);
+	return rc;
+}
+
+/* One record's body, checked under the key (the store not open); *val malloc'd. */
+static inline int tu_get_record_keyed(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
+				      const char *record, uint8_t **val, size_t *len)
+{
+	struct store *st;
+	struct keyring *kr;
+	struct unlock_secret u = tu_key_unlock(key);
+	int rc = store_open(path, STORE_READONLY, &st);
+	if (rc)
+		return rc;
+	if (!(rc = keyring_unlock(st, &u, &kr))) {
+		rc = authstore_get(keyring_authstore(kr), record, val, len);
+		keyring_free(kr);
+	}
 	store_close(st);
 	return rc;
 }

@@ -1,0 +1,107 @@
+/*
+ * rekey (secrets/secrets.h): a new master key and new named-key material,
+ * every version's data key re-wrapped and every record tagged under the
+ * new master key, in one transaction. Values are not re-encrypted: their
+ * data keys stay, only the keys that wrap them change.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets/internal.h"
+#include "util/log.h"
+
+struct version_keys {
+	char **keys;
+	size_t count;
+};
+
+static int note_version(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	struct version_keys *v = ctx;
+	(void)val;
+	(void)len;
+	char **keys = realloc(v->keys, (v->count + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	v->keys = keys;
+	return (v->keys[v->count] = strdup(key)) ? (v->count++, 0) : -ENOMEM;
+}
+
+/* One version record with its data key wrapped under the new material. */
+static int rewrap(struct sm *sm, struct keyring_next *next, const char *key)
+{
+	char uuid[SM_UUID_HEX_LEN + 1], aad[512];
+	const char *rest = key + strlen(RECORD_PREFIX_VERSION), *vid = strchr(rest, '/');
+	uint8_t *record = NULL, *encoded = NULL, wrapped[KEYRING_WRAPPED_DEK_LEN];
+	size_t len, encoded_len;
+	struct sealed_version sv;
+	int rc;
+	if (!vid || vid - rest != SM_UUID_HEX_LEN)
+		return -EBADMSG; /* the load lists every such record as a problem */
+	memcpy(uuid, rest, SM_UUID_HEX_LEN);
+	uuid[SM_UUID_HEX_LEN] = '\0';
+	vid++;
+	if ((rc = authstore_get(sm->as, key, &record, &len)))
+		return rc;
+	if ((rc = record_decode_version(record, len, &sv)))
+		goto out;
+	size_t aad_len = binding(aad, sizeof(aad), "dek", keyring_store_id(sm->kr), uuid, vid,
+				 sv.key_id);
+	if ((rc = keyring_next_rewrap(sm->kr, next, sv.key_id, aad, aad_len, sv.wrapped_dek,
+				      sv.wrapped_dek_len, wrapped))) {
+		log_error("rekey: %s: its data key does not open (%s)", key, strerror(-rc));
+		goto out;
+	}
+	sv.wrapped_dek = wrapped;
+	sv.wrapped_dek_len = sizeof(wrapped);
+	if (!(rc = record_encode_version(&sv, &encoded, &encoded_len)))
+		rc = authstore_put(sm->as, key, encoded, encoded_len);
+out:
+	free(encoded);
+	free(record);
+	return rc;
+}
+
+int sm_rekey(struct sm *sm, const struct unlock_secret *unlock, uint64_t *versions)
+{
+	struct keyring_next *next = NULL;
+	struct version_keys v = { NULL, 0 };
+	int rc;
+	*versions = 0;
+	if (sm->opt.readonly)
+		return -EROFS;
+	if (sm->nproblems) {
+		log_error("rekey refused: the store has %zu problems (secretsfs check)",
+			  sm->nproblems);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = keyring_next_new(sm->kr, unlock, &next)))
+		goto out;
+	if ((rc = authstore_begin_rewrite(sm->as, keyring_next_master(next))))
+		goto out;
+	rc = store_foreach(sm->store, RECORD_PREFIX_VERSION, note_version, &v);
+	for (size_t i = 0; !rc && i < v.count; i++)
+		rc = rewrap(sm, next, v.keys[i]);
+	if (!rc)
+		rc = keyring_next_put(sm->kr, next);
+	if (rc) {
+		authstore_cancel(sm->as);
+		goto out;
+	}
+	if ((rc = authstore_commit(sm->as)))
+		goto out;
+	keyring_next_adopt(sm->kr, next);
+	next = NULL;
+	*versions = v.count;
+	log_info("%s: rekeyed: a new master key, new named keys, %zu data keys re-wrapped",
+		 store_path(sm->store), v.count);
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	keyring_next_free(next);
+	for (size_t i = 0; i < v.count; i++)
+		free(v.keys[i]);
+	free(v.keys);
+	return rc;
+}
