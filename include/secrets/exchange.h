@@ -34,7 +34,8 @@ struct exchange_tag {
 /* A version as a secret's listing shows it. */
 struct exchange_version {
 	char *id;
-	char *created; /* ISO 8601 UTC, as user.sm.created_date prints dates */
+	char *created; /* ISO 8601 UTC, as user.sm.created_date prints dates; NULL: none
+			* (an entry of an imported Versions list may lack one) */
 	char **stages;
 	size_t nstages;
 };

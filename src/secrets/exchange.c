@@ -228,13 +228,13 @@ static json_object *string_array(char *const *items, size_t n)
 	return a;
 }
 
-/* VersionId, VersionStages and CreatedDate of v into o. */
+/* VersionId, VersionStages and CreatedDate (when known) of v into o. */
 static int put_version(json_object *o, const struct exchange_version *v)
 {
 	int rc = put(o, "VersionId", json_object_new_string(v->id));
 	if (!rc)
 		rc = put(o, "VersionStages", string_array(v->stages, v->nstages));
-	if (!rc)
+	if (!rc && v->created)
 		rc = put(o, "CreatedDate", json_object_new_string(v->created));
 	return rc;
 }
@@ -546,6 +546,11 @@ static int decode_rules(json_object *rules, struct exchange_record *r, const cha
 	r->rotation_schedule = dup_string(rules, "ScheduleExpression", &rc);
 	if (rc)
 		return rc == -EINVAL ? refuse_line(why, "ScheduleExpression is not a string") : rc;
+	/* The two exclude each other (user.sm.rotation_schedule clears
+	 * rotation_days); the service derives the days from the schedule, so
+	 * with both the schedule is the setting, as import would leave it. */
+	if (r->rotation_schedule)
+		r->rotation_days = 0;
 	return 0;
 }
 

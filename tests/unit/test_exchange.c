@@ -115,6 +115,53 @@ static void test_dates_from_elsewhere(void **state)
 	secbuf_free(&value);
 }
 
+/* What import decoded exports again, dates missing included (fuzz_exchange). */
+static void test_decoded_record_encodes_again(void **state)
+{
+	static const char in[] =
+		"{\"Name\":\"a\",\"VersionId\":\"x\",\"Secretsfs\":{\"Versions\":"
+		"[{\"VersionId\":\"33333333-3333-3333-3333-333333333333\"}]}}";
+	struct secbuf value = { 0 }, line = { 0 };
+	struct exchange_record r, back;
+	const char *why;
+	(void)state;
+	assert_int_equal(exchange_decode((const uint8_t *)in, strlen(in), &r, &value, &why), 0);
+	assert_null(r.created);
+	assert_int_equal(r.nversions, 1);
+	assert_null(r.versions[0].created);
+	const struct exchange_version v = { r.version_id, r.created, r.stages, r.nstages };
+	const struct exchange_secret s = { "{\"Name\":\"a\"}", r.versions, r.nversions, 0, 0,
+					   0600, NULL, NULL, 0 };
+	assert_int_equal(exchange_encode(&s, &v, NULL, false, true, &line), 0);
+	assert_int_equal(exchange_decode(line.data, line.len - 1, &back, &value, &why), 0);
+	assert_string_equal(back.version_id, "x");
+	assert_null(back.created);
+	assert_int_equal(back.nversions, 1);
+	assert_null(back.versions[0].created);
+	exchange_record_free(&back);
+	exchange_record_free(&r);
+	secbuf_free(&line);
+	secbuf_free(&value);
+}
+
+/* AWS's DescribeSecret shows AutomaticallyAfterDays beside the schedule it
+ * comes from; the two exclude each other, and the schedule is the setting. */
+static void test_rotation_rules_both_take_schedule(void **state)
+{
+	static const char in[] =
+		"{\"Name\":\"a\",\"Secretsfs\":{\"RotationRules\":"
+		"{\"AutomaticallyAfterDays\":7,\"ScheduleExpression\":\"rate(7 days)\"}}}";
+	struct secbuf value = { 0 };
+	struct exchange_record r;
+	const char *why;
+	(void)state;
+	assert_int_equal(exchange_decode((const uint8_t *)in, strlen(in), &r, &value, &why), 0);
+	assert_string_equal(r.rotation_schedule, "rate(7 days)");
+	assert_int_equal(r.rotation_days, 0);
+	exchange_record_free(&r);
+	secbuf_free(&value);
+}
+
 static void test_bad_fields_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -151,6 +198,8 @@ int main(void)
 		cmocka_unit_test(test_secret_line_round_trip),
 		cmocka_unit_test(test_dates_from_elsewhere),
 		cmocka_unit_test(test_bad_fields_refused),
+		cmocka_unit_test(test_decoded_record_encodes_again),
+		cmocka_unit_test(test_rotation_rules_both_take_schedule),
 	};
 	return tu_run_group("exchange", tests, tu_group_crypto, NULL);
 }
