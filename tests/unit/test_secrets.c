@@ -871,7 +871,8 @@ static void below(struct fx *f, const char *folder, char *out, size_t len)
 {
 	struct sm_listing l;
 	assert_int_equal(sm_list_below(f->sm, folder, &l), 0);
-	qsort(l.entries, l.count, sizeof(l.entries[0]), by_name);
+	if (l.count)
+		qsort(l.entries, l.count, sizeof(l.entries[0]), by_name);
 	out[0] = '\0';
 	for (size_t i = 0; i < l.count; i++) {
 		assert_int_equal(l.entries[i].kind, SM_KIND_SECRET);
