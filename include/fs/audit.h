@@ -34,6 +34,7 @@ struct audit_event {
 	const char *stage;         /* or NULL */
 	const char *detail_key;    /* one more request parameter, or NULL */
 	const char *detail_value;
+	bool force_delete;         /* DeleteSecret's ForceDeleteWithoutRecovery */
 	bool read_only;
 };
 

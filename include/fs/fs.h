@@ -32,6 +32,7 @@ struct fs_options {
 	int new_uid, new_gid;     /* owner of new secrets and folders; -1: the caller */
 	int new_umask;            /* -1: secrets 0600 less the caller's umask */
 	const char *mountpoint;   /* absolute: where rotation commands find the secrets */
+	const char *rotation_dir; /* resolved: rotation commands only from below it; NULL: anywhere */
 	const char *audit_log;    /* NULL: no audit trail */
 	bool audit_required;      /* refuse what cannot be recorded */
 	const struct policy *policy; /* NULL: none; not owned */

@@ -8,14 +8,29 @@
 #ifndef SECRETSFS_FS_ROTATOR_H
 #define SECRETSFS_FS_ROTATOR_H
 
+#include <limits.h>
+
 #include "secrets/secrets.h"
 
 #define ROTATION_STEP_TIMEOUT_S 300
 
 struct rotator;
 
-/* mountpoint: the absolute path the command reaches the secrets through. */
-int rotator_start(struct sm *sm, const char *mountpoint, struct rotator **out);
+/* mountpoint: the absolute path the command reaches the secrets through;
+ * rotation_dir: the resolved folder commands must lie in (NULL: anywhere). */
+int rotator_start(struct sm *sm, const char *mountpoint, const char *rotation_dir,
+		  struct rotator **out);
+/*
+ * The one check of a rotation command's path, made when it is set and again
+ * right before each step runs (docs/rotation.md): an absolute path whose
+ * resolved form (into resolved: what is stored and what runs) is an
+ * executable regular file, owned, with every folder above it up to /, by
+ * root or the mounting user and writable by no one else (a sticky folder
+ * such as /tmp excepted), and inside rotation_dir when the mount has one.
+ * 0, or -EINVAL with the rule it broke logged for the secret name.
+ */
+int rotator_check_command(const struct rotator *r, const char *name, const char *path,
+			  char resolved[PATH_MAX]);
 /* Stops after the rotation in progress (its command is killed). */
 void rotator_stop(struct rotator *r);
 /* RotateSecret now: the checks are made at once (-EBUSY, -EINVAL), the

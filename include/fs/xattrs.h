@@ -19,9 +19,13 @@
 
 #include "fs/paths.h"
 
+struct rotator;
+
+/* Who asks, and the mount's rules about who may name what. */
 struct xattr_caller {
 	uid_t uid;
 	uid_t owner; /* the mounting user */
+	const struct rotator *rotator; /* checks rotation commands' paths */
 };
 
 /* *value is malloc'd. */

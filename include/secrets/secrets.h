@@ -122,6 +122,10 @@ int sm_snapshot_field(struct sm *sm, const struct sm_snapshot *snap, const char 
 int sm_snapshot_field_names(struct sm *sm, const struct sm_snapshot *snap, struct sm_listing *out);
 uint32_t sm_snapshot_size(const struct sm_snapshot *snap);
 const char *sm_snapshot_version_id(const struct sm_snapshot *snap); /* "" when none */
+/* false when no version is there to read: a secret made without a value
+ * (touch), or a label no version carries. GetSecretValue then fails with
+ * ResourceNotFoundException; a scratch file always has its bytes. */
+bool sm_snapshot_has_value(const struct sm_snapshot *snap);
 /* Decrypts into out (secure memory): -EIO when the record fails to open. */
 int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct secbuf *out);
 void sm_snapshot_free(struct sm_snapshot *snap);
@@ -150,6 +154,10 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 			char version_id[SM_VERSION_ID_MAX + 1]);
 /* DeleteSecret with the recovery window. */
 int sm_delete(struct sm *sm, const char *name);
+/* DeleteSecret with ForceDeleteWithoutRecovery of a secret scheduled for
+ * deletion: its metadata and every version gone at once, in one
+ * transaction. -ENOENT unless name is scheduled for deletion. */
+int sm_purge_deleted(struct sm *sm, const char *name);
 /* RestoreSecret, under its old or a new name. */
 int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name);
 /* Both cases of rename (BRIEF §2), secrets and folders. */
@@ -212,8 +220,9 @@ int sm_flush_access(struct sm *sm);
 
 /* ---- rotation (rotation.c; reference §5.12) ---- */
 
-/* The rotation command (absolute path of an executable; "" removes it).
- * Refused (-EINVAL, logged) unless the value is a database secret's JSON. */
+/* The rotation command, for any value: a path the caller has checked
+ * (fs/rotator). "" removes it (CancelRotateSecret: the rules and
+ * LastRotatedDate stay), -ENODATA when there is none. */
 int sm_set_rotation_command(struct sm *sm, const char *name, const char *path);
 /* AutomaticallyAfterDays (1..1000) or ScheduleExpression; 0 and NULL clear. */
 int sm_set_rotation_rules(struct sm *sm, const char *name, int days, const char *schedule);

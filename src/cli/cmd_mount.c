@@ -51,6 +51,8 @@ static const char usage[] =
 	"  -o audit_required      refuse operations the audit log cannot record\n"
 	"  -o policy=FILE         an IAM-like access policy on top of file modes\n"
 	"                         (docs/policy.md)\n"
+	"  -o rotation_dir=DIR    rotation commands only from below DIR\n"
+	"                         (docs/rotation.md)\n"
 	"  -o threads=N           at most N threads serving requests (default 16)\n"
 	"  -o max_read=BYTES      largest READ the kernel sends, 4096 to 131072\n"
 	"                         (default 8192; docs/performance.md)\n"
@@ -71,6 +73,7 @@ struct mount_opts {
 	char *log_file;
 	char *audit_log;
 	char *policy;
+	char *rotation_dir;
 	int allow_other;
 	int readonly;
 	int recovery_window;
@@ -93,6 +96,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("audit_required", audit_required),
 	OPT("skip_damaged", skip_damaged),
 	OPT("policy=%s", policy),
+	OPT("rotation_dir=%s", rotation_dir),
 	OPT("allow_other", allow_other),
 	OPT("ro", readonly),
 	OPT("recovery_window=%d", recovery_window),
@@ -344,6 +348,17 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_error("%s: %s", mountpoint, strerror(errno));
 		goto out;
 	}
+	/* Resolved once: each command's resolved path must lie below it. */
+	char *rotation_dir_abs = NULL;
+	struct stat rd;
+	if (mo->rotation_dir && (!(rotation_dir_abs = realpath(mo->rotation_dir, NULL)) ||
+				 stat(rotation_dir_abs, &rd) != 0 || !S_ISDIR(rd.st_mode))) {
+		cli_error("rotation_dir=%s: %s", mo->rotation_dir,
+			  rotation_dir_abs ? "not a folder" : strerror(errno));
+		free(rotation_dir_abs);
+		free(mountpoint_abs);
+		goto out;
+	}
 	struct fs_options fo = {
 		.allow_other = mo->allow_other,
 		.readonly = mo->readonly,
@@ -356,12 +371,14 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.new_gid = mo->gid,
 		.new_umask = mo->umask,
 		.mountpoint = mountpoint_abs,
+		.rotation_dir = rotation_dir_abs,
 		.audit_log = audit_abs,
 		.audit_required = mo->audit_required,
 		.policy = policy,
 	};
 	rc = fs_mount(sm, mountpoint, &fo, &fs);
 	free(mountpoint_abs);
+	free(rotation_dir_abs);
 	free(audit_abs);
 	if (rc) {
 		cli_error("%s: cannot mount (see the log)", mountpoint);

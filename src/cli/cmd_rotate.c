@@ -33,8 +33,7 @@ int cmd_rotate(int argc, char **argv)
 		cli_error("%s: rotation not started: %s", file,
 			  e == EBUSY ? "a rotation is running, or AWSPENDING sits on a version that is "
 				       "not current (see the log)" :
-			  e == EINVAL ? "no user.sm.rotation_command, or the value is not a database "
-					"secret (see the log)" :
+			  e == EINVAL ? "no user.sm.rotation_command, or no current value (see the log)" :
 			  e == ENOTSUP ? "not a secret of a secretsfs mount" : strerror(e));
 		return 1;
 	}

@@ -108,7 +108,7 @@ static void put_number(struct line *l, const char *key, long long n)
 static const char *error_code(int outcome)
 {
 	switch (-outcome) {
-	case ENOENT: return "ResourceNotFoundException";
+	case ENOENT: case ENODATA: return "ResourceNotFoundException";
 	case EEXIST: return "ResourceExistsException";
 	case EINVAL: return "InvalidParameterException";
 	case EACCES: case EPERM: return "AccessDeniedException";
@@ -172,7 +172,11 @@ int audit_record(struct audit *a, const struct audit_caller *who, const struct a
 	if (ev->detail_key && ev->detail_value) {
 		put_str(&l, first ? "" : ",");
 		put_field(&l, ev->detail_key, ev->detail_value);
+		first = false;
 	}
+	if (ev->force_delete)
+		put_str(&l, first ? "\"forceDeleteWithoutRecovery\":true"
+				  : ",\"forceDeleteWithoutRecovery\":true");
 	put_str(&l, "},");
 	put_str(&l, ev->read_only ? "\"readOnly\":true," : "\"readOnly\":false,");
 	if (outcome) {

@@ -274,12 +274,43 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	reply_entry(req, fs, c.vpath);
 }
 
+/*
+ * rm .deleted/NAME: DeleteSecret with ForceDeleteWithoutRecovery of a
+ * secret scheduled for deletion. The kernel has checked the rights, as for
+ * a restore (.deleted is sticky: the secret's owner or root); the policy
+ * asks for DeleteSecret, as rm NAME does.
+ */
+static int force_delete(struct fs *fs, fuse_req_t req, const char *vpath)
+{
+	struct audit_caller who = caller_of(req);
+	struct target t;
+	int rc = path_resolve(fs->sm, vpath, &t);
+	if (rc || t.kind != T_DELETED_SECRET)
+		return rc ? rc : -EPERM; /* a folder of .deleted is not a file */
+	if ((rc = gate(fs, req, "DeleteSecret", t.name)))
+		return rc;
+	rc = sm_purge_deleted(fs->sm, t.name);
+	struct audit_event ev = { .name = "DeleteSecret", .secret = t.name, .force_delete = true };
+	audit_record(fs->audit, &who, &ev, rc);
+	return rc;
+}
+
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct new_child c;
+	struct target pt;
+	char ppath[VPATH_MAX];
 	struct audit_caller who = caller_of(req);
-	int rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
+	int rc = path_of(fs, parent, ppath);
+	if (!rc && path_resolve(fs->sm, ppath, &pt) == 0 && pt.view == VIEW_DELETED) {
+		if (!(rc = child_path(fs, parent, name, c.vpath)) && !(rc = force_delete(fs, req, c.vpath)))
+			nodes_detach(fs->nodes, c.vpath);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (!rc)
+		rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
 	if (!rc && !(rc = gate(fs, req, "DeleteSecret", c.name))) {
 		rc = sm_delete(fs->sm, c.name);
 		audit_event(fs, &who, "DeleteSecret", c.name, rc);

@@ -179,11 +179,13 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 	}
 	fs->mounted = true;
 	sm_set_change_hook(sm, on_index_change, fs);
-	if ((rc = rotator_start(sm, opt->mountpoint ? opt->mountpoint : "/", &fs->rotator))) {
+	if ((rc = rotator_start(sm, opt->mountpoint ? opt->mountpoint : "/", opt->rotation_dir,
+				&fs->rotator))) {
 		log_error("cannot start the rotation thread: %s", strerror(-rc));
 		goto fail;
 	}
-	fs->opt.mountpoint = NULL; /* the caller's string; the rotator has its copy */
+	/* The caller's strings; the rotator has its copies. */
+	fs->opt.mountpoint = fs->opt.rotation_dir = NULL;
 	fs->policy = opt->policy;
 	if ((rc = audit_open(opt->audit_log, opt->audit_required, sm, &fs->audit))) {
 		log_error("%s: cannot open the audit log: %s", opt->audit_log, strerror(-rc));

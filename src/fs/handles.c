@@ -117,12 +117,21 @@ static int open_reader(struct fs *fs, const struct target *t, struct handle *h)
 		if ((rc = sm_snapshot_label(fs->sm, t->name, t->label, &h->snap)))
 			return rc;
 		/* GetSecretValue of a label no version carries: not found. */
-		return sm_snapshot_version_id(h->snap)[0] ? 0 : -ENOENT;
+		return sm_snapshot_has_value(h->snap) ? 0 : -ENOENT;
 	case T_FIELD:
 		snprintf(h->field, sizeof(h->field), "%s", t->field);
 		return sm_snapshot_current(fs->sm, t->name, &h->snap);
 	default:
-		return sm_snapshot_current(fs->sm, t->name, &h->snap);
+		if ((rc = sm_snapshot_current(fs->sm, t->name, &h->snap)))
+			return rc;
+		/* A secret without a value (touch) has no AWSCURRENT to get: the
+		 * open fails, so that no script reads an empty credential and cp
+		 * makes no empty copy (docs/semantics.md). */
+		if (!sm_snapshot_has_value(h->snap)) {
+			log_warn("%s: refused: the secret has no value yet; write one first", t->name);
+			return -ENODATA;
+		}
+		return 0;
 	}
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@ struct job {
 struct rotator {
 	struct sm *sm;
 	char *mountpoint;
+	char *rotation_dir; /* rotation_dir=: commands only from below it; NULL: anywhere */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -32,6 +35,75 @@ struct rotator {
 	bool stopping;
 	pid_t child; /* the step running now, killed on stop */
 };
+
+/*
+ * Which commands may run. The daemon runs them with its own rights (root's,
+ * for a system mount), so nobody but root and the mounting user may be able
+ * to change what runs: the file, resolved, is an executable regular file,
+ * and it and every folder above it up to / are owned by root or the
+ * mounting user and writable by no one else. A sticky folder (/tmp) is the
+ * one exception: there nobody may rename or remove an entry they do not
+ * own, and every entry below it is checked. The one check, made when a
+ * command is set and again right before each step: a command from a store
+ * edited offline, or a file or folder made writable since, does not run.
+ * resolved is the path checked, so the path to store and to run.
+ */
+static int check_command(const char *path, const char *dir, char resolved[PATH_MAX], char *why,
+			 size_t cap)
+{
+	uid_t owner = getuid();
+	char walk[PATH_MAX];
+	struct stat st;
+
+	if (path[0] != '/') {
+		snprintf(why, cap, "%s: a rotation command is the absolute path of an executable", path);
+		return -EINVAL;
+	}
+	if (!realpath(path, resolved)) {
+		snprintf(why, cap, "%s: %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	size_t n = dir ? strlen(dir) : 0;
+	if (dir && strcmp(dir, "/") != 0 && (strncmp(resolved, dir, n) != 0 || resolved[n] != '/')) {
+		snprintf(why, cap, "%s is outside rotation_dir=%s", resolved, dir);
+		return -EINVAL;
+	}
+	if (stat(resolved, &st) != 0 || !S_ISREG(st.st_mode) || access(resolved, X_OK) != 0) {
+		snprintf(why, cap, "%s is not an executable file", resolved);
+		return -EINVAL;
+	}
+	snprintf(walk, sizeof(walk), "%s", resolved);
+	for (;;) {
+		if (stat(walk, &st) != 0) {
+			snprintf(why, cap, "%s: %s", walk, strerror(errno));
+			return -EINVAL;
+		}
+		if (st.st_uid != 0 && st.st_uid != owner) {
+			snprintf(why, cap, "%s is owned by uid %u, not by root or the mounting user", walk,
+				 (unsigned)st.st_uid);
+			return -EINVAL;
+		}
+		bool sticky = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX);
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky) {
+			snprintf(why, cap, "%s is writable by its group or others", walk);
+			return -EINVAL;
+		}
+		if (strcmp(walk, "/") == 0)
+			return 0;
+		char *slash = strrchr(walk, '/');
+		slash[slash == walk ? 1 : 0] = '\0';
+	}
+}
+
+int rotator_check_command(const struct rotator *r, const char *name, const char *path,
+			  char resolved[PATH_MAX])
+{
+	char why[PATH_MAX + 160];
+	int rc = check_command(path, r->rotation_dir, resolved, why, sizeof(why));
+	if (rc)
+		log_warn("%s: refused: user.sm.rotation_command: %s", name, why);
+	return rc;
+}
 
 static const char *const steps[] = { "createSecret", "setSecret", "testSecret", "finishSecret" };
 
@@ -66,11 +138,19 @@ static int env_add(char **env, int *n, const char *key, const char *value)
 static int run_step(struct rotator *r, const struct job *j, const char *step, char *why, size_t cap)
 {
 	char arn[SM_NAME_MAX + 128], current[4096], pending[4096], previous[4096], event[1024];
-	char *env[16] = { 0 }, *argv[] = { j->command, (char *)step, NULL };
+	char exe[PATH_MAX], rule[PATH_MAX + 160];
+	char *env[16] = { 0 }, *argv[] = { exe, (char *)step, NULL };
 	int n = 0, rc = -ENOMEM, pipefd[2] = { -1, -1 };
 	posix_spawn_file_actions_t fa;
 	pid_t pid = -1;
 
+	/* Checked again now: what runs is what passed, resolved a moment ago. */
+	if (check_command(j->command, r->rotation_dir, exe, rule, sizeof(rule))) {
+		log_warn("%s: rotation refused before %s: user.sm.rotation_command: %s", j->name, step,
+			 rule);
+		snprintf(why, cap, "%s: the rotation command is refused: %s", step, rule);
+		return -EPERM;
+	}
 	if (sm_arn_of(r->sm, j->name, arn, sizeof(arn)))
 		snprintf(arn, sizeof(arn), "%s", j->name);
 	snprintf(current, sizeof(current), "%s/%s", r->mountpoint, j->name);
@@ -106,7 +186,7 @@ static int run_step(struct rotator *r, const struct job *j, const char *step, ch
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
 	posix_spawnattr_setpgroup(&attr, 0);
-	rc = posix_spawn(&pid, j->command, &fa, &attr, argv, env);
+	rc = posix_spawn(&pid, exe, &fa, &attr, argv, env);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
@@ -178,7 +258,7 @@ out:
 
 static void run_job(struct rotator *r, struct job *j)
 {
-	char why[256] = "";
+	char why[PATH_MAX + 256] = "";
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		pthread_mutex_lock(&r->lock);
 		bool stopping = r->stopping;
@@ -229,10 +309,14 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int rotator_start(struct sm *sm, const char *mountpoint, struct rotator **out)
+int rotator_start(struct sm *sm, const char *mountpoint, const char *rotation_dir,
+		  struct rotator **out)
 {
 	struct rotator *r = calloc(1, sizeof(*r));
-	if (!r || !(r->mountpoint = strdup(mountpoint))) {
+	if (!r || !(r->mountpoint = strdup(mountpoint)) ||
+	    (rotation_dir && !(r->rotation_dir = strdup(rotation_dir)))) {
+		if (r)
+			free(r->mountpoint);
 		free(r);
 		return -ENOMEM;
 	}
@@ -242,6 +326,7 @@ int rotator_start(struct sm *sm, const char *mountpoint, struct rotator **out)
 	int rc = pthread_create(&r->thread, NULL, worker, r);
 	if (rc) {
 		free(r->mountpoint);
+		free(r->rotation_dir);
 		free(r);
 		return -rc;
 	}
@@ -263,6 +348,7 @@ void rotator_stop(struct rotator *r)
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
 	free(r->mountpoint);
+	free(r->rotation_dir);
 	free(r);
 }
 

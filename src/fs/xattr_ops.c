@@ -103,7 +103,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 		 size_t size, int flags)
 {
 	struct fs *fs = fs_of(req);
-	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
+	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid(), fs->rotator };
 	struct target t;
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, false);
@@ -131,7 +131,7 @@ out:
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid() };
+	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid(), fs->rotator };
 	struct target t;
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, true);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "fs/rotator.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -338,8 +339,8 @@ static int manage_keys(struct sm *sm, const struct xattr_caller *who, const char
 	return rc;
 }
 
-static int set_rotation(struct sm *sm, const char *secret, const char *a, const char *value,
-			size_t len)
+static int set_rotation(struct sm *sm, const struct xattr_caller *who, const char *secret,
+			const char *a, const char *value, size_t len)
 {
 	char text[4097], *end;
 	if (len >= sizeof(text))
@@ -347,8 +348,14 @@ static int set_rotation(struct sm *sm, const char *secret, const char *a, const 
 	memcpy(text, value, len);
 	text[len] = '\0';
 	text[strcspn(text, "\n")] = '\0';
-	if (strcmp(a, "rotation_command") == 0)
-		return sm_set_rotation_command(sm, secret, text);
+	if (strcmp(a, "rotation_command") == 0) {
+		/* Stored resolved: what each run checks again is what was set. */
+		char resolved[PATH_MAX];
+		if (!text[0])
+			return sm_set_rotation_command(sm, secret, "");
+		int rc = rotator_check_command(who->rotator, secret, text, resolved);
+		return rc ? rc : sm_set_rotation_command(sm, secret, resolved);
+	}
 	if (strcmp(a, "rotation_schedule") == 0)
 		return sm_set_rotation_rules(sm, secret, 0, text[0] ? text : NULL);
 	long days = strtol(text, &end, 10);
@@ -424,7 +431,7 @@ int xattr_set(struct sm *sm, const struct target *t, const struct xattr_caller *
 		return sm_set_request_token(sm, t->name, value, len);
 	if (strcmp(a, "rotation_command") == 0 || strcmp(a, "rotation_days") == 0 ||
 	    strcmp(a, "rotation_schedule") == 0)
-		return set_rotation(sm, t->name, a, value, len);
+		return set_rotation(sm, who, t->name, a, value, len);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0) {
 		char version_id[SM_VERSION_ID_MAX + 2];
 		if (len == 0 || len > SM_VERSION_ID_MAX)

@@ -32,8 +32,10 @@ static char *describe_json(struct sm *sm, const struct sm_secret *s)
 		json_object_object_add(o, "Description", json_object_new_string(s->description));
 	if (s->kms_key_id)
 		json_object_object_add(o, "KmsKeyId", json_object_new_string(s->kms_key_id));
-	if (s->rotation_command) {
-		bool enabled = s->rotation_days || s->rotation_schedule;
+	/* Once configured, rotation is described even when turned off
+	 * (CancelRotateSecret): RotationEnabled false, the rules kept. */
+	if (s->rotation_command || s->rotation_days || s->rotation_schedule || s->last_rotated_ms) {
+		bool enabled = s->rotation_command && (s->rotation_days || s->rotation_schedule);
 		json_object_object_add(o, "RotationEnabled", json_object_new_boolean(enabled));
 		json_object *rules = json_object_new_object();
 		if (s->rotation_days)

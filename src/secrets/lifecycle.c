@@ -1,7 +1,8 @@
 /*
  * A secret's life: create (new, or a deleted name restored), the commit
- * of what create left in memory or its undoing, delete into the recovery window,
- * restore, and the purge of what the window let go.
+ * of what create left in memory or its undoing, delete into the recovery
+ * window, restore, and the purge of what the window let go or a forced
+ * delete asked for.
  */
 #include "secrets/secrets.h"
 
@@ -172,6 +173,21 @@ void purge_into(struct change *c, const struct sm_secret *s)
 	change_del_secret(c, s->name);
 }
 
+/* Removes s for good, metadata and every version in one transaction; under
+ * the writer lock. how ends the log line. */
+static int purge_now(struct sm *sm, const struct sm_secret *s, const char *how)
+{
+	struct change c = { 0 };
+	purge_into(&c, s);
+	int rc = change_commit(sm, &c);
+	change_free(&c);
+	if (rc)
+		return rc;
+	log_info("%s: %s", s->name, how);
+	index_replace(sm, s->name, NULL);
+	return 0;
+}
+
 int sm_delete(struct sm *sm, const char *name)
 {
 	struct change c = { 0 };
@@ -191,11 +207,7 @@ int sm_delete(struct sm *sm, const char *name)
 		goto out;
 	}
 	if (old->nversions == 0 || sm->opt.recovery_window_days == 0) {
-		purge_into(&c, old);
-		if ((rc = change_commit(sm, &c)))
-			goto out;
-		log_info("%s: deleted for good", name);
-		index_replace(sm, name, NULL);
+		rc = purge_now(sm, old, "deleted for good");
 		goto out;
 	}
 	if (!(s = secret_clone(old))) {
@@ -263,6 +275,18 @@ out:
 	return rc;
 }
 
+int sm_purge_deleted(struct sm *sm, const char *name)
+{
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	struct sm_secret *s = find_secret(sm, name);
+	int rc = s && s->deleted_ms ? purge_now(sm, s, "deleted for good (ForceDeleteWithoutRecovery)")
+				    : -ENOENT;
+	pthread_mutex_unlock(&sm->write_lock);
+	return rc;
+}
+
 struct expired {
 	int64_t now;
 	char **names;
@@ -294,17 +318,9 @@ int sm_purge_expired(struct sm *sm)
 	pthread_mutex_lock(&sm->write_lock);
 	hashmap_foreach(sm->secrets, collect_expired, &e);
 	for (size_t i = 0; i < e.count; i++) {
-		struct change c = { 0 };
-		struct sm_secret *s = find_secret(sm, e.names[i]);
-		purge_into(&c, s);
-		int one = change_commit(sm, &c);
-		change_free(&c);
-		if (one) {
+		int one = purge_now(sm, find_secret(sm, e.names[i]), "recovery window over, deleted for good");
+		if (one)
 			rc = one;
-			continue;
-		}
-		log_info("%s: recovery window over, deleted for good", e.names[i]);
-		index_replace(sm, e.names[i], NULL);
 	}
 	pthread_mutex_unlock(&sm->write_lock);
 	for (size_t i = 0; i < e.count; i++)

@@ -296,12 +296,15 @@ char *record_encode_secret(const struct sm_secret *s)
 	json_object_object_add(o, "tags", tags);
 	if (s->tags_ever)
 		rc |= record_json_add(o, "tags_ever", json_object_new_boolean(1));
-	if (s->rotation_command) {
+	/* Rotation settings outlive their command (CancelRotateSecret keeps them). */
+	if (s->rotation_command || s->rotation_days || s->rotation_schedule || s->last_rotated_ms) {
 		json_object *r = json_object_new_object();
 		if (!r) {
 			rc = -ENOMEM;
 		} else {
-			rc |= record_json_add(r, "command", json_object_new_string(s->rotation_command));
+			if (s->rotation_command)
+				rc |= record_json_add(r, "command",
+						      json_object_new_string(s->rotation_command));
 			if (s->rotation_days)
 				rc |= record_json_add(r, "days", json_object_new_int64(s->rotation_days));
 			if (s->rotation_schedule)
@@ -477,7 +480,8 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 	if (json_object_object_get_ex(o, "rotation", &rot)) {
 		int64_t days;
 		if (!json_object_is_type(rot, json_type_object) ||
-		    record_json_string(rot, "command", true, &str) || !(s->rotation_command = strdup(str)) ||
+		    record_json_string(rot, "command", false, &str) ||
+		    (str && !(s->rotation_command = strdup(str))) ||
 		    record_json_int(rot, "days", false, &days) || days < 0 || days > 1000 ||
 		    record_json_string(rot, "schedule", false, &str) ||
 		    (str && !(s->rotation_schedule = strdup(str))) ||

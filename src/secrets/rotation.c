@@ -5,106 +5,16 @@
  * the mount the command works through.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "secrets/fields.h"
 #include "secrets/internal.h"
 #include "secrets/schedule.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-
-struct engine_rule {
-	const char *engine; /* exact, or a prefix ending in '*' */
-	const char *required[6];
-};
-
-/* Reference §10: the keys each engine's rotation needs. */
-static const struct engine_rule engines[] = {
-	{ "mysql", { "host", "username", "password", NULL } },
-	{ "aurora-mysql", { "host", "username", "password", NULL } },
-	{ "mariadb", { "host", "username", "password", NULL } },
-	{ "postgres", { "host", "username", "password", NULL } },
-	{ "aurora-postgresql", { "host", "username", "password", NULL } },
-	{ "oracle", { "host", "username", "password", "dbname", NULL } },
-	{ "sqlserver", { "host", "username", "password", NULL } },
-	{ "db2*", { "host", "username", "password", "masterarn", NULL } },
-	{ "redshift", { "host", "username", "password", NULL } },
-	{ "mongo", { "host", "username", "password", NULL } },
-	{ "timestream-influxdb", { "username", "password", "dbIdentifier", NULL } },
-};
-
-static __thread char why_text[160];
-
-static int has_field(const struct secbuf *v, const char *key)
-{
-	size_t a, b;
-	return fields_span(v->data, v->len, key, &a, &b) == 0;
-}
-
-/* Is the value the JSON of a database secret its engine can rotate? */
-static int check_database_secret(const struct secbuf *v, const char **why)
-{
-	struct secbuf engine = { 0 };
-	size_t a, b;
-	int rc = 0;
-
-	*why = why_text;
-	if (v->len == 0 || fields_span(v->data, v->len, "engine", &a, &b) == -EINVAL) {
-		*why = "rotation needs the value to be the JSON of a database secret";
-		return -EINVAL;
-	}
-	if (fields_span(v->data, v->len, "engine", &a, &b) == -ENOENT) {
-		/* ElastiCache users carry no engine (reference §10). */
-		if (has_field(v, "user_arn")) {
-			static const char *const cache[] = { "username", "password", "user_arn" };
-			for (size_t i = 0; i < 3; i++)
-				if (!has_field(v, cache[i])) {
-					snprintf(why_text, sizeof(why_text),
-						 "the database secret has no \"%s\"", cache[i]);
-					return -EINVAL;
-				}
-			return 0;
-		}
-		snprintf(why_text, sizeof(why_text), "the database secret has no \"engine\"");
-		return -EINVAL;
-	}
-	if (v->data[a] != '"' || (rc = fields_get(v->data, v->len, "engine", &engine)))
-		goto bad_engine;
-	const struct engine_rule *rule = NULL;
-	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]) && !rule; i++) {
-		size_t n = strlen(engines[i].engine);
-		bool prefix = engines[i].engine[n - 1] == '*';
-		if (prefix ? engine.len >= n - 1 && memcmp(engine.data, engines[i].engine, n - 1) == 0
-			   : engine.len == n && memcmp(engine.data, engines[i].engine, n) == 0)
-			rule = &engines[i];
-	}
-	if (!rule)
-		goto bad_engine;
-	for (size_t i = 0; rule->required[i]; i++)
-		if (!has_field(v, rule->required[i])) {
-			snprintf(why_text, sizeof(why_text), "the database secret has no \"%s\"",
-				 rule->required[i]);
-			rc = -EINVAL;
-			goto out;
-		}
-	if (fields_span(v->data, v->len, "port", &a, &b) == 0 && v->data[a] != '"' &&
-	    !(v->data[a] >= '0' && v->data[a] <= '9')) {
-		snprintf(why_text, sizeof(why_text), "the database secret's \"port\" is not a number");
-		rc = -EINVAL;
-	}
-	goto out;
-bad_engine:
-	snprintf(why_text, sizeof(why_text),
-		 "the database secret's \"engine\" is not one Secrets Manager rotates");
-	rc = -EINVAL;
-out:
-	secbuf_free(&engine);
-	return rc;
-}
 
 static void schedule_from(struct sm_secret *s, int64_t from)
 {
@@ -124,32 +34,25 @@ static int edit_rotation(struct sm *sm, const char *name, edit_fn edit, void *ct
 	return edit_secret(sm, name, edit, ctx, EDIT_SILENT);
 }
 
-/* Enabling rotation checks the value, as the service's templates need it. */
-static int require_database_secret(struct sm *sm, const struct sm_secret *s)
-{
-	struct secbuf value = { 0 };
-	const char *why;
-	int rc = read_current(sm, s, &value);
-	if (!rc && (rc = check_database_secret(&value, &why)) == -EINVAL)
-		log_warn("%s: rotation refused: %s", s->name, why);
-	secbuf_free(&value);
-	return rc;
-}
-
+/*
+ * Any secret may rotate: the service only calls the rotation function, and
+ * the function checks the value it knows how to rotate (scripts/rotate-
+ * postgres checks for a PostgreSQL database secret). Which paths may be
+ * named is the FUSE adapter's check (fs/rotator), made before this.
+ */
 static int edit_command(struct sm *sm, struct sm_secret *s, void *ctx)
 {
 	const char *path = ctx;
+	(void)sm;
 	if (!path[0]) {
+		/* CancelRotateSecret: the rules and LastRotatedDate stay. */
+		if (!s->rotation_command)
+			return -ENODATA;
 		free(s->rotation_command);
 		s->rotation_command = NULL;
 		s->next_rotation_ms = 0;
 		return 0;
 	}
-	if (path[0] != '/' || access(path, X_OK) != 0)
-		return refuse(-EINVAL, s->name, "a rotation command is the absolute path of an executable");
-	int rc = require_database_secret(sm, s);
-	if (rc)
-		return rc;
 	char *copy = strdup(path);
 	if (!copy)
 		return -ENOMEM;
@@ -173,15 +76,11 @@ static int edit_rules(struct sm *sm, struct sm_secret *s, void *ctx)
 {
 	struct rules_arg *a = ctx;
 	const char *why;
+	(void)sm;
 	if (a->days && (a->days < 1 || a->days > ROTATION_DAYS_MAX))
 		return refuse(-EINVAL, s->name, "AutomaticallyAfterDays is 1 to 1000");
 	if (a->schedule && schedule_check(a->schedule, &why))
 		return refuse(-EINVAL, s->name, why);
-	if ((a->days || a->schedule) && s->rotation_command) {
-		int rc = require_database_secret(sm, s);
-		if (rc)
-			return rc;
-	}
 	char *copy = a->schedule ? strdup(a->schedule) : NULL;
 	if (a->schedule && !copy)
 		return -ENOMEM;
@@ -253,8 +152,6 @@ int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *com
 		rc = refuse(-EINVAL, name, "RotateSecret needs a current value");
 		goto out;
 	}
-	if ((rc = require_database_secret(sm, s)))
-		goto out;
 	if ((size_t)snprintf(command, cap, "%s", s->rotation_command) >= cap) {
 		rc = -ENAMETOOLONG;
 		goto out;
@@ -282,7 +179,7 @@ int sm_rotation_end(struct sm *sm, const char *name, const char *token, const ch
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
-	char status[300], date[40];
+	char status[PATH_MAX + 300], date[40];
 	int rc = 0;
 
 	pthread_mutex_lock(&sm->write_lock);

@@ -156,6 +156,11 @@ const char *sm_snapshot_version_id(const struct sm_snapshot *snap)
 	return snap->version_id;
 }
 
+bool sm_snapshot_has_value(const struct sm_snapshot *snap)
+{
+	return snap->is_scratch || snap->version_id[0];
+}
+
 void sm_snapshot_free(struct sm_snapshot *snap)
 {
 	if (!snap)

@@ -6,6 +6,7 @@ the test failed: `fusermount3 -u`, then `umount -l` as a fallback.
 """
 
 import errno
+import json
 import os
 import re
 import shutil
@@ -142,6 +143,11 @@ def read_file(path):
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def audit_events(path):
+    """The records of an audit log (audit_log=), oldest first."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def expect_errno(err, fn, *args, **kw):

@@ -1,17 +1,12 @@
 """The audit trail (BRIEF §9): audit_log= and audit_required."""
 
 import errno
-import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import expect_errno, read_file, run, sfs, write_file
-
-
-def events(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
+from conftest import audit_events, expect_errno, read_file, run, sfs, write_file
 
 
 def test_every_operation_is_one_line_and_no_value(make_mount):
@@ -28,7 +23,7 @@ def test_every_operation_is_one_line_and_no_value(make_mount):
     os.unlink(m.p("db"))
     os.rename(m.p(".deleted/db"), m.p("db"))
     m.unmount()
-    evs = events(log)
+    evs = audit_events(log)
     names = [e["eventName"] for e in evs]
     for want in ["CreateSecret", "PutSecretValue", "GetSecretValue", "TagResource",
                  "UpdateSecret", "ListSecrets", "DeleteSecret", "RestoreSecret"]:

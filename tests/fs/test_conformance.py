@@ -120,8 +120,9 @@ def test_case_02_create_without_value(mnt):
     assert os.listdir(mnt.mnt / ".versions" / name) == []
     # GetSecretValue(VersionStage=AWSCURRENT): not found
     expect_errno(errno.ENOENT, read, mnt.mnt / ".stages/AWSCURRENT" / name)
-    # the file itself shows no bytes
-    assert os.stat(p).st_size == 0 and read(p) == b""
+    # the file itself: no bytes, and no read (ResourceNotFoundException)
+    assert os.stat(p).st_size == 0
+    expect_errno(errno.ENODATA, read, p)
     put(p, b"first value")
     (vid, _, labels), = version_lines(p)
     assert labels == ["AWSCURRENT"]

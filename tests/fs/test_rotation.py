@@ -5,8 +5,6 @@ import json
 import os
 import textwrap
 
-import pytest
-
 from conftest import expect_errno, read_file, sfs, write_file
 
 DB = {"engine": "postgres", "host": "db.internal", "username": "app", "password": "old"}
@@ -84,20 +82,65 @@ def test_failed_step_leaves_current_and_blocks_next_rotation(mounted):
     assert sfs("rotate", m.p("db")).returncode == 0
 
 
-@pytest.mark.parametrize("value,missing", [
-    (b"not json", "JSON"),
-    (json.dumps({"host": "h", "username": "u", "password": "p"}).encode(), "engine"),
-    (json.dumps({"engine": "postgres", "username": "u", "password": "p"}).encode(), "host"),
-    (json.dumps({"engine": "oracle", "host": "h", "username": "u", "password": "p"}).encode(),
-     "dbname"),
-])
-def test_enabling_rotation_checks_the_database_secret(mounted, value, missing):
+# An API key, not a database secret: the command writes a new random value.
+KEY_SCRIPT = textwrap.dedent("""\
+    #!/bin/sh
+    echo "step $1"
+    if [ "$1" = createSecret ]; then
+      head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n' > "$SECRETSFS_PENDING"
+    fi
+    exit 0
+    """)
+
+
+def test_any_secret_can_rotate(mounted):
+    """The service only calls the rotation function; the function checks
+    the value it knows how to rotate (scripts/rotate-postgres does)."""
     m = mounted
-    write_file(m.p("s"), value)
-    expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.rotation_command",
-                 command(m).encode())
-    assert missing in m.log.read_text()
-    expect_errno(errno.ENODATA, os.getxattr, m.p("s"), "user.sm.rotation_command")
+    write_file(m.p("api-key"), b"not json at all")
+    script = m.dir / "rotate-key.sh"
+    script.write_text(KEY_SCRIPT)
+    script.chmod(0o755)
+    os.setxattr(m.p("api-key"), "user.sm.rotation_command", str(script).encode())
+    os.setxattr(m.p("api-key"), "user.sm.rotation_days", b"30")
+    assert json.loads(attr(m.p("api-key"), "user.sm.describe"))["RotationEnabled"] is True
+    r = sfs("rotate", m.p("api-key"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    new = read_file(m.p("api-key"))
+    assert len(new) == 48 and new != b"not json at all"
+    assert read_file(m.p(".stages/AWSPREVIOUS/api-key")) == b"not json at all"
+
+
+def test_cancel_rotation_keeps_rules_and_last_rotated(mounted):
+    """CancelRotateSecret: RotationEnabled false, the rules and
+    LastRotatedDate kept; removing the command again is ENODATA."""
+    m = mounted
+    write_file(m.p("db"), json.dumps(DB))
+    os.setxattr(m.p("db"), "user.sm.rotation_command", command(m).encode())
+    os.setxattr(m.p("db"), "user.sm.rotation_schedule", b"rate(12 hours)")
+    assert sfs("rotate", m.p("db")).returncode == 0
+    before = json.loads(attr(m.p("db"), "user.sm.describe"))
+    os.removexattr(m.p("db"), "user.sm.rotation_command")
+    for remounted in (False, True):
+        if remounted:
+            m.remount()
+        d = json.loads(attr(m.p("db"), "user.sm.describe"))
+        assert d["RotationEnabled"] is False
+        assert d["RotationRules"] == {"ScheduleExpression": "rate(12 hours)"}
+        assert d["LastRotatedDate"] == before["LastRotatedDate"]
+        assert "NextRotationDate" not in d
+        assert attr(m.p("db"), "user.sm.rotation_schedule") == "rate(12 hours)"
+        expect_errno(errno.ENODATA, os.getxattr, m.p("db"), "user.sm.rotation_command")
+        expect_errno(errno.ENODATA, os.removexattr, m.p("db"), "user.sm.rotation_command")
+        expect_errno(errno.EINVAL, os.setxattr, m.p("db"), "user.sm.rotate", b"now")
+    # Turned on again: the same rules, the next date counted from the last.
+    os.setxattr(m.p("db"), "user.sm.rotation_command", command(m).encode())
+    d = json.loads(attr(m.p("db"), "user.sm.describe"))
+    assert d["RotationEnabled"] is True and "NextRotationDate" in d
+    # Never configured: no rotation fields at all.
+    write_file(m.p("plain"), b"v")
+    expect_errno(errno.ENODATA, os.removexattr, m.p("plain"), "user.sm.rotation_command")
+    assert "RotationEnabled" not in json.loads(attr(m.p("plain"), "user.sm.describe"))
 
 
 def test_rotation_settings_and_errors(mounted):
@@ -121,4 +164,94 @@ def test_rotation_settings_and_errors(mounted):
     d = json.loads(attr(m.p("db"), "user.sm.describe"))
     assert d["RotationRules"] == {"AutomaticallyAfterDays": 7}
     os.removexattr(m.p("db"), "user.sm.rotation_command")
-    assert "RotationEnabled" not in json.loads(attr(m.p("db"), "user.sm.describe"))
+    assert json.loads(attr(m.p("db"), "user.sm.describe"))["RotationEnabled"] is False
+
+
+def test_command_path_checked_when_set(mounted):
+    """Only root or the mounting user may be able to change what runs."""
+    m = mounted
+    write_file(m.p("db"), json.dumps(DB))
+
+    def script(path, mode=0o755):
+        path.write_text(SCRIPT.replace("@FAIL@", "none"))
+        path.chmod(mode)
+        return path
+
+    def refused(path, rule):
+        expect_errno(errno.EINVAL, os.setxattr, m.p("db"), "user.sm.rotation_command",
+                     str(path).encode())
+        assert rule in m.log.read_text(), rule
+        expect_errno(errno.ENODATA, os.getxattr, m.p("db"), "user.sm.rotation_command")
+
+    refused("relative/rotate.sh", "absolute path")
+    world = m.dir / "world"
+    world.mkdir()
+    world.chmod(0o777)
+    refused(script(world / "rotate.sh"), f"{world} is writable by its group or others")
+    group = script(m.dir / "group.sh", 0o775)
+    refused(group, f"{group} is writable by its group or others")
+    theirs = script(m.dir / "theirs.sh")
+    os.chown(theirs, 1000, 1000)
+    refused(theirs, f"{theirs} is owned by uid 1000, not by root or the mounting user")
+    refused(script(m.dir / "plain.sh", 0o644), "is not an executable file")
+    # A symbolic link is stored resolved: each run checks what it runs.
+    link = m.dir / "link.sh"
+    link.symlink_to(command(m))
+    os.setxattr(m.p("db"), "user.sm.rotation_command", str(link).encode())
+    assert attr(m.p("db"), "user.sm.rotation_command") == command(m)
+
+
+def test_command_made_writable_after_it_was_set_does_not_run(mounted):
+    m = mounted
+    write_file(m.p("db"), json.dumps(DB))
+    cmd = command(m)
+    os.setxattr(m.p("db"), "user.sm.rotation_command", cmd.encode())
+    current = attr(m.p("db"), "user.sm.version_id")
+    os.chmod(cmd, 0o775)
+    r = sfs("rotate", m.p("db"))
+    assert r.returncode == 1 and "the rotation command is refused" in r.stdout
+    status = attr(m.p("db"), "user.sm.rotation_status")
+    assert status == (f"failed createSecret: the rotation command is refused: {cmd} is "
+                      "writable by its group or others")
+    log = m.log.read_text()
+    assert "db: rotation refused before createSecret: user.sm.rotation_command: " in log
+    assert "step createSecret for db" not in log  # it never ran
+    assert attr(m.p("db"), "user.sm.version_id") == current
+    # A folder above it made writable by others: the same.
+    os.chmod(cmd, 0o755)
+    os.chmod(m.dir, 0o777)
+    try:
+        assert sfs("rotate", m.p("db")).returncode == 1
+        assert f"{m.dir} is writable by its group or others" in \
+            attr(m.p("db"), "user.sm.rotation_status")
+    finally:
+        os.chmod(m.dir, 0o755)
+    assert sfs("rotate", m.p("db")).returncode == 0
+
+
+def test_rotation_dir(make_mount):
+    m = make_mount()
+    write_file(m.p("db"), json.dumps(DB))
+    outside = command(m)
+    os.setxattr(m.p("db"), "user.sm.rotation_command", outside.encode())
+    commands = m.dir / "commands"
+    commands.mkdir(mode=0o755)
+    inside = commands / "rotate.sh"
+    inside.write_text(SCRIPT.replace("@FAIL@", "none"))
+    inside.chmod(0o755)
+    m.remount(rotation_dir=str(commands))
+    # A command set before (or written into the store) outside DIR: not run.
+    assert sfs("rotate", m.p("db")).returncode == 1
+    assert attr(m.p("db"), "user.sm.rotation_status").endswith(
+        f"{outside} is outside rotation_dir={commands}")
+    # Refused when set: outside DIR, or a link inside DIR that leads out.
+    expect_errno(errno.EINVAL, os.setxattr, m.p("db"), "user.sm.rotation_command",
+                 outside.encode())
+    (commands / "link.sh").symlink_to(outside)
+    expect_errno(errno.EINVAL, os.setxattr, m.p("db"), "user.sm.rotation_command",
+                 str(commands / "link.sh").encode())
+    os.setxattr(m.p("db"), "user.sm.rotation_command", str(inside).encode())
+    assert sfs("rotate", m.p("db")).returncode == 0
+    m.unmount()
+    r = sfs("mount", m.store, m.mnt, "-o", m.option_string({"rotation_dir": m.dir / "nope"}))
+    assert r.returncode == 1 and "rotation_dir=" in r.stderr

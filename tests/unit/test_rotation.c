@@ -64,18 +64,37 @@ static void test_schedules(void **state)
 	assert_true(next == 1796086800000LL);
 }
 
-static void test_database_secret_checks(void **state)
+/* Any value rotates (the command checks what it can rotate); removing the
+ * command (CancelRotateSecret) keeps the rules, and only a command there
+ * can be removed. */
+static void test_any_secret_rotates_and_cancel_keeps_rules(void **state)
 {
 	struct fx *f = *state;
+	struct sm_options o = tu_sm_options(30);
+	struct sm_secret *s;
+	char *json;
 	create(f, "plain", "not json");
-	create(f, "nohost", "{\"engine\":\"postgres\",\"username\":\"u\",\"password\":\"p\"}");
-	create(f, "db", db_json);
-	assert_int_equal(sm_set_rotation_command(f->sm, "plain", "/bin/true"), -EINVAL);
-	assert_int_equal(sm_set_rotation_command(f->sm, "nohost", "/bin/true"), -EINVAL);
-	assert_int_equal(sm_set_rotation_command(f->sm, "db", "relative"), -EINVAL);
-	assert_int_equal(sm_set_rotation_command(f->sm, "db", "/bin/true"), 0);
-	assert_int_equal(sm_set_rotation_rules(f->sm, "db", 1001, NULL), -EINVAL);
-	assert_int_equal(sm_set_rotation_rules(f->sm, "db", 30, NULL), 0);
+	assert_int_equal(sm_set_rotation_command(f->sm, "plain", "/bin/true"), 0);
+	assert_int_equal(sm_set_rotation_rules(f->sm, "plain", 1001, NULL), -EINVAL);
+	assert_int_equal(sm_set_rotation_rules(f->sm, "plain", 30, NULL), 0);
+	assert_int_equal(sm_describe(f->sm, "plain", &json), 0);
+	assert_non_null(strstr(json, "\"RotationEnabled\":true"));
+	free(json);
+	assert_int_equal(sm_set_rotation_command(f->sm, "plain", ""), 0);
+	assert_int_equal(sm_set_rotation_command(f->sm, "plain", ""), -ENODATA);
+
+	sm_close(f->sm);
+	assert_int_equal(tu_open_sm(f->path, f->key, &o, &f->sm), 0);
+	assert_int_equal(sm_secret_copy(f->sm, "plain", &s), 0);
+	assert_null(s->rotation_command);
+	assert_int_equal(s->rotation_days, 30);
+	assert_int_equal(s->next_rotation_ms, 0);
+	secret_free(s);
+	assert_int_equal(sm_describe(f->sm, "plain", &json), 0);
+	assert_non_null(strstr(json, "\"RotationEnabled\":false"));
+	assert_non_null(strstr(json, "\"AutomaticallyAfterDays\":30"));
+	assert_null(strstr(json, "NextRotationDate"));
+	free(json);
 }
 
 /* A scheduled rotation whose date has passed is due; others are not. */
@@ -161,7 +180,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_schedules),
-		cmocka_unit_test_setup_teardown(test_database_secret_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_any_secret_rotates_and_cancel_keeps_rules, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_due_rotations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_end_moves_labels, setup, teardown),
 	};
