@@ -2,7 +2,6 @@
 command that was run, which of key file or passphrase was wrong, where a
 store is mounted, and the fix for an impossible password."""
 
-import os
 import subprocess
 
 import pytest

@@ -884,7 +884,7 @@ def test_writer_killed_before_close_commits_nothing(make_mount, sig, how):
     assert read_file(m.p("s")) == b"the-old-value"
     assert m.versions("s") == ids
     log = m.read_log()
-    assert f"s: the writer (pid ".encode() in log
+    assert b"s: the writer (pid " in log
     assert f"killed by signal {int(sig)} before its close".encode() in log
     assert b"NEW-HALF" not in log
     events = [json.loads(line) for line in

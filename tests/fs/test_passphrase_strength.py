@@ -5,6 +5,7 @@ obviously weak ones; the passphrase itself never appears in a message."""
 import os
 import pty
 import select
+import signal
 import time
 
 import pytest
@@ -107,8 +108,11 @@ def talk(argv, answers, timeout=60):
     try:
         while time.monotonic() < deadline:
             if answers and answers[0][0].encode() in pending:
-                os.write(fd, answers.pop(0)[1].encode() + b"\n")
-                pending = b""
+                prompt, reply = answers.pop(0)
+                os.write(fd, reply.encode() + b"\n")
+                # what followed this prompt may be the next one already
+                pending = pending.split(prompt.encode(), 1)[1]
+                continue
             if not select.select([fd], [], [], 0.5)[0]:
                 continue
             try:
@@ -119,6 +123,8 @@ def talk(argv, answers, timeout=60):
                 break
             shown += chunk
             pending += chunk
+        else:  # the deadline: a child still waiting fails the test, never hangs it
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
