@@ -65,7 +65,7 @@ bool authstore_is_legacy(const struct authstore *as); /* format 1 or 2: no tags 
 
 /*
  * The end of the load: were exactly the records of the last commit read,
- * each once? 0, or -EBADMSG (logged) when the sum or count differs (a
+ * each once? 0, or -EBADMSG when the sum or count differs (a
  * record removed, or an older copy of one put back). Legacy stores: 0.
  * Records that failed authentication during the load make the sum differ
  * too; *damaged (may be NULL) says how many did, so callers report those
@@ -100,7 +100,7 @@ void authstore_cancel(struct authstore *as);
  * legacy), tagged under the new key and written back, the sum is made from
  * scratch, and "sfs/format" becomes 3. This is how a legacy store is
  * authenticated (once) and how rekey moves every record to a new master
- * key. Deletes are refused in such a transaction.
+ * key. A record deleted in it is simply gone (the sum is made from scratch).
  */
 int authstore_begin_rewrite(struct authstore *as, const uint8_t *new_master);
 

@@ -56,10 +56,6 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 void keyring_free(struct keyring *kr);
 struct authstore *keyring_authstore(struct keyring *kr);
 size_t keyring_damaged(struct keyring *kr);
-/* A legacy store's authentication, inside the caller's authstore_begin_rewrite
- * transaction: the header written with the master key sealed under format
- * 3's binding (a format-3 header never unlocks as an older format). */
-int keyring_authenticate_header(struct keyring *kr);
 
 const char *keyring_store_id(const struct keyring *kr);
 const char *keyring_region(const struct keyring *kr);
@@ -118,6 +114,11 @@ int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock
 struct keyring_next;
 int keyring_next_new(struct keyring *kr, const struct unlock_secret *unlock,
 		     struct keyring_next **out);
+/* The same for a legacy store being authenticated: the new master key
+ * sealed under the key-encryption key that unlocked the store (its key
+ * file or passphrase is not asked again). A header of the store kept from
+ * before then unlocks only the old master key, which opens nothing. */
+int keyring_next_for_legacy(struct keyring *kr, struct keyring_next **out);
 const uint8_t *keyring_next_master(const struct keyring_next *next);
 /* A data key wrapped under key_id's old material, wrapped again under its new. */
 int keyring_next_rewrap(struct keyring *kr, struct keyring_next *next, const char *key_id,

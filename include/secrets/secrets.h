@@ -48,7 +48,8 @@ struct sm;
  * secret and every listed one present, the records adding up to the last
  * commit. Any problem refuses the open (-EBADMSG, each logged by record,
  * the first in opt->damage), having written nothing, unless skip_damaged:
- * then damaged secrets and folders answer -EIO and the rest is served.
+ * then damaged secrets and folders answer -EIO and the rest is served,
+ * read-only (sm_readonly).
  * A legacy store (format 1 or 2) that passes is authenticated on a
  * writable open, in one transaction, and logged. Takes ownership of st and
  * kr (also on failure).
@@ -59,6 +60,8 @@ int sm_problems(struct sm *sm, int (*fn)(const char *record, const char *why, vo
 		void *ctx);
 void sm_close(struct sm *sm);
 struct keyring *sm_keyring(struct sm *sm);
+/* Opened read-only, or made so by damage served around (skip_damaged). */
+bool sm_readonly(const struct sm *sm);
 
 enum sm_kind { SM_KIND_NONE, SM_KIND_SECRET, SM_KIND_FOLDER };
 enum sm_view { SM_VIEW_LIVE, SM_VIEW_DELETED };

@@ -60,10 +60,17 @@ int store_delete(struct store *st, const char *key);
 
 /*
  * Calls fn for each record whose key starts with prefix; fn returns 0 to go
- * on, anything else to stop with that value. Reads take no write lock.
+ * on, anything else to stop with that value. Reads take no write lock. A
+ * key with a NUL byte inside, or of 2 KiB or more, which secretsfs never
+ * writes, reaches fn as "" when prefix is "" (and matches no other prefix).
  */
 typedef int (*store_visit_fn)(const char *key, const uint8_t *val, size_t len, void *ctx);
 int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void *ctx);
+
+/* Calls fn with every record's key, reading no values ("" for a key no C
+ * string can name, as store_foreach); outside a transaction. */
+typedef int (*store_key_fn)(const char *key, void *ctx);
+int store_foreach_key(struct store *st, store_key_fn fn, void *ctx);
 
 /* Bumped by every committed change, by any process: for change detection. */
 int store_seqnum(struct store *st);

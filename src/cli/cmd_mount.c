@@ -61,8 +61,8 @@ static const char usage[] =
 	"                         (default: secrets 0600 less the caller's umask)\n"
 	"  -o nosuid,nodev,noexec,noatime   passed to the kernel; rw and fstab's\n"
 	"                         auto, noauto, nofail, _netdev, x-* are accepted\n"
-	"  -o skip_damaged        mount a store whose records fail their checks: the\n"
-	"                         damaged secrets give EIO, the rest is served\n"
+	"  -o skip_damaged        mount, read-only, a store whose records fail their\n"
+	"                         checks: the damaged secrets give EIO\n"
 	"  -o nonempty            mount on a folder that is not empty (hiding\n"
 	"                         its files until unmounted)\n"
 	"  -o debug               trace every FUSE request (with -f)\n";
@@ -332,6 +332,10 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
 		goto out;
 	}
+	if (sm_readonly(sm) && !mo->readonly)
+		fprintf(stderr, "secretsfs: %s: %s; mounted read-only, the damaged secrets "
+			"give EIO (secretsfs check lists every problem)\n", store_path,
+			damage.first);
 	/* The audit log by absolute path: a background daemon changes folder. */
 	char *audit_abs = NULL;
 	if (mo->audit_log) {
@@ -361,7 +365,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	}
 	struct fs_options fo = {
 		.allow_other = mo->allow_other,
-		.readonly = mo->readonly,
+		.readonly = sm_readonly(sm),
 		.debug = mo->debug && foreground,
 		.fsname = store_path,
 		.max_threads = mo->threads > 0 ? (unsigned)mo->threads : 0,

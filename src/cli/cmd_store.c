@@ -282,6 +282,16 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 		printf("%s: new master key and named keys; %llu data keys re-wrapped\n", path,
 		       (unsigned long long)versions);
 	status = 0;
+	/* tdb keeps what a commit overwrote (its recovery area, freed space):
+	 * the master key sealed the old way, the old wrapped keys. A fresh
+	 * file holds only what is current. */
+	sm_close(sm);
+	sm = NULL;
+	uint64_t before = 0, after = 0;
+	if ((rc = store_compact(path, &before, &after)))
+		cli_error("%s: the change is made, but the old sealed keys may linger in the "
+			  "file's free space until `secretsfs compact %s` runs: %s", path, path,
+			  strerror(-rc));
 out:
 	sm_close(sm);
 	keyring_free(kr);

@@ -50,8 +50,8 @@ struct authstore {
 
 	/* The transaction, touched only by the thread that holds it (the
 	 * store's lock keeps every other writer out from begin to end). */
-	_Atomic bool in_txn;  /* read by other threads: "is it mine?" */
-	pthread_t txn_owner;  /* set before in_txn */
+	_Atomic bool in_txn;          /* read by other threads: "is it mine?" */
+	_Atomic pthread_t txn_owner;  /* set before in_txn */
 	bool rewrite;
 	struct sum txn;
 	struct record_keys *txn_keys;   /* rewrite: the keys records move to */
@@ -334,11 +334,8 @@ int authstore_load_done(struct authstore *as, uint64_t *damaged)
 		*damaged = bad;
 	if (authstore_is_legacy(as) || same)
 		return 0;
-	if (!bad)
-		log_error("%s: the store's records do not add up to its last commit (%llu read, "
-			  "%llu committed): a record was removed, or an older copy of one put back",
-			  store_path(as->st), (unsigned long long)as->loaded.count,
-			  (unsigned long long)as->state.count);
+	log_debug("%s: %llu records read, %llu committed", store_path(as->st),
+		  (unsigned long long)as->loaded.count, (unsigned long long)as->state.count);
 	return -EBADMSG;
 }
 
@@ -556,9 +553,16 @@ int authstore_put(struct authstore *as, const char *key, const void *body, size_
 int authstore_delete(struct authstore *as, const char *key)
 {
 	uint8_t old[TERM_LEN];
-	if (!own_txn(as) || (as->rewrite && covered(key)))
+	if (!own_txn(as))
 		return -EINVAL;
-	if (covered(key)) {
+	if (as->rewrite && covered(key)) {
+		/* The sum is made from scratch: only a term this transaction
+		 * added comes out. */
+		uint8_t *added = hashmap_remove(as->txn_written, key);
+		if (added)
+			sum_remove(&as->txn, added);
+		free(added);
+	} else if (covered(key)) {
 		int rc = current_term(as, key, old);
 		if (rc)
 			return rc;

@@ -29,6 +29,18 @@ static unsigned bucket_of(const char *key)
 	return h % CATALOG_BUCKETS;
 }
 
+bool catalog_is_bucket_key(const char *key)
+{
+	char canonical[32];
+	const char *digits = key + strlen(RECORD_PREFIX_CATALOG);
+	if (strncmp(key, RECORD_PREFIX_CATALOG, strlen(RECORD_PREFIX_CATALOG)) != 0 ||
+	    *digits < '0' || *digits > '9' || strlen(digits) > 4)
+		return false;
+	unsigned long b = strtoul(digits, NULL, 10);
+	snprintf(canonical, sizeof(canonical), "cat/%lu", b);
+	return b < CATALOG_BUCKETS && strcmp(canonical, key) == 0;
+}
+
 static void bucket_key(unsigned b, char buf[32])
 {
 	snprintf(buf, 32, "cat/%u", b);
@@ -226,4 +238,33 @@ int catalog_build(struct authstore *as)
 		rc = catalog_apply(as, &b.c);
 	change_free(&b.c);
 	return rc;
+}
+
+struct bucket_keys {
+	char **keys;
+	size_t count;
+};
+
+static int note_bucket(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	struct bucket_keys *k = ctx;
+	(void)val;
+	(void)len;
+	char **keys = realloc(k->keys, (k->count + 1) * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	k->keys = keys;
+	return (k->keys[k->count] = strdup(key)) ? (k->count++, 0) : -ENOMEM;
+}
+
+int catalog_rebuild(struct authstore *as)
+{
+	struct bucket_keys k = { NULL, 0 };
+	int rc = store_foreach(authstore_store(as), RECORD_PREFIX_CATALOG, note_bucket, &k);
+	for (size_t i = 0; !rc && i < k.count; i++)
+		rc = authstore_delete(as, k.keys[i]);
+	for (size_t i = 0; i < k.count; i++)
+		free(k.keys[i]);
+	free(k.keys);
+	return rc ? rc : catalog_build(as);
 }

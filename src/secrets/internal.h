@@ -49,6 +49,11 @@ struct sm_problem {
  * store authenticated after. Problems go to sm->problems. */
 int load_index(struct sm *sm);
 
+/* A legacy store (format 1 or 2) that loaded without a problem,
+ * authenticated: rekeyed under the key-encryption key that unlocked it,
+ * its catalog rebuilt, every record tagged (rekey.c). Write lock held. */
+int rekey_legacy(struct sm *sm, int format);
+
 /* After name changed in the index: tells the change hook, if any. */
 void index_changed(struct sm *sm, const char *name, bool in_folder);
 
@@ -95,6 +100,12 @@ int catalog_apply(struct authstore *as, const struct change *c);
  * own key, and then (when fn returns 0) the records found by a walk. */
 int catalog_load(struct authstore *as, authstore_visit_fn fn, void *ctx);
 int catalog_build(struct authstore *as);
+/* "cat/<n>" as the catalog writes it (n below its bucket count). */
+bool catalog_is_bucket_key(const char *key);
+/* Every bucket deleted and built again from the secret and folder records
+ * the store holds (inside an authstore rewrite: a legacy catalog is not
+ * trusted to list each record once, in its bucket). */
+int catalog_rebuild(struct authstore *as);
 
 typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
 

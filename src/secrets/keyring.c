@@ -376,21 +376,6 @@ const char *keyring_account(const struct keyring *kr)
 	return kr->account;
 }
 
-int keyring_authenticate_header(struct keyring *kr)
-{
-	char *text = NULL;
-	if (!kr->legacy_kek)
-		return -EINVAL;
-	int rc = keyring_header_text(kr, kr->kind, kr->salt, &kr->params, kr->legacy_kek,
-				     kr->master, &text);
-	if (!rc)
-		rc = authstore_put(kr->as, RECORD_KEY_HEADER, text, strlen(text));
-	free(text);
-	crypto_secure_free(kr->legacy_kek, CRYPTO_KEY_LEN);
-	kr->legacy_kek = NULL;
-	return rc;
-}
-
 int keyring_change_unlock(struct keyring *kr, const struct unlock_secret *unlock)
 {
 	uint8_t salt[CRYPTO_SALT_LEN];

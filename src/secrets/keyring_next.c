@@ -1,7 +1,8 @@
 /*
  * rekey's keys (secrets/keyring.h): a new master key, new material for
  * every named key and a new header, held aside until the transaction that
- * re-wraps every data key commits.
+ * re-wraps every data key commits. A legacy store's authentication is a
+ * rekey too, under the key-encryption key that unlocked it.
  */
 #include "secrets/keyring.h"
 
@@ -33,22 +34,22 @@ void keyring_next_free(struct keyring_next *next)
 	free(next);
 }
 
-int keyring_next_new(struct keyring *kr, const struct unlock_secret *unlock,
+/* New master and named keys; the header seals the master key under kek. */
+static int next_make(struct keyring *kr, enum unlock_kind kind, const uint8_t *salt,
+		     const struct argon2_params *params, const uint8_t *kek,
 		     struct keyring_next **out)
 {
 	struct keyring_next *next = calloc(1, sizeof(*next));
-	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
 	int rc = -ENOMEM;
 
 	*out = NULL;
-	if (!next || !kek || !(next->master = crypto_secure_alloc(CRYPTO_KEY_LEN)))
+	if (!next || !(next->master = crypto_secure_alloc(CRYPTO_KEY_LEN)))
 		goto out;
 	crypto_random_key(next->master, CRYPTO_KEY_LEN, true);
-	next->kind = unlock->kind;
-	crypto_random_nonce(next->salt, sizeof(next->salt));
-	keyring_kek_params(unlock->kind, &next->params);
-	if ((rc = keyring_derive_kek(unlock, next->salt, &next->params, kek)) ||
-	    (rc = keyring_header_text(kr, next->kind, next->salt, &next->params, kek, next->master,
+	next->kind = kind;
+	memcpy(next->salt, salt, sizeof(next->salt));
+	next->params = *params;
+	if ((rc = keyring_header_text(kr, next->kind, next->salt, &next->params, kek, next->master,
 				      &next->header)))
 		goto out;
 	pthread_rwlock_rdlock(&kr->lock);
@@ -76,9 +77,34 @@ int keyring_next_new(struct keyring *kr, const struct unlock_secret *unlock,
 	*out = next;
 	next = NULL;
 out:
-	crypto_secure_free(kek, CRYPTO_KEY_LEN);
 	keyring_next_free(next);
 	return rc;
+}
+
+int keyring_next_new(struct keyring *kr, const struct unlock_secret *unlock,
+		     struct keyring_next **out)
+{
+	uint8_t salt[CRYPTO_SALT_LEN];
+	struct argon2_params params;
+	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
+	int rc = kek ? 0 : -ENOMEM;
+	*out = NULL;
+	crypto_random_nonce(salt, sizeof(salt));
+	keyring_kek_params(unlock->kind, &params);
+	if (!rc)
+		rc = keyring_derive_kek(unlock, salt, &params, kek);
+	if (!rc)
+		rc = next_make(kr, unlock->kind, salt, &params, kek, out);
+	crypto_secure_free(kek, CRYPTO_KEY_LEN);
+	return rc;
+}
+
+int keyring_next_for_legacy(struct keyring *kr, struct keyring_next **out)
+{
+	*out = NULL;
+	if (!kr->legacy_kek)
+		return -EINVAL;
+	return next_make(kr, kr->kind, kr->salt, &kr->params, kr->legacy_kek, out);
 }
 
 const uint8_t *keyring_next_master(const struct keyring_next *next)
@@ -132,6 +158,8 @@ void keyring_next_adopt(struct keyring *kr, struct keyring_next *next)
 		next->keys[i].material = old; /* wiped with next */
 	}
 	memcpy(kr->master, next->master, CRYPTO_KEY_LEN);
+	crypto_secure_free(kr->legacy_kek, CRYPTO_KEY_LEN); /* authenticated now, if it was legacy */
+	kr->legacy_kek = NULL;
 	kr->kind = next->kind;
 	memcpy(kr->salt, next->salt, sizeof(kr->salt));
 	kr->params = next->params;

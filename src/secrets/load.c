@@ -145,10 +145,12 @@ static int load_secret(struct loader *l, const char *key, const uint8_t *body, s
 		secret_free(s);
 		return damaged_record(l, key, name, SM_KIND_SECRET, why);
 	}
-	if (hashmap_put(l->sm->secrets, s->name, s, NULL)) {
+	void *listed_before = NULL; /* a legacy catalog may list a key twice */
+	if (hashmap_put(l->sm->secrets, s->name, s, &listed_before)) {
 		secret_free(s);
 		return -ENOMEM;
 	}
+	secret_free(listed_before);
 	return 0;
 }
 
@@ -223,14 +225,12 @@ static bool uncatalogued(struct sm *sm, const char *key)
 	return !hashmap_get(sm->folders, path) && !hashmap_get(sm->damaged, path);
 }
 
-/* Every record of the store, each accounted for. */
-static int visit_any(const char *key, const uint8_t *val, size_t len, void *ctx)
+/* Every record of the store, each accounted for (by its key alone). */
+static int visit_any(const char *key, void *ctx)
 {
 	struct version_walk *w = ctx;
 	struct sm *sm = w->l->sm;
 	const char *vid;
-	(void)val;
-	(void)len;
 	if (has_prefix(key, RECORD_PREFIX_VERSION)) {
 		if (w->naming)
 			return hashmap_put(w->present, key, (void *)1, NULL);
@@ -244,7 +244,10 @@ static int visit_any(const char *key, const uint8_t *val, size_t len, void *ctx)
 		return 0;
 	if (has_prefix(key, RECORD_PREFIX_SECRET) || has_prefix(key, RECORD_PREFIX_FOLDER))
 		return uncatalogued(sm, key) ? problem(sm, key, "is not in the catalog") : 0;
-	if (has_prefix(key, RECORD_PREFIX_KEY) || has_prefix(key, RECORD_PREFIX_CATALOG) ||
+	if (!key[0])
+		return problem(sm, "(a key with a NUL byte inside, or of 2 KiB or more)",
+			       "is not a record secretsfs writes");
+	if (has_prefix(key, RECORD_PREFIX_KEY) || catalog_is_bucket_key(key) ||
 	    strcmp(key, RECORD_KEY_FORMAT) == 0 || strcmp(key, RECORD_KEY_HEADER) == 0 ||
 	    strcmp(key, AUTHSTORE_KEY_STATE) == 0)
 		return 0;
@@ -286,7 +289,7 @@ static int check_records(struct loader *l)
 	struct version_walk w = { l, 0, false, NULL };
 	uint64_t listed = 0;
 	struct store *st = authstore_store(l->sm->as);
-	int rc = store_foreach(st, "", visit_any, &w);
+	int rc = store_foreach_key(st, visit_any, &w);
 	if (rc)
 		return rc;
 	hashmap_foreach(l->sm->secrets, count_listed, &listed);
@@ -295,7 +298,7 @@ static int check_records(struct loader *l)
 	if (!(w.present = hashmap_new(1024)))
 		return -ENOMEM;
 	w.naming = true;
-	rc = store_foreach(st, RECORD_PREFIX_VERSION, visit_any, &w);
+	rc = store_foreach_key(st, visit_any, &w);
 	if (!rc)
 		rc = hashmap_foreach(l->sm->secrets, name_missing, &w);
 	hashmap_free(w.present);
@@ -319,24 +322,6 @@ static int check_keys(struct sm *sm)
 	return rc;
 }
 
-/* A legacy store's records, tagged and summed in one transaction. */
-static int authenticate_legacy(struct sm *sm, int format)
-{
-	int rc = authstore_begin_rewrite(sm->as, NULL);
-	if (rc)
-		return rc;
-	if ((format < 2 && (rc = catalog_build(sm->as))) ||
-	    (rc = keyring_authenticate_header(sm->kr))) {
-		authstore_cancel(sm->as);
-		return rc;
-	}
-	if ((rc = authstore_commit(sm->as)) == 0)
-		log_info("%s: store format %d authenticated: every record now carries a tag "
-			 "under the master key (format %d)", store_path(sm->store), format,
-			 AUTHSTORE_FORMAT);
-	return rc;
-}
-
 int load_index(struct sm *sm)
 {
 	struct loader l = { sm, NULL, 0, 0 };
@@ -357,11 +342,14 @@ int load_index(struct sm *sm)
 		rc = check_keys(sm);
 	if (!rc)
 		rc = check_records(&l);
-	if (!rc && authstore_load_done(sm->as, &failed) == -EBADMSG && !failed &&
-	    !l.metadata_problems)
+	/* Said even beside records that fail: those make the sum differ too,
+	 * but they must not hide a removal or an older copy put back. */
+	if (!rc && authstore_load_done(sm->as, &failed) == -EBADMSG)
 		rc = problem(sm, AUTHSTORE_KEY_STATE,
 			     "the records do not add up to the last commit: one was removed, or "
-			     "an older copy of one put back");
+			     "an older copy of one put back%s",
+			     failed || l.metadata_problems ? " (or it is one of the records above)"
+							   : "");
 	free(l.owners);
 	if (rc)
 		return rc;
@@ -372,7 +360,7 @@ int load_index(struct sm *sm)
 			log_warn("%s: store format %d: its records are not authenticated; a writable "
 				 "mount with the key authenticates them", store_path(sm->store), format);
 		else
-			rc = authenticate_legacy(sm, format);
+			rc = rekey_legacy(sm, format);
 	}
 	return rc;
 }

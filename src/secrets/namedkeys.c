@@ -230,9 +230,15 @@ int keyring_unwrap(struct keyring *kr, const char *key_id, const void *aad, size
 		return -EBADMSG;
 	pthread_rwlock_rdlock(&kr->lock);
 	struct named_key *k = find_id(kr, key_id);
-	int rc = key_usable(k);
+	int rc = !k ? -ENOENT : k->damaged ? -EBADMSG : 0;
+	/* Authenticated first, even under a disabled key: a record that names
+	 * a disabled key falsely is tampering (EIO), not a refusal (EACCES). */
 	if (!rc)
 		rc = crypto_open(k->material, aad, aad_len, wrapped, wrapped_len, dek);
+	if (!rc && !k->enabled) {
+		crypto_wipe(dek, CRYPTO_KEY_LEN);
+		rc = -EACCES;
+	}
 	pthread_rwlock_unlock(&kr->lock);
 	return rc;
 }

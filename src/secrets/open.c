@@ -21,6 +21,16 @@ static int add_implied_folders(const char *name, void *value, void *ctx)
 	return is_live(s) ? ensure_parents(ctx, s->name, s) : 0;
 }
 
+/* The count and the first problem as one line, for a command's message. */
+static void summarize_damage(const struct sm *sm, struct sm_damage *out)
+{
+	if (!out || !sm->nproblems)
+		return;
+	out->count = sm->nproblems;
+	snprintf(out->first, sizeof(out->first), "record %s %s", sm->problems[0].record,
+		 sm->problems[0].why);
+}
+
 int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, struct sm **out)
 {
 	struct sm *sm = calloc(1, sizeof(*sm));
@@ -58,22 +68,24 @@ int sm_open(struct store *st, struct keyring *kr, const struct sm_options *opt, 
 	}
 	if ((rc = load_index(sm)) || (rc = hashmap_foreach(sm->secrets, add_implied_folders, sm)))
 		goto fail;
-	if (sm->nproblems)
-		log_error("%s: %zu problems found; served without the damaged secrets and "
-			  "folders (skip_damaged)", store_path(st), sm->nproblems);
-	if (!opt->readonly)
+	if (sm->nproblems) {
+		/* Around damage nothing is written: a purge, a rotation or a
+		 * commit would act on records that may be stale, and would
+		 * build on a sum that no longer holds. */
+		sm->opt.readonly = true;
+		log_error("%s: %zu problems found; served read-only, without the damaged "
+			  "secrets and folders (skip_damaged)", store_path(st), sm->nproblems);
+	}
+	if (!sm->opt.readonly)
 		sm_purge_expired(sm);
 	/* The index holds what requests need: the pages the load read go back. */
 	if ((rc = store_drop_mapped_pages(sm->store)))
 		goto fail;
+	summarize_damage(sm, opt->damage);
 	*out = sm;
 	return 0;
 fail:
-	if (opt->damage && sm->nproblems) {
-		opt->damage->count = sm->nproblems;
-		snprintf(opt->damage->first, sizeof(opt->damage->first), "record %s %s",
-			 sm->problems[0].record, sm->problems[0].why);
-	}
+	summarize_damage(sm, opt->damage);
 	sm_close(sm);
 	return rc;
 }
@@ -144,6 +156,11 @@ void sm_close(struct sm *sm)
 	pthread_rwlock_destroy(&sm->hook_lock);
 	pthread_mutex_destroy(&sm->write_lock);
 	free(sm);
+}
+
+bool sm_readonly(const struct sm *sm)
+{
+	return sm->opt.readonly;
 }
 
 struct keyring *sm_keyring(struct sm *sm)

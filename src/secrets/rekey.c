@@ -2,7 +2,9 @@
  * rekey (secrets/secrets.h): a new master key and new named-key material,
  * every version's data key re-wrapped and every record tagged under the
  * new master key, in one transaction. Values are not re-encrypted: their
- * data keys stay, only the keys that wrap them change.
+ * data keys stay, only the keys that wrap them change. A legacy store is
+ * authenticated the same way (rekey_legacy), so that its old header, kept
+ * anywhere, unlocks nothing that is current.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -63,45 +65,72 @@ out:
 	return rc;
 }
 
+/*
+ * One transaction under next's master key: every data key re-wrapped under
+ * its named key's new material, the header and key records written, the
+ * catalog rebuilt (legacy), every other record tagged anew. Write lock held.
+ */
+static int rewrap_all(struct sm *sm, struct keyring_next *next, bool legacy, uint64_t *versions)
+{
+	struct version_keys v = { NULL, 0 };
+	int rc = authstore_begin_rewrite(sm->as, keyring_next_master(next));
+	if (rc)
+		return rc;
+	rc = store_foreach(sm->store, RECORD_PREFIX_VERSION, note_version, &v);
+	for (size_t i = 0; !rc && i < v.count; i++)
+		rc = rewrap(sm, next, v.keys[i]);
+	if (!rc && legacy)
+		rc = catalog_rebuild(sm->as); /* a legacy catalog is not trusted as it is */
+	if (!rc)
+		rc = keyring_next_put(sm->kr, next);
+	if (rc)
+		authstore_cancel(sm->as);
+	else if (!(rc = authstore_commit(sm->as)))
+		*versions = v.count;
+	for (size_t i = 0; i < v.count; i++)
+		free(v.keys[i]);
+	free(v.keys);
+	return rc;
+}
+
 int sm_rekey(struct sm *sm, const struct unlock_secret *unlock, uint64_t *versions)
 {
 	struct keyring_next *next = NULL;
-	struct version_keys v = { NULL, 0 };
 	int rc;
 	*versions = 0;
-	if (sm->opt.readonly)
-		return -EROFS;
 	if (sm->nproblems) {
 		log_error("rekey refused: the store has %zu problems (secretsfs check)",
 			  sm->nproblems);
 		return -EBADMSG;
 	}
+	if (sm->opt.readonly)
+		return -EROFS;
 	pthread_mutex_lock(&sm->write_lock);
-	if ((rc = keyring_next_new(sm->kr, unlock, &next)))
-		goto out;
-	if ((rc = authstore_begin_rewrite(sm->as, keyring_next_master(next))))
-		goto out;
-	rc = store_foreach(sm->store, RECORD_PREFIX_VERSION, note_version, &v);
-	for (size_t i = 0; !rc && i < v.count; i++)
-		rc = rewrap(sm, next, v.keys[i]);
-	if (!rc)
-		rc = keyring_next_put(sm->kr, next);
-	if (rc) {
-		authstore_cancel(sm->as);
-		goto out;
+	if (!(rc = keyring_next_new(sm->kr, unlock, &next)) &&
+	    !(rc = rewrap_all(sm, next, false, versions))) {
+		keyring_next_adopt(sm->kr, next);
+		next = NULL;
+		log_info("%s: rekeyed: a new master key, new named keys, %llu data keys "
+			 "re-wrapped", store_path(sm->store), (unsigned long long)*versions);
 	}
-	if ((rc = authstore_commit(sm->as)))
-		goto out;
-	keyring_next_adopt(sm->kr, next);
-	next = NULL;
-	*versions = v.count;
-	log_info("%s: rekeyed: a new master key, new named keys, %zu data keys re-wrapped",
-		 store_path(sm->store), v.count);
-out:
 	pthread_mutex_unlock(&sm->write_lock);
 	keyring_next_free(next);
-	for (size_t i = 0; i < v.count; i++)
-		free(v.keys[i]);
-	free(v.keys);
+	return rc;
+}
+
+int rekey_legacy(struct sm *sm, int format)
+{
+	struct keyring_next *next = NULL;
+	uint64_t versions = 0;
+	int rc = keyring_next_for_legacy(sm->kr, &next);
+	if (!rc && !(rc = rewrap_all(sm, next, true, &versions))) {
+		keyring_next_adopt(sm->kr, next);
+		next = NULL;
+		log_info("%s: store format %d authenticated (format %d): a new master key and new "
+			 "named keys, %llu data keys re-wrapped, every record tagged",
+			 store_path(sm->store), format, AUTHSTORE_FORMAT,
+			 (unsigned long long)versions);
+	}
+	keyring_next_free(next);
 	return rc;
 }

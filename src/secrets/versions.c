@@ -24,6 +24,7 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 {
 	char key[SM_VERSION_ID_MAX + SM_UUID_HEX_LEN + 16];
 	struct sm_snapshot *snap = calloc(1, sizeof(*snap));
+	const char *key_id = NULL;
 	int rc = 0;
 
 	*out = NULL;
@@ -49,6 +50,7 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 			memcpy(snap->version_id, v->id, sizeof(snap->version_id));
 			snap->size = v->size;
 			snap->binary = v->binary;
+			key_id = v->key_id; /* interned: outlives the index entry */
 		}
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
@@ -70,10 +72,10 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 		rc = -EIO;
 		goto out;
 	}
-	/* A disabled key refuses at open, not halfway through a read. */
-	struct sealed_version sv;
-	if (record_decode_version(snap->record, snap->record_len, &sv) == 0 &&
-	    keyring_key_state(sm->kr, sv.key_id) == -EACCES) {
+	/* A disabled key refuses at open, not halfway through a read. The key
+	 * is the one the authenticated metadata names: a record that names
+	 * another fails to open (EIO) at the read. */
+	if (key_id && keyring_key_state(sm->kr, key_id) == -EACCES) {
 		log_warn("%s: refused: version %s is encrypted under a disabled key", name,
 			 snap->version_id);
 		rc = -EACCES;

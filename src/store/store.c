@@ -430,8 +430,17 @@ static int visit_record(struct tdb_context *tdb, TDB_DATA key, TDB_DATA data, vo
 	struct visit *v = priv;
 	char keybuf[2048];
 	(void)tdb;
-	if (key.dsize < v->prefix_len || key.dsize >= sizeof(keybuf) ||
-	    memcmp(key.dptr, v->prefix, v->prefix_len) != 0)
+	/* A key no C string can name (a NUL inside, or too long) would reach
+	 * fn cut short, as another record's key: a walk of everything hands
+	 * it over as "", and a prefix walk cannot match it. */
+	bool unnamed = key.dsize >= sizeof(keybuf) || memchr(key.dptr, 0, key.dsize);
+	if (unnamed) {
+		if (v->prefix_len)
+			return 0;
+		v->rc = v->fn("", data.dptr, data.dsize, v->ctx);
+		return v->rc ? 1 : 0;
+	}
+	if (key.dsize < v->prefix_len || memcmp(key.dptr, v->prefix, v->prefix_len) != 0)
 		return 0;
 	memcpy(keybuf, key.dptr, key.dsize);
 	keybuf[key.dsize] = '\0';
@@ -450,6 +459,34 @@ int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void 
 	if (v.rc)
 		return v.rc;
 	return (n < 0) ? (rc ? rc : -EIO) : 0;
+}
+
+int store_foreach_key(struct store *st, store_key_fn fn, void *ctx)
+{
+	char keybuf[2048];
+	int rc = 0;
+	pthread_mutex_lock(&st->lock);
+	/* firstkey/nextkey read each record's key only: a traversal would
+	 * copy every value too (the sealed versions are most of the file). */
+	TDB_DATA key = tdb_firstkey(st->tdb);
+	while (key.dptr && !rc) {
+		bool unnamed = key.dsize >= sizeof(keybuf) || memchr(key.dptr, 0, key.dsize);
+		if (!unnamed)
+			memcpy(keybuf, key.dptr, key.dsize);
+		keybuf[unnamed ? 0 : key.dsize] = '\0';
+		rc = fn(keybuf, ctx);
+		TDB_DATA next = tdb_nextkey(st->tdb, key);
+		free(key.dptr);
+		key = next;
+	}
+	free(key.dptr);
+	if (!rc) {
+		enum TDB_ERROR err = tdb_error(st->tdb);
+		if (err != TDB_SUCCESS && err != TDB_ERR_NOEXIST)
+			rc = tdb_to_errno(st->tdb);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
 }
 
 int store_seqnum(struct store *st)

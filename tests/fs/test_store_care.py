@@ -1,8 +1,10 @@
 """secretsfs check, backup, passwd and rekey."""
 
+import json
 import os
 
 from conftest import read_file, sfs, write_file
+from relhelpers import get_record, record_body
 
 
 def test_check_backup_while_mounted_and_the_copy_opens(make_mount):
@@ -49,9 +51,13 @@ def test_passwd_and_rekey(make_mount):
     assert sfs("keygen", wrong).returncode == 0
     r = sfs("passwd", m.store, "--key-file", wrong, "--new-passphrase-file", pw)
     assert r.returncode == 1 and m.store.read_bytes() == before  # nothing changed
+    old_seal = json.loads(record_body(get_record(m.store, "sfs/header")))["master_key"]
     r = sfs("passwd", m.store, "--key-file", m.key, "--new-passphrase-file", pw)
     assert r.returncode == 0, r.stderr
     assert sfs("check", m.store, "--key-file", m.key).returncode == 1
+    # The master key as the old key file sealed it is gone from the file
+    # (tdb would keep it in its recovery area or free space: it is rewritten).
+    assert old_seal.encode() not in m.store.read_bytes()
     assert sfs("check", m.store, "--passphrase-file", pw).returncode == 0
     r = sfs("rekey", m.store, "--passphrase-file", pw)
     assert r.returncode == 0, r.stderr

@@ -119,18 +119,19 @@ def expected_values():
     return {"a": A2, "b": B1, "app/c": C1, "k": K1}
 
 
-@pytest.fixture(params=["format3", "migrated"])
-def pristine(request, tmp_path_factory):
-    """The populated store, unmounted, authenticated (format 3)."""
+def authenticated_store(kind, request, tmp_path_factory):
+    """The populated store, unmounted, authenticated (format 3): made by
+    this release, or by the previous one and migrated by its first mount."""
     base = tmp_path_factory.mktemp("tamper")
     os.chmod(base, 0o755)
-    if request.param == "format3":
+    if kind == "format3":
         s = Store(base, REPO / "bin" / "secretsfs")
         populate(s)
     else:
         s = Store(base, request.getfixturevalue("previous_binary"))
         populate(s)
         assert get_record(s.path, "sfs/format") == b"2"
+        s.legacy = records(s.path)  # as a backup made before the upgrade holds it
         s.bin = REPO / "bin" / "secretsfs"
         r = s.mount()  # the first mount with the key authenticates it
         assert r.returncode == 0, r.stderr
@@ -139,6 +140,19 @@ def pristine(request, tmp_path_factory):
     assert get_record(s.path, "sfs/format") == b"3"
     r = s.check()
     assert r.returncode == 0, r.stdout + r.stderr
+    return s
+
+
+@pytest.fixture(params=["format3", "migrated"])
+def pristine(request, tmp_path_factory):
+    s = authenticated_store(request.param, request, tmp_path_factory)
+    yield s
+    run(["fusermount3", "-u", s.mnt])
+
+
+@pytest.fixture
+def migrated(request, tmp_path_factory):
+    s = authenticated_store("migrated", request, tmp_path_factory)
     yield s
     run(["fusermount3", "-u", s.mnt])
 
@@ -191,6 +205,7 @@ def served_around(s, damaged, gone=()):
     before (gone: names that cannot be reached at all)."""
     r = s.mount(extra="skip_damaged")
     assert r.returncode == 0, r.stderr
+    assert "read-only" in r.stderr, r.stderr
     try:
         for name, value in expected_values().items():
             p = s.mnt / name
@@ -198,6 +213,8 @@ def served_around(s, damaged, gone=()):
                 expect_errno(errno.EIO, read_file, p)
             elif name not in gone:
                 assert read_file(p) == value, name
+        # read-only around damage: nothing builds on records that may be stale
+        expect_errno(errno.EROFS, write_file, s.mnt / "new-name", b"new")
     finally:
         s.unmount()
 
@@ -369,6 +386,13 @@ def test_records_removed_or_added(pristine):
     put_records(s.path, {"secret/zz": orig["secret/b"], "junk": b"1"})
     refused(s, ["secret/zz", "junk"])
     put_records(s.path, {"secret/zz": None, "junk": None})
+    # A catalog bucket no load reads, and a version key with a NUL inside
+    # (which a C string would cut to a listed one's name).
+    put_records(s.path, {"cat/5000": orig[next(k for k in orig if k.startswith("cat/"))]})
+    refused(s, ["cat/5000"])
+    put_records(s.path, {"cat/5000": None, vkey + "\0x": orig[vkey]})
+    refused(s, ["a key with a NUL byte inside"])
+    put_records(s.path, {vkey + "\0x": None})
     assert s.check().returncode == 0
 
 
@@ -407,3 +431,27 @@ def test_rotation_command_from_the_store_never_runs(pristine, tmp_path):
     finally:
         s.unmount()
     assert not marker.exists()
+
+
+def test_downgrade_with_the_header_from_before_the_upgrade(migrated):
+    """A store migrated from format 2 dressed as format 2 again, with the
+    header (and named keys) kept from before its upgrade, which unlock with
+    today's key file: the upgrade was a rekey, so they open nothing
+    current, and the forged metadata is never authenticated."""
+    s = migrated
+    now = records(s.path)
+    forged = {k: record_body(v) for k, v in now.items()}
+    forged["sfs/format"] = b"2"
+    forged["sfs/state"] = None
+    forged["sfs/header"] = s.legacy["sfs/header"]
+    forged["secret/a"] = record_body(json_edit(now["secret/a"],
+                                               lambda b: b.update(mode=0o666)))
+    for with_old_keys in (False, True):
+        if with_old_keys:
+            forged.update({k: v for k, v in s.legacy.items() if k.startswith("key/")})
+        put_records(s.path, forged)
+        before = s.path.read_bytes()
+        r = s.mount()
+        assert r.returncode != 0, "a downgraded store was mounted: " + r.stderr
+        assert s.path.read_bytes() == before, "the forgery was written"
+        assert s.check().returncode == 1
