@@ -67,6 +67,11 @@ int store_delete(struct store *st, const char *key);
 typedef int (*store_visit_fn)(const char *key, const uint8_t *val, size_t len, void *ctx);
 int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void *ctx);
 
+/* The keys of the records under prefix, collected (read them, change them
+ * after); inside a transaction too. *out is appended to. */
+struct strlist;
+int store_keys(struct store *st, const char *prefix, struct strlist *out);
+
 /* Calls fn with every record's key, reading no values ("" for a key no C
  * string can name, as store_foreach); outside a transaction. */
 typedef int (*store_key_fn)(const char *key, void *ctx);

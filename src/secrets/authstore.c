@@ -14,6 +14,7 @@
 #include "secrets/record.h"
 #include "util/hashmap.h"
 #include "util/log.h"
+#include "util/strlist.h"
 
 #define MAGIC "SFA3"
 #define MAGIC_LEN 4
@@ -587,56 +588,30 @@ static int put_state(struct authstore *as)
 	return rc;
 }
 
-struct key_list {
-	char **keys;
-	size_t count, cap;
-	struct hashmap *skip;
-};
-
-static int collect_key(const char *key, const uint8_t *val, size_t len, void *ctx)
-{
-	struct key_list *l = ctx;
-	(void)val;
-	(void)len;
-	if (!covered(key) || hashmap_get(l->skip, key))
-		return 0;
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 256;
-		char **keys = realloc(l->keys, cap * sizeof(*keys));
-		if (!keys)
-			return -ENOMEM;
-		l->keys = keys;
-		l->cap = cap;
-	}
-	if (!(l->keys[l->count] = strdup(key)))
-		return -ENOMEM;
-	l->count++;
-	return 0;
-}
-
 /* Every record the transaction did not write, tagged anew under the transaction's keys. */
 static int rewrite_rest(struct authstore *as)
 {
-	struct key_list l = { NULL, 0, 0, as->txn_written };
-	int rc = store_foreach(as->st, "", collect_key, &l);
+	struct strlist l = { 0 };
+	int rc = store_keys(as->st, "", &l);
 	for (size_t i = 0; !rc && i < l.count; i++) {
+		const char *key = l.items[i];
 		uint8_t *raw;
 		const uint8_t *body;
 		size_t raw_len, len;
 		uint8_t term[TERM_LEN];
 		bool checked;
-		if ((rc = store_get(as->st, l.keys[i], &raw, &raw_len)))
+		if (!covered(key) || hashmap_get(as->txn_written, key))
+			continue;
+		if ((rc = store_get(as->st, key, &raw, &raw_len)))
 			break;
-		rc = check_raw(as, l.keys[i], raw, raw_len, &body, &len, term, &checked);
+		rc = check_raw(as, key, raw, raw_len, &body, &len, term, &checked);
 		if (rc == -EBADMSG)
-			log_refused(l.keys[i]);
+			log_refused(key);
 		if (!rc)
-			rc = authstore_put(as, l.keys[i], body, len);
+			rc = authstore_put(as, key, body, len);
 		free(raw);
 	}
-	for (size_t i = 0; i < l.count; i++)
-		free(l.keys[i]);
-	free(l.keys);
+	strlist_free(&l);
 	return rc;
 }
 

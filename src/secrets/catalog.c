@@ -12,6 +12,7 @@
 
 #include "secrets/internal.h"
 #include "util/log.h"
+#include "util/strlist.h"
 
 #define CATALOG_BUCKETS 1024
 
@@ -150,40 +151,19 @@ static int load_one(struct authstore *as, const char *key, authstore_visit_fn fn
 	return rc;
 }
 
-struct bucket_walk {
-	unsigned bucket;
-	char **keys;
-	size_t count;
-};
-
-static int note_in_bucket(const char *key, const uint8_t *val, size_t len, void *ctx)
-{
-	struct bucket_walk *w = ctx;
-	(void)val;
-	(void)len;
-	if (bucket_of(key) != w->bucket)
-		return 0;
-	char **keys = realloc(w->keys, (w->count + 1) * sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
-	w->keys = keys;
-	return (w->keys[w->count] = strdup(key)) ? (w->count++, 0) : -ENOMEM;
-}
-
 /* A bucket that failed: its records found by walking the store, each
  * checked on its own (a listing that cannot be trusted names nothing). */
 static int load_bucket_by_walk(struct authstore *as, unsigned b, authstore_visit_fn fn, void *ctx)
 {
-	struct bucket_walk w = { b, NULL, 0 };
+	struct strlist keys = { 0 };
 	struct store *st = authstore_store(as);
-	int rc = store_foreach(st, RECORD_PREFIX_SECRET, note_in_bucket, &w);
+	int rc = store_keys(st, RECORD_PREFIX_SECRET, &keys);
 	if (!rc)
-		rc = store_foreach(st, RECORD_PREFIX_FOLDER, note_in_bucket, &w);
-	for (size_t i = 0; !rc && i < w.count; i++)
-		rc = load_one(as, w.keys[i], fn, ctx);
-	for (size_t i = 0; i < w.count; i++)
-		free(w.keys[i]);
-	free(w.keys);
+		rc = store_keys(st, RECORD_PREFIX_FOLDER, &keys);
+	for (size_t i = 0; !rc && i < keys.count; i++)
+		if (bucket_of(keys.items[i]) == b)
+			rc = load_one(as, keys.items[i], fn, ctx);
+	strlist_free(&keys);
 	return rc;
 }
 
@@ -240,31 +220,12 @@ int catalog_build(struct authstore *as)
 	return rc;
 }
 
-struct bucket_keys {
-	char **keys;
-	size_t count;
-};
-
-static int note_bucket(const char *key, const uint8_t *val, size_t len, void *ctx)
-{
-	struct bucket_keys *k = ctx;
-	(void)val;
-	(void)len;
-	char **keys = realloc(k->keys, (k->count + 1) * sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
-	k->keys = keys;
-	return (k->keys[k->count] = strdup(key)) ? (k->count++, 0) : -ENOMEM;
-}
-
 int catalog_rebuild(struct authstore *as)
 {
-	struct bucket_keys k = { NULL, 0 };
-	int rc = store_foreach(authstore_store(as), RECORD_PREFIX_CATALOG, note_bucket, &k);
-	for (size_t i = 0; !rc && i < k.count; i++)
-		rc = authstore_delete(as, k.keys[i]);
-	for (size_t i = 0; i < k.count; i++)
-		free(k.keys[i]);
-	free(k.keys);
+	struct strlist buckets = { 0 };
+	int rc = store_keys(authstore_store(as), RECORD_PREFIX_CATALOG, &buckets);
+	for (size_t i = 0; !rc && i < buckets.count; i++)
+		rc = authstore_delete(as, buckets.items[i]);
+	strlist_free(&buckets);
 	return rc ? rc : catalog_build(as);
 }

@@ -12,23 +12,7 @@
 
 #include "secrets/internal.h"
 #include "util/log.h"
-
-struct version_keys {
-	char **keys;
-	size_t count;
-};
-
-static int note_version(const char *key, const uint8_t *val, size_t len, void *ctx)
-{
-	struct version_keys *v = ctx;
-	(void)val;
-	(void)len;
-	char **keys = realloc(v->keys, (v->count + 1) * sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
-	v->keys = keys;
-	return (v->keys[v->count] = strdup(key)) ? (v->count++, 0) : -ENOMEM;
-}
+#include "util/strlist.h"
 
 /* One version record with its data key wrapped under the new material. */
 static int rewrap(struct sm *sm, struct keyring_next *next, const char *key)
@@ -72,13 +56,13 @@ out:
  */
 static int rewrap_all(struct sm *sm, struct keyring_next *next, bool legacy, uint64_t *versions)
 {
-	struct version_keys v = { NULL, 0 };
+	struct strlist v = { 0 };
 	int rc = authstore_begin_rewrite(sm->as, keyring_next_master(next));
 	if (rc)
 		return rc;
-	rc = store_foreach(sm->store, RECORD_PREFIX_VERSION, note_version, &v);
+	rc = store_keys(sm->store, RECORD_PREFIX_VERSION, &v);
 	for (size_t i = 0; !rc && i < v.count; i++)
-		rc = rewrap(sm, next, v.keys[i]);
+		rc = rewrap(sm, next, v.items[i]);
 	if (!rc && legacy)
 		rc = catalog_rebuild(sm->as); /* a legacy catalog is not trusted as it is */
 	if (!rc)
@@ -87,9 +71,7 @@ static int rewrap_all(struct sm *sm, struct keyring_next *next, bool legacy, uin
 		authstore_cancel(sm->as);
 	else if (!(rc = authstore_commit(sm->as)))
 		*versions = v.count;
-	for (size_t i = 0; i < v.count; i++)
-		free(v.keys[i]);
-	free(v.keys);
+	strlist_free(&v);
 	return rc;
 }
 

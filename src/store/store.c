@@ -18,6 +18,7 @@
 #include <tdb.h>
 
 #include "util/log.h"
+#include "util/strlist.h"
 
 struct store {
 	struct tdb_context *tdb;
@@ -459,6 +460,18 @@ int store_foreach(struct store *st, const char *prefix, store_visit_fn fn, void 
 	if (v.rc)
 		return v.rc;
 	return (n < 0) ? (rc ? rc : -EIO) : 0;
+}
+
+static int add_key(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	(void)val;
+	(void)len;
+	return key[0] ? strlist_add(ctx, key) : 0;
+}
+
+int store_keys(struct store *st, const char *prefix, struct strlist *out)
+{
+	return store_foreach(st, prefix, add_key, out);
 }
 
 int store_foreach_key(struct store *st, store_key_fn fn, void *ctx)
