@@ -101,12 +101,18 @@ static int record_mac(const struct record_keys *k, const char *store_id, const c
 	return rc;
 }
 
+/* An envelope's shape: long enough, and the magic. */
+static bool enveloped(const uint8_t *raw, size_t raw_len)
+{
+	return raw_len >= ENVELOPE_LEN && memcmp(raw, MAGIC, MAGIC_LEN) == 0;
+}
+
 /* Does the record's tag hold under k? term gets its hidden term. */
 static int check_envelope(const struct record_keys *k, const char *store_id, const char *key,
 			  const uint8_t *raw, size_t raw_len, uint8_t term[TERM_LEN])
 {
 	uint8_t tag[TAG_LEN];
-	if (raw_len < ENVELOPE_LEN || memcmp(raw, MAGIC, MAGIC_LEN) != 0)
+	if (!enveloped(raw, raw_len))
 		return -EBADMSG;
 	int rc = record_mac(k, store_id, key, raw + ENVELOPE_LEN, raw_len - ENVELOPE_LEN, tag,
 			    NULL);
@@ -178,7 +184,7 @@ int authstore_peek(struct store *st, int format, const char *key, uint8_t **body
 	if (rc)
 		return rc;
 	if (format >= AUTHSTORE_FORMAT && covered(key)) {
-		if (raw_len < ENVELOPE_LEN || memcmp(raw, MAGIC, MAGIC_LEN) != 0) {
+		if (!enveloped(raw, raw_len)) {
 			free(raw);
 			return -EBADMSG;
 		}
@@ -397,24 +403,33 @@ static int check_raw(struct authstore *as, const char *key, const uint8_t *raw, 
 	return 0;
 }
 
+/* check_raw for a read: a checked record's term goes into the load's sum,
+ * a failed one is counted (its reader names it, in its own terms). */
+static int read_raw(struct authstore *as, const char *key, const uint8_t *raw, size_t raw_len,
+		    const uint8_t **body, size_t *len)
+{
+	uint8_t term[TERM_LEN];
+	bool checked;
+	int rc = check_raw(as, key, raw, raw_len, body, len, term, &checked);
+	if (rc == -EBADMSG)
+		note_loaded(as, NULL, true);
+	else if (!rc && checked)
+		note_loaded(as, term, false);
+	return rc;
+}
+
 int authstore_get(struct authstore *as, const char *key, uint8_t **body, size_t *len)
 {
-	uint8_t *raw, term[TERM_LEN];
+	uint8_t *raw;
 	const uint8_t *b;
 	size_t raw_len, blen;
-	bool checked;
 	int rc = store_get(as->st, key, &raw, &raw_len);
 	if (rc)
 		return rc;
-	rc = check_raw(as, key, raw, raw_len, &b, &blen, term, &checked);
-	if (rc == -EBADMSG)
-		note_loaded(as, NULL, true); /* the caller names it, in its terms */
-	if (rc) {
+	if ((rc = read_raw(as, key, raw, raw_len, &b, &blen))) {
 		free(raw);
 		return rc;
 	}
-	if (checked)
-		note_loaded(as, term, false);
 	memmove(raw, b, blen);
 	*body = raw;
 	*len = blen;
@@ -430,20 +445,12 @@ struct visit {
 static int visit_raw(const char *key, const uint8_t *raw, size_t raw_len, void *ctx)
 {
 	struct visit *v = ctx;
-	uint8_t term[TERM_LEN];
 	const uint8_t *body;
 	size_t len;
-	bool checked;
-	int rc = check_raw(v->as, key, raw, raw_len, &body, &len, term, &checked);
-	if (rc == -EBADMSG) {
-		note_loaded(v->as, NULL, true);
+	int rc = read_raw(v->as, key, raw, raw_len, &body, &len);
+	if (rc == -EBADMSG)
 		return v->fn(key, NULL, 0, rc, v->ctx);
-	}
-	if (rc)
-		return rc;
-	if (checked)
-		note_loaded(v->as, term, false);
-	return v->fn(key, body, len, 0, v->ctx);
+	return rc ? rc : v->fn(key, body, len, 0, v->ctx);
 }
 
 int authstore_foreach(struct authstore *as, const char *prefix, authstore_visit_fn fn, void *ctx)

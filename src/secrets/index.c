@@ -113,7 +113,7 @@ int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owne
 		*slash = '\0';
 		/* A folder whose record failed its checks stays EIO: an implied
 		 * folder in its place would serve it with modes nobody set. */
-		if (!find_folder(sm, path) && !hashmap_get(sm->damaged, path)) {
+		if (!find_folder(sm, path) && !(sm->nproblems && hashmap_get(sm->damaged, path))) {
 			struct sm_folder *f = new_folder(path, 0755, owner->uid, owner->gid,
 							 owner->created_ms);
 			if (!f || hashmap_put(sm->folders, path, f, NULL)) {

@@ -199,13 +199,12 @@ out:
 
 /* What the header says, parsed from body; master_sealed gets the sealed key. */
 static int parse_header(struct keyring *kr, const uint8_t *body, size_t len,
-			uint8_t master_sealed[SEALED_MASTER_LEN], const char **kind_out)
+			uint8_t master_sealed[SEALED_MASTER_LEN])
 {
 	json_object *hdr = record_json_parse(body, len), *un;
 	const char *store_id, *region, *account, *master_hex, *kind, *salt_hex;
 	int64_t t, m, p;
 	int rc = -EIO;
-	static const char *const kinds[] = { "key_file", "passphrase" };
 
 	if (!hdr || record_json_string(hdr, "store_id", true, &store_id) ||
 	    record_json_string(hdr, "region", true, &region) ||
@@ -221,9 +220,9 @@ static int parse_header(struct keyring *kr, const uint8_t *body, size_t len,
 	    record_json_int(un, "t", false, &t) || record_json_int(un, "m", false, &m) ||
 	    record_json_int(un, "p", false, &p))
 		goto out;
-	if (strcmp(kind, kinds[0]) == 0) {
+	if (strcmp(kind, kind_name(UNLOCK_KEY_FILE)) == 0) {
 		kr->kind = UNLOCK_KEY_FILE;
-	} else if (strcmp(kind, kinds[1]) == 0) {
+	} else if (strcmp(kind, kind_name(UNLOCK_PASSPHRASE)) == 0) {
 		kr->kind = UNLOCK_PASSPHRASE;
 		/* Read before anything can be authenticated: bounds that keep a
 		 * changed header from making the unlock take minutes or all memory
@@ -237,7 +236,6 @@ static int parse_header(struct keyring *kr, const uint8_t *body, size_t len,
 	snprintf(kr->store_id, sizeof(kr->store_id), "%s", store_id);
 	snprintf(kr->region, sizeof(kr->region), "%s", region);
 	snprintf(kr->account, sizeof(kr->account), "%s", account);
-	*kind_out = kr->kind == UNLOCK_PASSPHRASE ? kinds[1] : kinds[0];
 	rc = 0;
 out:
 	json_object_put(hdr);
@@ -245,10 +243,10 @@ out:
 }
 
 /* Opens the master key with the binding of format; -EACCES when it fails. */
-static int open_master(struct keyring *kr, struct store *st, int format, const char *kind,
-		       const uint8_t *kek,
+static int open_master(struct keyring *kr, struct store *st, int format, const uint8_t *kek,
 		       const uint8_t sealed[SEALED_MASTER_LEN])
 {
+	const char *kind = kind_name(kr->kind);
 	char aad[160];
 	size_t aad_len = master_aad(aad, sizeof(aad), format, kr->store_id, kind);
 	int rc = crypto_open(kek, aad, aad_len, sealed, SEALED_MASTER_LEN, kr->master);
@@ -278,7 +276,6 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 	size_t peeked_len = 0, len = 0;
 	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
 	struct keyring *kr = keyring_new();
-	const char *kind;
 	int rc;
 
 	*out = NULL;
@@ -301,7 +298,7 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 	/* The header is read before its tag can be checked: nothing it says
 	 * is trusted until the master key it seals has opened and its tag holds. */
 	rc = authstore_peek(st, format, RECORD_KEY_HEADER, &peeked, &peeked_len);
-	if (rc || parse_header(kr, peeked, peeked_len, sealed, &kind)) {
+	if (rc || parse_header(kr, peeked, peeked_len, sealed)) {
 		log_error("%s: store header is missing or damaged", store_path(st));
 		rc = -EIO;
 		goto out;
@@ -312,7 +309,7 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 	}
 	if ((rc = keyring_derive_kek(unlock, kr->salt, &kr->params, kek)))
 		goto out;
-	if ((rc = open_master(kr, st, format, kind, kek, sealed)))
+	if ((rc = open_master(kr, st, format, kek, sealed)))
 		goto out;
 	if ((rc = authstore_open(st, kr->store_id, kr->master, format, &kr->as)))
 		goto out;
