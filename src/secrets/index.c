@@ -105,6 +105,12 @@ struct sm_folder *clone_folder(const struct sm_folder *f, const char *path)
 }
 
 /* Folders implied by a name's prefixes, added in memory when missing. */
+bool is_damaged(struct sm *sm, const char *name)
+{
+	/* Most stores have no damage: no hashing of the name on their lookups. */
+	return hashmap_count(sm->damaged) && hashmap_get(sm->damaged, name);
+}
+
 int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owner)
 {
 	char path[SM_NAME_MAX + 1];
@@ -113,7 +119,7 @@ int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owne
 		*slash = '\0';
 		/* A folder whose record failed its checks stays EIO: an implied
 		 * folder in its place would serve it with modes nobody set. */
-		if (!find_folder(sm, path) && !(sm->nproblems && hashmap_get(sm->damaged, path))) {
+		if (!find_folder(sm, path) && !is_damaged(sm, path)) {
 			struct sm_folder *f = new_folder(path, 0755, owner->uid, owner->gid,
 							 owner->created_ms);
 			if (!f || hashmap_put(sm->folders, path, f, NULL)) {

@@ -123,6 +123,8 @@ int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum e
 struct sm_secret *find_secret(struct sm *sm, const char *name);
 struct sm_folder *find_folder(struct sm *sm, const char *path);
 bool is_live(const struct sm_secret *s);
+/* A name or path whose record failed the load's checks (skip_damaged). */
+bool is_damaged(struct sm *sm, const char *name);
 /* Swap after a commit (NULL removes); frees the old copy. Write lock held. */
 void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s);
 void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f);

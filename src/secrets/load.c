@@ -219,10 +219,10 @@ static bool uncatalogued(struct sm *sm, const char *key)
 {
 	if (has_prefix(key, RECORD_PREFIX_SECRET)) {
 		const char *name = key + strlen(RECORD_PREFIX_SECRET);
-		return !hashmap_get(sm->secrets, name) && !hashmap_get(sm->damaged, name);
+		return !hashmap_get(sm->secrets, name) && !is_damaged(sm, name);
 	}
 	const char *path = key + strlen(RECORD_PREFIX_FOLDER);
-	return !hashmap_get(sm->folders, path) && !hashmap_get(sm->damaged, path);
+	return !hashmap_get(sm->folders, path) && !is_damaged(sm, path);
 }
 
 /* Every record of the store, each accounted for (by its key alone). */

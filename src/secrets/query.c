@@ -70,7 +70,7 @@ int sm_attr(struct sm *sm, enum sm_view view, const char *path, struct sm_attr *
 		} else if (is_live(s)) {
 			secret_attr(s, out);
 			rc = 0;
-		} else if (!s && sm->nproblems && hashmap_get(sm->damaged, path)) {
+		} else if (!s && is_damaged(sm, path)) {
 			rc = -EIO; /* its record failed its checks at load */
 		}
 	} else {
@@ -205,7 +205,7 @@ int sm_list(struct sm *sm, enum sm_view view, const char *folder, struct sm_list
 		rc = hashmap_foreach(sm->secrets, list_secret, &lc);
 		if (!rc && view == SM_VIEW_LIVE)
 			rc = hashmap_foreach(sm->folders, list_folder, &lc);
-		if (!rc && view == SM_VIEW_LIVE && sm->nproblems)
+		if (!rc && view == SM_VIEW_LIVE && hashmap_count(sm->damaged))
 			rc = hashmap_foreach(sm->damaged, list_damaged, &lc);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
