@@ -69,10 +69,14 @@ struct exchange_secret {
 int exchange_encode(const struct exchange_secret *s, const struct exchange_version *v,
 		    const struct secbuf *value, bool binary, bool full, struct secbuf *line);
 
+/* A decoded line. Every field that becomes a path component or the client
+ * request token passes the rules of secrets/names.h: name (name_check),
+ * version_id and the Versions' ids (name_check_version_id), every stage
+ * (name_check_label). No string holds a NUL. */
 struct exchange_record {
 	char *name;
 	char *arn;
-	char *version_id;
+	char *version_id;  /* NULL: none given */
 	char **stages;     /* VersionStages */
 	size_t nstages;
 	bool has_stages;   /* VersionStages given (possibly empty) */

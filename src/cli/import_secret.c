@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/internal.h"
+#include "secrets/names.h"
 #include "util/timeutil.h"
 
 #define PATH_CAP 4096
@@ -139,8 +140,11 @@ static int write_version(struct import_run *run, const struct exchange_record *r
 			 const struct secbuf *value)
 {
 	char main_path[PATH_CAP], path[PATH_CAP];
-	size_t id_len = r->version_id ? strlen(r->version_id) : 0;
-	bool token = id_len >= 32 && id_len <= 64;
+	/* The id becomes a path component (.versions/NAME/ID) and the token:
+	 * exchange_decode refused any other, and so does this. */
+	if (r->version_id && name_check_version_id(r->version_id, NULL))
+		return -EINVAL;
+	bool token = r->version_id != NULL;
 	/* Lines with VersionStages but no AWSCURRENT are older versions:
 	 * written through their first label, or a temporary one. */
 	bool older = r->has_stages && !has_stage(r, "AWSCURRENT");

@@ -377,12 +377,16 @@ bool exchange_record_describes_secret(const struct exchange_record *r)
 	       r->rotation_command || r->rotation_schedule || r->rotation_days;
 }
 
+/* A string field, or NULL when absent; -EINVAL in *rc when it is not a
+ * string, or holds an escaped NUL ("\u0000"): the C string would stop there,
+ * and what import used would not be what the line says. */
 static char *dup_string(json_object *o, const char *key, int *rc)
 {
 	json_object *v;
 	if (!json_object_object_get_ex(o, key, &v))
 		return NULL;
-	if (!json_object_is_type(v, json_type_string)) {
+	if (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
 		*rc = -EINVAL;
 		return NULL;
 	}
@@ -488,8 +492,10 @@ static int decode_tags(json_object *o, struct exchange_record *r, const char **w
 		r->tags[i].key = dup_string(t, "Key", &rc);
 		r->tags[i].value = dup_string(t, "Value", &rc);
 		r->ntags++;
+		if (rc == -ENOMEM)
+			return rc;
 		if (rc || !r->tags[i].key)
-			return refuse_line(why, "a tag needs a string Key and Value");
+			return refuse_line(why, "a tag needs a Key and a Value, strings without NUL");
 		if (!r->tags[i].value && !(r->tags[i].value = strdup("")))
 			rc = -ENOMEM;
 	}
@@ -524,6 +530,8 @@ static int decode_versions(json_object *list, struct exchange_record *r, const c
 		struct exchange_version *v = &r->versions[r->nversions++];
 		bool has_stages = false;
 		v->id = dup_string(e, "VersionId", &rc);
+		if (rc == -ENOMEM)
+			return rc;
 		if (rc || !v->id || name_check_version_id(v->id, why))
 			return refuse_line(why, *why ? *why : "an entry of Secretsfs Versions has no VersionId");
 		rc = decode_version_fields(e, &v->stages, &v->nstages, &has_stages, &v->created, why);
@@ -545,7 +553,7 @@ static int decode_rules(json_object *rules, struct exchange_record *r, const cha
 	}
 	r->rotation_schedule = dup_string(rules, "ScheduleExpression", &rc);
 	if (rc)
-		return rc == -EINVAL ? refuse_line(why, "ScheduleExpression is not a string") : rc;
+		return rc == -EINVAL ? refuse_line(why, "ScheduleExpression is a string without NUL") : rc;
 	/* The two exclude each other (user.sm.rotation_schedule clears
 	 * rotation_days); the service derives the days from the schedule, so
 	 * with both the schedule is the setting, as import would leave it. */
@@ -583,7 +591,7 @@ static int decode_ours(json_object *o, struct exchange_record *r, const char **w
 		return rc;
 	r->rotation_command = dup_string(ours, "RotationCommand", &rc);
 	if (rc)
-		return rc == -EINVAL ? refuse_line(why, "RotationCommand is not a string") : rc;
+		return rc == -EINVAL ? refuse_line(why, "RotationCommand is a string without NUL") : rc;
 	if (json_object_object_get_ex(ours, "RotationRules", &v))
 		return decode_rules(v, r, why);
 	return 0;
@@ -644,11 +652,20 @@ int exchange_decode(const uint8_t *line, size_t len, struct exchange_record *r,
 	r->description = dup_string(o, "Description", &rc);
 	r->kms_key_id = dup_string(o, "KmsKeyId", &rc);
 	if (rc) {
-		rc = rc == -EINVAL ? refuse_line(why, "a field that should be a string is not") : rc;
+		rc = rc == -EINVAL ? refuse_line(why, "Name, ARN, VersionId, Description and KmsKeyId "
+						      "are strings without NUL")
+				   : rc;
 		goto fail;
 	}
+	/* Name and VersionId become path components under the mount (NAME,
+	 * .versions/NAME/ID) and the client request token: the rules of names.h
+	 * before anything uses them. */
 	if (!r->name || name_check(r->name, why)) {
 		rc = refuse_line(why, *why ? *why : "no Name");
+		goto fail;
+	}
+	if (r->version_id && name_check_version_id(r->version_id, why)) {
+		rc = refuse_line(why, *why);
 		goto fail;
 	}
 	if ((rc = decode_version_fields(o, &r->stages, &r->nstages, &r->has_stages, &r->created,

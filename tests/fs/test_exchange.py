@@ -297,3 +297,39 @@ def test_import_created_date_attribute(make_mount):
     assert _attr(m.p("s"), "user.sm.created_date") == "2021-06-01T08:00:00.250Z" != created
     write_file(m.p("s"), b"third")
     assert not _attr(m.p("s"), "user.sm.versions").splitlines()[-1].split(" ")[1].startswith("2021")
+
+
+def test_import_hostile_lines_are_refused_and_touch_nothing(make_mount):
+    """Name and VersionId become paths under the mount (NAME,
+    .versions/NAME/ID) and the client request token: a line whose Name or
+    VersionId breaks the rules of names is refused whole, with its reason."""
+    m = make_mount()
+    write_file(m.p("victim"), b"kept")
+    before = _picture(m, ["victim"])
+    around = sorted(os.listdir(m.dir))
+    # From MNT/.versions/victim/ this climbs to MNT/../ (m.dir): 37 characters.
+    climb = "../../../escaped-by-a-version-id-0001"
+    spaced = "44444444-4444-4444 4444-444444444444"
+    feed = "\n".join(json.dumps(r) for r in [
+        {"Name": "../escaped-by-name", "SecretString": "hostile"},
+        {"Name": "a/../../escaped-by-name", "SecretString": "hostile"},
+        {"Name": "victim", "VersionId": climb, "VersionStages": ["AWSCURRENT"],
+         "SecretString": "hostile"},
+        {"Name": "victim", "VersionId": spaced, "VersionStages": ["AWSPREVIOUS"],
+         "SecretString": "hostile"},
+        {"Name": "fresh", "VersionId": "x", "SecretString": "hostile"},
+        {"Name": "fine", "SecretString": "ok"},
+    ]) + "\n"
+    r = sfs("import", m.mnt, input=feed)
+    assert r.returncode == 1, r.stderr
+    assert _summary(SUMMARY_IMPORT, r.stderr) == (1, 1, 1, 5)
+    for n in (1, 2):
+        assert re.search(rf"^secretsfs: line {n}: .*(\.\.|begin)", r.stderr, re.M), r.stderr
+    for n in (3, 4, 5):
+        assert re.search(rf"^secretsfs: line {n}: a version id ", r.stderr, re.M), r.stderr
+    # Nothing outside the mount, nothing in the store for those lines.
+    assert sorted(os.listdir(m.dir)) == around
+    assert sorted(os.listdir(m.mnt)) == ["fine", "victim"]
+    assert _picture(m, ["victim"]) == before
+    assert read_file(m.p("victim")) == b"kept"
+    assert "hostile" not in r.stderr

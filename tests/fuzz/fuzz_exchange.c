@@ -4,9 +4,10 @@
  *
  * Properties, besides "no crash, leak or undefined behaviour":
  *  - a refused line is -EINVAL with a reason (or -ENOMEM), a decoded one has
- *    a valid Name, tags with a Key and a Value, "Secretsfs" Versions with
- *    valid ids and labels, a Mode of permission bits, rotation days 1 to
- *    1000 and not beside a ScheduleExpression;
+ *    a valid Name and VersionId (they become paths), tags with a Key and a
+ *    Value, "Secretsfs" Versions with valid ids and labels, a Mode of
+ *    permission bits, rotation days 1 to 1000 and not beside a
+ *    ScheduleExpression;
  *  - decoding into a value buffer that already holds a value (as import
  *    reuses one) gives the same record and value;
  *  - a decoded line survives `export`: exchange_encode of what the line
@@ -84,6 +85,7 @@ static void check_same_record(const struct exchange_record *a, const struct secb
 static void check_rules(const struct exchange_record *r, const struct secbuf *value)
 {
 	FUZZ_CHECK(r->name && name_check(r->name, NULL) == 0);
+	FUZZ_CHECK(!r->version_id || name_check_version_id(r->version_id, NULL) == 0);
 	FUZZ_CHECK(r->ntags == 0 || r->tags);
 	for (size_t i = 0; i < r->ntags; i++)
 		FUZZ_CHECK(r->tags[i].key && r->tags[i].value);

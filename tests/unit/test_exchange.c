@@ -119,8 +119,8 @@ static void test_dates_from_elsewhere(void **state)
 static void test_decoded_record_encodes_again(void **state)
 {
 	static const char in[] =
-		"{\"Name\":\"a\",\"VersionId\":\"x\",\"Secretsfs\":{\"Versions\":"
-		"[{\"VersionId\":\"33333333-3333-3333-3333-333333333333\"}]}}";
+		"{\"Name\":\"a\",\"VersionId\":\"44444444-4444-4444-4444-444444444444\","
+		"\"Secretsfs\":{\"Versions\":[{\"VersionId\":\"33333333-3333-3333-3333-333333333333\"}]}}";
 	struct secbuf value = { 0 }, line = { 0 };
 	struct exchange_record r, back;
 	const char *why;
@@ -134,13 +134,42 @@ static void test_decoded_record_encodes_again(void **state)
 					   0600, NULL, NULL, 0 };
 	assert_int_equal(exchange_encode(&s, &v, NULL, false, true, &line), 0);
 	assert_int_equal(exchange_decode(line.data, line.len - 1, &back, &value, &why), 0);
-	assert_string_equal(back.version_id, "x");
+	assert_string_equal(back.version_id, "44444444-4444-4444-4444-444444444444");
 	assert_null(back.created);
 	assert_int_equal(back.nversions, 1);
 	assert_null(back.versions[0].created);
 	exchange_record_free(&back);
 	exchange_record_free(&r);
 	secbuf_free(&line);
+	secbuf_free(&value);
+}
+
+/* A line's VersionId becomes .versions/NAME/ID and the client request
+ * token: one that names.h refuses refuses the line, with the rule as reason. */
+static void test_bad_version_id_refuses_the_line(void **state)
+{
+	static const char *const ids[] = {
+		"x", "../x", "a b",
+		"../../../../tmp/secretsfs-escape-0001",  /* 37 characters, with '/' */
+		"44444444-4444-4444 4444-444444444444",   /* 36, with a space */
+		"44444444-4444-4444-4444-44444444444\\u0009", /* a tab, escaped */
+		"4444444444444444444444444444444444444444444444444444444444444444x", /* 65 */
+	};
+	struct secbuf value = { 0 };
+	struct exchange_record r;
+	char line[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const char *why = NULL;
+		snprintf(line, sizeof(line),
+			 "{\"Name\":\"a\",\"VersionId\":\"%s\",\"SecretString\":\"v\"}", ids[i]);
+		int rc = exchange_decode((const uint8_t *)line, strlen(line), &r, &value, &why);
+		if (rc != -EINVAL || !why || !strstr(why, "version id"))
+			fail_msg("%s: gave %d (%s)", line, rc, why ? why : "no reason");
+		assert_null(r.name);
+		assert_null(r.version_id);
+		assert_int_equal(value.len, 0);
+	}
 	secbuf_free(&value);
 }
 
@@ -178,6 +207,16 @@ static void test_bad_fields_refused(void **state)
 		"{\"Name\":\"a\",\"Secretsfs\":{\"RotationRules\":{\"AutomaticallyAfterDays\":0}}}",
 		"{\"Name\":\"a\",\"Secretsfs\":{\"RotationCommand\":1}}",
 		"{\"Name\":\"a\",\"Tags\":[\"x\"]}",
+		"{\"Name\":\"a\",\"VersionId\":\"short\"}",
+		"{\"Name\":\"a\",\"VersionId\":\"44444444-4444-4444-4444-44444444/444\"}",
+		"{\"Name\":\"a\",\"VersionId\":7}",
+		"{\"Name\":\"../a\"}",
+		"{\"Name\":\"a/../b\"}",
+		/* An escaped NUL would cut the string short. */
+		"{\"Name\":\"a\\u0000/../../b\"}",
+		"{\"Name\":\"a\",\"Description\":\"x\\u0000y\"}",
+		"{\"Name\":\"a\",\"Tags\":[{\"Key\":\"k\\u0000\",\"Value\":\"v\"}]}",
+		"{\"Name\":\"a\",\"Secretsfs\":{\"RotationCommand\":\"/bin/true\\u0000x\"}}",
 	};
 	struct secbuf value = { 0 };
 	struct exchange_record r;
@@ -199,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_dates_from_elsewhere),
 		cmocka_unit_test(test_bad_fields_refused),
 		cmocka_unit_test(test_decoded_record_encodes_again),
+		cmocka_unit_test(test_bad_version_id_refuses_the_line),
 		cmocka_unit_test(test_rotation_rules_both_take_schedule),
 	};
 	return tu_run_group("exchange", tests, tu_group_crypto, NULL);
