@@ -195,7 +195,7 @@ int sm_update_stage(struct sm *sm, const char *name, const char *label, const ch
 /* ClientRequestToken (32..64 characters) for the next commit of this secret;
  * NULL drops a pending one (its commit was refused before it began). */
 int sm_set_request_token(struct sm *sm, const char *name, const char *token, size_t len);
-/* The CreatedDate (epoch ms, not in the future: -EINVAL) to give the version
+/* The CreatedDate (epoch ms, > 0 and not in the future: -EINVAL) to give the version
  * the next commit of this secret makes, spent by that commit like a token;
  * a secret created later than it is dated back to it too. For imports: the
  * caller decides who may (fs: root and the mounting user). A refused commit

@@ -360,11 +360,14 @@ int cmd_import(int argc, char **argv)
 	if (run.dates_refused)
 		cli_error("version dates not restored: only root or the user who mounted the store "
 			  "may set them; the versions are dated now");
+	if (run.dates_invalid)
+		cli_error("version dates not kept (in the future, or not after 1970): %zu version%s, "
+			  "dated now", run.dates_invalid, run.dates_invalid == 1 ? "" : "s");
 	if (run.owners_refused)
 		cli_error("owner and group not restored (only root may give a secret to another "
 			  "user or group): %zu secret%s", run.owners_refused,
 			  run.owners_refused == 1 ? "" : "s");
 	fprintf(stderr, "secretsfs import: %zu secrets, %zu versions (%zu new), %zu skipped\n",
 		run.secrets, run.versions, run.added, run.skipped);
-	return status || run.skipped || run.failed ? 1 : 0;
+	return status || run.skipped || run.failed || run.dates_invalid ? 1 : 0;
 }

@@ -19,7 +19,6 @@
 #include "cli/cli.h"
 #include "cli/internal.h"
 #include "secrets/names.h"
-#include "util/timeutil.h"
 
 #define PATH_CAP 4096
 
@@ -127,15 +126,6 @@ static bool has_stage(const struct exchange_record *r, const char *stage)
 	return false;
 }
 
-/* A date for the daemon to give the version: not when the caller may not
- * (told once at the end), nor one to come (a clock ahead elsewhere). */
-static bool want_date(struct import_run *run, const char *created)
-{
-	int64_t ms;
-	return created && !run->dates_refused && time_parse_iso8601(created, &ms) == 0 &&
-	       ms <= time_now_ms();
-}
-
 static int write_version(struct import_run *run, const struct exchange_record *r,
 			 const struct secbuf *value)
 {
@@ -159,11 +149,21 @@ static int write_version(struct import_run *run, const struct exchange_record *r
 		       exists(versions_path);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
 		return -errno;
-	/* The date first: a refused one leaves no token behind. */
-	if (!existed && want_date(run, r->created)) {
+	/* The date first: a refused one leaves no token behind. exchange_decode
+	 * read it; whether it may be a version's date is the daemon's to say
+	 * (its clock, its rule). Refused, the version is dated now, and that is
+	 * said: for this caller once at the end (EACCES: the caller may not set
+	 * dates, so none is tried again), for this date here and counted. */
+	if (!existed && r->created && !run->dates_refused) {
 		rc = set_fd(fd, "user.sm.import_created_date", r->created);
 		if (rc == -EACCES)
 			run->dates_refused = true;
+		if (rc == -EINVAL) {
+			cli_error("%s: CreatedDate %s refused (a version's date lies after 1970 "
+				  "and not in the future): the version is dated now",
+				  run->name, r->created);
+			run->dates_invalid++;
+		}
 		if (rc == -EACCES || rc == -EINVAL)
 			rc = 0;
 	}

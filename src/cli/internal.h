@@ -30,6 +30,7 @@ struct import_run {
 	bool kms_checked;          /* its KmsKeyId was set or found set */
 	size_t secrets, versions, added, skipped, failed;
 	bool dates_refused;        /* not root nor the mounting user: no dates */
+	size_t dates_invalid;      /* versions whose CreatedDate the daemon refused */
 	size_t owners_refused;     /* secrets whose owner could not be given */
 };
 

@@ -314,9 +314,10 @@ static int edit_request_created(struct sm *sm, struct sm_secret *s, void *ctx)
 	int64_t ms = *(const int64_t *)ctx;
 	(void)sm;
 	/* History only: a date to come would make a version newer than the
-	 * commits after it. */
+	 * commits after it; 0 and below are no date (1970 or before). */
 	if (ms <= 0 || ms > time_now_ms())
-		return refuse(-EINVAL, s->name, "a version's CreatedDate may not lie in the future");
+		return refuse(-EINVAL, s->name,
+			      "a version's CreatedDate lies after 1970-01-01T00:00:00Z and not in the future");
 	s->request_created_ms = ms;
 	return 0;
 }

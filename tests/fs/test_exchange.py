@@ -287,6 +287,11 @@ def test_import_created_date_attribute(make_mount):
     expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.import_created_date",
                  b"2999-01-01T00:00:00Z")  # not in the future
     expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.import_created_date", b"yesterday")
+    for early in (b"1970-01-01T00:00:00Z", b"1969-12-31T23:59:59Z"):  # not after 1970
+        expect_errno(errno.EINVAL, os.setxattr, m.p("s"), "user.sm.import_created_date", early)
+    # The log names the rule broken: both bounds.
+    assert (b"refused: a version's CreatedDate lies after 1970-01-01T00:00:00Z and not in "
+            b"the future") in m.read_log()
     expect_errno(errno.ENODATA, os.getxattr, m.p("s"), "user.sm.import_created_date")
     assert "user.sm.import_created_date" not in os.listxattr(m.p("s"))
     os.setxattr(m.p("s"), "user.sm.import_created_date", b"2021-06-01T10:00:00.250+02:00")
@@ -333,3 +338,31 @@ def test_import_hostile_lines_are_refused_and_touch_nothing(make_mount):
     assert _picture(m, ["victim"]) == before
     assert read_file(m.p("victim")) == b"kept"
     assert "hostile" not in r.stderr
+
+
+def test_import_says_which_dates_the_mount_refused(make_mount):
+    """CreatedDate is read by import and judged by the mount: a date it
+    refuses is named, counted, and the version dated now; the rest stays."""
+    m = make_mount()
+    ids = [f"{i}" * 36 for i in range(1, 4)]
+    feed = "\n".join(json.dumps(r) for r in [
+        {"Name": "s", "VersionId": ids[0], "VersionStages": ["OLD"],
+         "CreatedDate": "2999-01-01T00:00:00Z", "SecretString": "one"},
+        {"Name": "s", "VersionId": ids[1], "VersionStages": ["AWSPREVIOUS"],
+         "CreatedDate": 0, "SecretString": "two"},
+        {"Name": "s", "VersionId": ids[2], "VersionStages": ["AWSCURRENT"],
+         "CreatedDate": "2020-02-02T02:02:02.000Z", "SecretString": "three"},
+    ]) + "\n"
+    r = sfs("import", m.mnt, input=feed)
+    assert r.returncode == 1, r.stderr
+    assert _summary(SUMMARY_IMPORT, r.stderr) == (1, 3, 3, 0)
+    assert "s: CreatedDate 2999-01-01T00:00:00.000Z refused" in r.stderr
+    assert "s: CreatedDate 1970-01-01T00:00:00.000Z refused" in r.stderr
+    assert "version dates not kept (in the future, or not after 1970): 2 versions" in r.stderr
+    dates = {line.split(" ")[0]: line.split(" ")[1]
+             for line in _attr(m.p("s"), "user.sm.versions").splitlines()}
+    assert sorted(dates) == ids
+    assert dates[ids[2]] == "2020-02-02T02:02:02.000Z"
+    assert not dates[ids[0]].startswith(("2999", "1970"))
+    assert not dates[ids[1]].startswith(("2999", "1970"))
+    assert read_file(m.p("s")) == b"three"
