@@ -48,9 +48,15 @@ bool exchange_version_has(const struct exchange_version *v, const char *stage);
 const struct exchange_version *exchange_version_find(const struct exchange_version *list,
 						     size_t n, const char *id);
 
+/* A secret's user.sm.describe, parsed once for all of its lines. */
+struct exchange_describe;
+/* -EINVAL: json is not a JSON object (*out is then NULL). */
+int exchange_describe_parse(const char *json, struct exchange_describe **out);
+void exchange_describe_free(struct exchange_describe *d);
+
 /* What a mount shows of one secret: the source of its lines. */
 struct exchange_secret {
-	const char *describe_json; /* user.sm.describe */
+	const struct exchange_describe *describe;
 	const struct exchange_version *versions;
 	size_t nversions;
 	unsigned long uid, gid;

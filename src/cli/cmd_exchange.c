@@ -159,17 +159,21 @@ static void export_secret(struct export_state *st, const char *path, const struc
 	char *command = get_text_xattr(path, "user.sm.rotation_command");
 	char *days = get_text_xattr(path, "user.sm.rotation_days");
 	char *schedule = get_text_xattr(path, "user.sm.rotation_schedule");
+	struct exchange_describe *parsed = NULL;
 	struct exchange_version *versions = NULL;
 	size_t n = 0, own = 0;
 	bool own_written = false, any = false;
 	int rc = !listing ? (errno ? -errno : -EIO) : exchange_versions_parse(listing, &versions, &n);
+	/* Once for all of the secret's lines. */
+	if (!rc)
+		rc = exchange_describe_parse(describe, &parsed);
 
 	if (rc) {
 		cli_error("%s: cannot export: %s", path, strerror(-rc));
 		st->skipped++;
 		goto out;
 	}
-	struct exchange_secret src = { describe, versions, n, sb->st_uid, sb->st_gid,
+	struct exchange_secret src = { parsed, versions, n, sb->st_uid, sb->st_gid,
 				       sb->st_mode & 07777, command, schedule, days ? atoi(days) : 0 };
 	/* The secret's own fields go on its AWSCURRENT line. */
 	for (size_t i = 0; i < n; i++)
@@ -202,6 +206,7 @@ static void export_secret(struct export_state *st, const char *path, const struc
 		progress("exported", ++st->secrets, 0, 0);
 out:
 	exchange_versions_free(versions, n);
+	exchange_describe_free(parsed);
 	free(describe);
 	free(listing);
 	free(command);

@@ -287,6 +287,32 @@ static json_object *our_fields(const struct exchange_secret *s)
 	return o;
 }
 
+struct exchange_describe {
+	json_object *json;
+};
+
+int exchange_describe_parse(const char *json, struct exchange_describe **out)
+{
+	json_object *o = json_tokener_parse(json);
+	int rc = !o || !json_object_is_type(o, json_type_object) ? -EINVAL : 0;
+	*out = rc ? NULL : malloc(sizeof(**out));
+	if (!rc && !*out)
+		rc = -ENOMEM;
+	if (rc) {
+		json_object_put(o);
+		return rc;
+	}
+	(*out)->json = o;
+	return 0;
+}
+
+void exchange_describe_free(struct exchange_describe *d)
+{
+	if (d)
+		json_object_put(d->json);
+	free(d);
+}
+
 static int copy_field(json_object *to, json_object *from, const char *key)
 {
 	json_object *v;
@@ -298,14 +324,12 @@ static int copy_field(json_object *to, json_object *from, const char *key)
 int exchange_encode(const struct exchange_secret *s, const struct exchange_version *v,
 		    const struct secbuf *value, bool binary, bool full, struct secbuf *line)
 {
-	json_object *d = json_tokener_parse(s->describe_json), *o = json_object_new_object();
+	json_object *d = s->describe->json, *o = json_object_new_object();
 	int rc = 0;
 
 	line->len = 0;
-	if (!d || !o || !json_object_is_type(d, json_type_object)) {
-		rc = d && o ? -EINVAL : -ENOMEM;
-		goto out;
-	}
+	if (!o)
+		return -ENOMEM;
 	/* get-secret-value's fields (CreatedDate is the version's), then
 	 * describe-secret's: KmsKeyId on every line, so an import can choose
 	 * the key before it writes the first version. */
@@ -342,7 +366,6 @@ int exchange_encode(const struct exchange_secret *s, const struct exchange_versi
 	if (!rc)
 		rc = append_str(line, "}\n");
 out:
-	json_object_put(d);
 	json_object_put(o);
 	return rc;
 }
@@ -438,7 +461,8 @@ static int decode_date(json_object *o, const char *key, char **out, const char *
 	return (*out = strdup(text)) ? 0 : -ENOMEM;
 }
 
-/* VersionStages and CreatedDate, of a line or of an entry of Versions. */
+/* VersionStages and CreatedDate, of a line or of an entry of Versions;
+ * *has (a line's, else NULL): VersionStages was given, possibly empty. */
 static int decode_version_fields(json_object *o, char ***stages, size_t *nstages, bool *has,
 				 char **created, const char **why)
 {
@@ -449,7 +473,8 @@ static int decode_version_fields(json_object *o, char ***stages, size_t *nstages
 	if (!json_object_is_type(a, json_type_array))
 		return refuse_line(why, "VersionStages is not a list");
 	size_t n = json_object_array_length(a);
-	*has = true;
+	if (has)
+		*has = true;
 	if (!(*stages = calloc(n ? n : 1, sizeof(**stages))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -528,13 +553,12 @@ static int decode_versions(json_object *list, struct exchange_record *r, const c
 	for (size_t i = 0; !rc && i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i);
 		struct exchange_version *v = &r->versions[r->nversions++];
-		bool has_stages = false;
 		v->id = dup_string(e, "VersionId", &rc);
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc || !v->id || name_check_version_id(v->id, why))
 			return refuse_line(why, *why ? *why : "an entry of Secretsfs Versions has no VersionId");
-		rc = decode_version_fields(e, &v->stages, &v->nstages, &has_stages, &v->created, why);
+		rc = decode_version_fields(e, &v->stages, &v->nstages, NULL, &v->created, why);
 	}
 	return rc;
 }

@@ -148,15 +148,16 @@ static char *describe_of(const struct exchange_record *r)
 
 /*
  * r exported as the secret's own line (full) or as an older version's,
- * then imported: what comes back is r with what that line carries.
+ * then imported: what comes back is r with what that line carries. d is
+ * r's describe, parsed once for both lines as export does.
  */
-static void round_trip(const struct exchange_record *r, const struct secbuf *value, bool full)
+static void round_trip(const struct exchange_record *r, const struct exchange_describe *d,
+		       const struct secbuf *value, bool full)
 {
 	struct secbuf line = { 0 }, value2 = { 0 };
 	struct exchange_record r2;
 	const char *why = NULL;
-	char *describe = describe_of(r);
-	const struct exchange_secret s = { describe,	     r->versions,	   r->nversions,
+	const struct exchange_secret s = { d,		     r->versions,	   r->nversions,
 					   r->uid,	     r->gid,		   r->mode,
 					   r->rotation_command, r->rotation_schedule, r->rotation_days };
 	/* The line's own version; without a VersionId the line has none, and
@@ -202,7 +203,6 @@ static void round_trip(const struct exchange_record *r, const struct secbuf *val
 	exchange_record_free(&r2);
 	secbuf_free(&value2);
 	secbuf_free(&line);
-	free(describe);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -233,8 +233,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_same_record(&r, &copy, &again, &value);
 	exchange_record_free(&again);
 
-	round_trip(&r, &copy, true);
-	round_trip(&r, &copy, false);
+	char *describe = describe_of(&r);
+	struct exchange_describe *d = NULL;
+	FUZZ_CHECK(exchange_describe_parse(describe, &d) == 0);
+	round_trip(&r, d, &copy, true);
+	round_trip(&r, d, &copy, false);
+	exchange_describe_free(d);
+	free(describe);
 
 	secbuf_free(&copy);
 	secbuf_free(&value);

@@ -48,13 +48,15 @@ static void test_versions_listing_parsed(void **state)
 static void test_secret_line_round_trip(void **state)
 {
 	struct exchange_version *v;
+	struct exchange_describe *d;
 	size_t n;
 	struct secbuf value = { 0 }, line = { 0 }, back = { 0 };
 	struct exchange_record r;
 	const char *why;
 	(void)state;
 	assert_int_equal(exchange_versions_parse(listing, &v, &n), 0);
-	struct exchange_secret s = { describe, v, n, 1234, 2345, 0640, "/usr/bin/true", NULL, 30 };
+	assert_int_equal(exchange_describe_parse(describe, &d), 0);
+	struct exchange_secret s = { d, v, n, 1234, 2345, 0640, "/usr/bin/true", NULL, 30 };
 	assert_int_equal(secbuf_reserve(&value, 16), 0);
 	memcpy(value.data, "pw\n\"x\"", 6);
 	value.len = 6;
@@ -92,10 +94,24 @@ static void test_secret_line_round_trip(void **state)
 	assert_null(r.description);
 	assert_false(exchange_record_describes_secret(&r));
 	exchange_record_free(&r);
+	exchange_describe_free(d);
 	exchange_versions_free(v, n);
 	secbuf_free(&value);
 	secbuf_free(&line);
 	secbuf_free(&back);
+}
+
+/* user.sm.describe is parsed once per secret; anything but an object is refused. */
+static void test_describe_is_an_object(void **state)
+{
+	static const char *const bad[] = { "", "[]", "\"x\"", "{\"Name\":", "nope" };
+	struct exchange_describe *d = (struct exchange_describe *)&d; /* any non-NULL */
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(exchange_describe_parse(bad[i], &d), -EINVAL);
+		assert_null(d);
+	}
+	exchange_describe_free(NULL);
 }
 
 static void test_dates_from_elsewhere(void **state)
@@ -123,21 +139,23 @@ static void test_decoded_record_encodes_again(void **state)
 		"\"Secretsfs\":{\"Versions\":[{\"VersionId\":\"33333333-3333-3333-3333-333333333333\"}]}}";
 	struct secbuf value = { 0 }, line = { 0 };
 	struct exchange_record r, back;
+	struct exchange_describe *d;
 	const char *why;
 	(void)state;
 	assert_int_equal(exchange_decode((const uint8_t *)in, strlen(in), &r, &value, &why), 0);
 	assert_null(r.created);
 	assert_int_equal(r.nversions, 1);
 	assert_null(r.versions[0].created);
+	assert_int_equal(exchange_describe_parse("{\"Name\":\"a\"}", &d), 0);
 	const struct exchange_version v = { r.version_id, r.created, r.stages, r.nstages };
-	const struct exchange_secret s = { "{\"Name\":\"a\"}", r.versions, r.nversions, 0, 0,
-					   0600, NULL, NULL, 0 };
+	const struct exchange_secret s = { d, r.versions, r.nversions, 0, 0, 0600, NULL, NULL, 0 };
 	assert_int_equal(exchange_encode(&s, &v, NULL, false, true, &line), 0);
 	assert_int_equal(exchange_decode(line.data, line.len - 1, &back, &value, &why), 0);
 	assert_string_equal(back.version_id, "44444444-4444-4444-4444-444444444444");
 	assert_null(back.created);
 	assert_int_equal(back.nversions, 1);
 	assert_null(back.versions[0].created);
+	exchange_describe_free(d);
 	exchange_record_free(&back);
 	exchange_record_free(&r);
 	secbuf_free(&line);
@@ -235,6 +253,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_versions_listing_parsed),
 		cmocka_unit_test(test_secret_line_round_trip),
+		cmocka_unit_test(test_describe_is_an_object),
 		cmocka_unit_test(test_dates_from_elsewhere),
 		cmocka_unit_test(test_bad_fields_refused),
 		cmocka_unit_test(test_decoded_record_encodes_again),
