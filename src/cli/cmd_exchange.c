@@ -156,6 +156,8 @@ static void export_secret(struct export_state *st, const char *path, const struc
 	const char *name = path + strlen(st->mnt) + 1;
 	char *describe = get_text_xattr(path, "user.sm.describe");
 	char *listing = describe ? get_text_xattr(path, "user.sm.versions") : NULL;
+	/* Their errno before the reads below (absent attributes) change it. */
+	int rc = !listing ? (errno ? -errno : -EIO) : 0;
 	char *command = get_text_xattr(path, "user.sm.rotation_command");
 	char *days = get_text_xattr(path, "user.sm.rotation_days");
 	char *schedule = get_text_xattr(path, "user.sm.rotation_schedule");
@@ -163,7 +165,8 @@ static void export_secret(struct export_state *st, const char *path, const struc
 	struct exchange_version *versions = NULL;
 	size_t n = 0, own = 0;
 	bool own_written = false, any = false;
-	int rc = !listing ? (errno ? -errno : -EIO) : exchange_versions_parse(listing, &versions, &n);
+	if (!rc)
+		rc = exchange_versions_parse(listing, &versions, &n);
 	/* Once for all of the secret's lines. */
 	if (!rc)
 		rc = exchange_describe_parse(describe, &parsed);
