@@ -53,6 +53,11 @@ int keyring_create(struct store *st, const struct unlock_secret *unlock, const c
  * caller decides whether to go on. The authstore is left loading
  * (authstore_load_done is the caller's). */
 int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct keyring **out);
+/* What unlocks st (a key file or a passphrase), as its header says in clear:
+ * nothing is authenticated, so this only picks what to ask for before
+ * keyring_unlock. 0, or -EIO for a store whose format or header does not
+ * read (nothing logged: the caller says it once). */
+int keyring_store_kind(struct store *st, enum unlock_kind *kind);
 void keyring_free(struct keyring *kr);
 struct authstore *keyring_authstore(struct keyring *kr);
 size_t keyring_damaged(struct keyring *kr);

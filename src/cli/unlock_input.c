@@ -169,25 +169,20 @@ int unlock_input_read_new(struct unlock_input *in, const char *key_file, const c
 int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
 			  const char *passphrase_file)
 {
+	memset(in, 0, sizeof(*in));
 	if (!key_file && !passphrase_file) {
-		/* Which kind the store wants, before asking for a passphrase it
-		 * cannot take. A key-file attempt costs no KDF: a passphrase
-		 * store answers -ENOKEY, a key-file store -EACCES. */
-		static const uint8_t zero[CRYPTO_KEY_LEN];
-		struct unlock_secret probe = { UNLOCK_KEY_FILE, zero, sizeof(zero) };
-		struct keyring *kr = NULL;
-		int rc = keyring_unlock(st, &probe, &kr);
-		keyring_free(kr);
-		memset(in, 0, sizeof(*in));
-		if (rc == 0 || rc == -EACCES) {
+		/* Which kind the store wants, as its header says, before asking
+		 * for a passphrase it cannot take. */
+		enum unlock_kind kind;
+		if (keyring_store_kind(st, &kind)) {
+			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
+				  store_path(st));
+			return -EIO;
+		}
+		if (kind == UNLOCK_KEY_FILE) {
 			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
 				  option_name(true));
 			return -ENOKEY;
-		}
-		if (rc != -ENOKEY) {
-			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
-				  store_path(st));
-			return rc;
 		}
 	}
 	return unlock_input_read(in, key_file, passphrase_file, 0);

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, force_unmount, is_mounted, sfs, write_file
+from relhelpers import ENVELOPE, get_record, put_records
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -88,6 +89,34 @@ def test_key_file_store_without_key_says_so(key_store, argv, option):
     before = m.store.read_bytes()
     line = one_line(no_tty(*[a.format(store=m.store, mnt=m.mnt) for a in argv]))
     assert "unlocked with a key file" in line and option in line, line
+    assert "no terminal" not in line
+    assert not is_mounted(m.mnt)
+    assert m.store.read_bytes() == before
+
+
+# ------------------------------------------------ a damaged header
+
+@pytest.fixture
+def damaged_header(pass_store):
+    """pass_store whose header no longer parses (its tag kept)."""
+    m = pass_store
+    raw = get_record(m.store, "sfs/header")
+    put_records(m.store, {"sfs/header": raw[:ENVELOPE] + b"{not json"})
+    return m
+
+
+@pytest.mark.parametrize("argv", [["check", "{store}"],
+                                  ["key", "list", "{store}"],
+                                  ["passwd", "{store}"],
+                                  ["rekey", "{store}"],
+                                  ["mount", "{store}", "{mnt}"]])
+def test_damaged_header_without_unlock_option_is_one_line(damaged_header, argv):
+    """Which kind of secret the store wants is read from its header without
+    trying a key: a header that does not parse is said once, in one line."""
+    m = damaged_header
+    before = m.store.read_bytes()
+    line = one_line(no_tty(*[a.format(store=m.store, mnt=m.mnt) for a in argv]))
+    assert "header is damaged" in line, line
     assert "no terminal" not in line
     assert not is_mounted(m.mnt)
     assert m.store.read_bytes() == before

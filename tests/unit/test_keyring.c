@@ -217,6 +217,9 @@ static void test_create_and_unlock_with_key_file(void **state)
 	make_key_store(f);
 	assert_int_equal(unlock_with_key(f->store, f->key, &kr, &st), 0);
 	assert_non_null(kr);
+	enum unlock_kind kind = UNLOCK_PASSPHRASE;
+	assert_int_equal(keyring_store_kind(st, &kind), 0);
+	assert_int_equal(kind, UNLOCK_KEY_FILE);
 	assert_int_equal(strlen(keyring_store_id(kr)), KEYRING_STORE_ID_LEN);
 	assert_string_equal(keyring_region(kr), "us-east-1");
 	assert_string_equal(keyring_account(kr), "123456789012");
@@ -297,6 +300,9 @@ static void test_passphrase_store(void **state)
 	assert_int_equal(tu_read_file(f->store, &before, &len), 0);
 
 	assert_int_equal(store_open(f->store, 0, &st), 0);
+	enum unlock_kind kind = UNLOCK_KEY_FILE;
+	assert_int_equal(keyring_store_kind(st, &kind), 0);
+	assert_int_equal(kind, UNLOCK_PASSPHRASE);
 	assert_int_equal(keyring_unlock(st, &wrong, &kr), -EACCES);
 	assert_null(kr);
 	/* A key file for a passphrase store is the wrong kind of secret. */
@@ -335,6 +341,12 @@ static void expect_header_damage(struct fx *f, const char *record, const void *v
 		fail_msg("%s = \"%.*s\": keyring_unlock gave %d, expected %d", record, (int)len,
 			 val ? (const char *)val : "(deleted)", rc, want);
 	assert_null(kr);
+	/* What the header says in clear reads as far as it parses: a header
+	 * that parses but does not open still names its kind. */
+	enum unlock_kind kind = UNLOCK_PASSPHRASE;
+	assert_int_equal(keyring_store_kind(st, &kind), want == -EIO ? -EIO : 0);
+	if (want != -EIO)
+		assert_int_equal(kind, UNLOCK_KEY_FILE);
 	store_close(st);
 	/* A failed unlock writes nothing. */
 	assert_int_equal(tu_file_equals(f->store, before, before_len), 1);
