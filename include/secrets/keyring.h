@@ -38,8 +38,12 @@ struct unlock_secret {
 
 struct keyring;
 
-/* Reads a key file (64 hex digits, or 32 raw bytes) into key (secure memory). */
+/* Reads a key file (64 hex digits, or 32 raw bytes) into key (secure memory):
+ * -EINVAL for anything else. */
 int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN]);
+/* The same from an open file, read from where it stands to its end (fd is
+ * the caller's to close): a file that was checked once opened. */
+int keyring_read_key_fd(int fd, uint8_t key[CRYPTO_KEY_LEN]);
 /* Writes a new random key file, mode 0600; -EEXIST if path exists. */
 int keyring_write_key_file(const char *path);
 

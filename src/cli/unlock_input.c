@@ -210,9 +210,7 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 		if ((fd = open_private(key_file, "key file")) < 0)
 			return fd;
 		/* Read what was checked, not whatever the name points to now. */
-		char checked[32];
-		snprintf(checked, sizeof(checked), "/proc/self/fd/%d", fd);
-		rc = keyring_read_key_file(checked, in->buf);
+		rc = keyring_read_key_fd(fd, in->buf);
 		close(fd);
 		if (rc == -EINVAL)
 			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",

@@ -125,6 +125,21 @@ def test_unlock_from_a_pipe_is_accepted(stores):
     assert r.returncode == 0, r.stderr
 
 
+def test_key_file_is_read_from_the_checked_descriptor_without_proc(stores):
+    """The key file is read through the descriptor its checks were made on,
+    not reopened by a /proc/self/fd path: a host (or a namespace) without
+    /proc unlocks as well."""
+    m, _ = stores
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        'umount -l /proc && test ! -e /proc/self && exec "$@"', "sh",
+                        str(BIN), "check", str(m.store), "--key-file", str(m.key)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode and ("unshare:" in r.stderr or "umount:" in r.stderr):
+        pytest.skip(f"cannot hide /proc here: {r.stderr}")
+    assert r.returncode == 0, r.stderr
+    assert "sound" in r.stdout
+
+
 def test_unlock_file_of_the_caller_is_accepted_by_a_user(tmpdir_sfs):
     """A user who is not root unlocks with a file of their own."""
     d = tmpdir_sfs / "u"
