@@ -121,18 +121,18 @@ fail:
 
 /* How the running command names its options, for messages. */
 static bool mount_style;
-static bool reading_new; /* passwd, rekey: the new key file or passphrase */
 
 void unlock_input_mount_style(void)
 {
 	mount_style = true;
 }
 
-static const char *option_name(bool key_file)
+/* fresh: the new key file or passphrase of passwd and rekey. */
+static const char *option_name(bool key_file, bool fresh)
 {
 	if (mount_style)
 		return key_file ? "key_file=FILE" : "passphrase_file=FILE";
-	if (reading_new)
+	if (fresh)
 		return key_file ? "--new-key-file F" : "--new-passphrase-file F";
 	return key_file ? "--key-file F" : "--passphrase-file F";
 }
@@ -149,20 +149,108 @@ const char *unlock_refusal(int rc, bool key_file)
 		return NULL;
 	snprintf(text, sizeof(text), "this store is unlocked with a %s, not a %s: give %s",
 		 key_file ? "passphrase" : "key file", key_file ? "key file" : "passphrase",
-		 option_name(!key_file));
+		 option_name(!key_file, false));
 	return text;
 }
 
-static const char *terminal_prompt = "Passphrase: ";
+static int read_key_file(struct unlock_input *in, const char *key_file)
+{
+	int fd = open_private(key_file, "key file");
+	if (fd < 0)
+		return fd;
+	/* Read what was checked, not whatever the name points to now. */
+	int rc = keyring_read_key_fd(fd, in->buf);
+	close(fd);
+	if (rc == -EINVAL)
+		cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)", key_file);
+	else if (rc)
+		cli_error("%s: cannot read key file: %s", key_file, strerror(-rc));
+	in->secret.len = CRYPTO_KEY_LEN;
+	return rc;
+}
+
+static int read_passphrase_file(struct unlock_input *in, const char *passphrase_file)
+{
+	int fd = open_private(passphrase_file, "passphrase file");
+	if (fd < 0)
+		return fd;
+	int rc = read_line(fd, in->buf, in->cap, &in->secret.len);
+	close(fd);
+	if (rc)
+		cli_error("%s: cannot read passphrase file: %s", passphrase_file,
+			  rc == -E2BIG ? "passphrase longer than 1024 bytes" : strerror(-rc));
+	return rc;
+}
+
+/* Asked on the terminal, twice when confirm is set. */
+static int ask_passphrase(struct unlock_input *in, bool confirm, bool fresh)
+{
+	int rc = ask_terminal(fresh ? "New passphrase: " : "Passphrase: ", in->buf, in->cap,
+			      &in->secret.len);
+	if (rc) {
+		cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
+			  fresh ? "the new" : "a", option_name(false, fresh), option_name(true, fresh));
+		return rc;
+	}
+	if (!confirm)
+		return 0;
+	uint8_t *again = crypto_secure_alloc(in->cap);
+	size_t again_len = 0;
+	if (!again)
+		return -ENOMEM;
+	rc = ask_terminal("Passphrase again: ", again, in->cap, &again_len);
+	bool same = rc == 0 && again_len == in->secret.len && memcmp(again, in->buf, again_len) == 0;
+	crypto_secure_free(again, in->cap);
+	if (!same) {
+		cli_error("the passphrases do not match");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The one reading of an unlock secret; fresh: the new one of passwd or
+ * rekey (its prompt and the options its messages name). */
+static int read_secret(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		       bool confirm, bool fresh)
+{
+	int rc;
+	memset(in, 0, sizeof(*in));
+	cli_harden_process();
+	if (key_file && passphrase_file) {
+		cli_error("give either a key file or a passphrase file, not both");
+		return -EINVAL;
+	}
+	in->cap = key_file ? CRYPTO_KEY_LEN : PASSPHRASE_MAX;
+	in->buf = crypto_secure_alloc(in->cap);
+	if (!in->buf) {
+		cli_error("out of secure memory");
+		return -ENOMEM;
+	}
+	in->secret.bytes = in->buf;
+	in->secret.kind = key_file ? UNLOCK_KEY_FILE : UNLOCK_PASSPHRASE;
+	if (key_file)
+		return read_key_file(in, key_file);
+	rc = passphrase_file ? read_passphrase_file(in, passphrase_file)
+			     : ask_passphrase(in, confirm, fresh);
+	if (rc)
+		return rc;
+	if (in->secret.len == 0) {
+		cli_error("the passphrase is empty");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		      int confirm)
+{
+	return read_secret(in, key_file, passphrase_file, confirm, false);
+}
 
 int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 			  bool allow_short)
 {
-	terminal_prompt = "New passphrase: ";
-	reading_new = true;
-	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
-	reading_new = false;
-	terminal_prompt = "Passphrase: ";
+	int rc = read_secret(in, key_file, passphrase_file, true, true);
 	return rc ? rc : passphrase_judge(&in->secret, allow_short);
 }
 
@@ -181,83 +269,11 @@ int unlock_input_read_for(struct unlock_input *in, struct store *st, const char 
 		}
 		if (kind == UNLOCK_KEY_FILE) {
 			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
-				  option_name(true));
+				  option_name(true, false));
 			return -ENOKEY;
 		}
 	}
-	return unlock_input_read(in, key_file, passphrase_file, 0);
-}
-
-int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
-		      int confirm)
-{
-	int rc, fd;
-	memset(in, 0, sizeof(*in));
-	cli_harden_process();
-	if (key_file && passphrase_file) {
-		cli_error("give either a key file or a passphrase file, not both");
-		return -EINVAL;
-	}
-	in->cap = key_file ? CRYPTO_KEY_LEN : PASSPHRASE_MAX;
-	in->buf = crypto_secure_alloc(in->cap);
-	if (!in->buf) {
-		cli_error("out of secure memory");
-		return -ENOMEM;
-	}
-	in->secret.bytes = in->buf;
-	if (key_file) {
-		in->secret.kind = UNLOCK_KEY_FILE;
-		if ((fd = open_private(key_file, "key file")) < 0)
-			return fd;
-		/* Read what was checked, not whatever the name points to now. */
-		rc = keyring_read_key_fd(fd, in->buf);
-		close(fd);
-		if (rc == -EINVAL)
-			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",
-				  key_file);
-		else if (rc)
-			cli_error("%s: cannot read key file: %s", key_file, strerror(-rc));
-		in->secret.len = CRYPTO_KEY_LEN;
-		return rc;
-	}
-	in->secret.kind = UNLOCK_PASSPHRASE;
-	if (passphrase_file) {
-		if ((fd = open_private(passphrase_file, "passphrase file")) < 0)
-			return fd;
-		rc = read_line(fd, in->buf, in->cap, &in->secret.len);
-		close(fd);
-		if (rc) {
-			cli_error("%s: cannot read passphrase file: %s", passphrase_file,
-				  rc == -E2BIG ? "passphrase longer than 1024 bytes" : strerror(-rc));
-			return rc;
-		}
-	} else {
-		rc = ask_terminal(terminal_prompt, in->buf, in->cap, &in->secret.len);
-		if (rc) {
-			cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
-				  reading_new ? "the new" : "a", option_name(false), option_name(true));
-			return rc;
-		}
-		if (confirm) {
-			uint8_t *again = crypto_secure_alloc(in->cap);
-			size_t again_len = 0;
-			if (!again)
-				return -ENOMEM;
-			rc = ask_terminal("Passphrase again: ", again, in->cap, &again_len);
-			int same = rc == 0 && again_len == in->secret.len &&
-				   memcmp(again, in->buf, again_len) == 0;
-			crypto_secure_free(again, in->cap);
-			if (!same) {
-				cli_error("the passphrases do not match");
-				return -EINVAL;
-			}
-		}
-	}
-	if (in->secret.len == 0) {
-		cli_error("the passphrase is empty");
-		return -EINVAL;
-	}
-	return 0;
+	return read_secret(in, key_file, passphrase_file, false, false);
 }
 
 void unlock_input_free(struct unlock_input *in)
