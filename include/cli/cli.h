@@ -75,12 +75,17 @@ void unlock_input_free(struct unlock_input *in);
 struct mount_entry {
 	char point[4096];
 	char fstype[64]; /* fuse.secretsfs, tmpfs, ... */
-	char source[4096]; /* for secretsfs: the store's absolute path */
+	char source[4096]; /* for secretsfs: the store's absolute path, as the mounter said */
+	long user_id;      /* a FUSE mount's user_id= (who mounted it), else -1 */
 };
-/* The topmost mount whose mount point is path_abs. */
+/* The topmost mount whose mount point is path_abs (any kind, anyone's). */
 int mountinfo_at(const char *path_abs, struct mount_entry *out);
-/* The mount of a secretsfs store. */
+/* The topmost mount of a secretsfs store: fuse.secretsfs with the store as
+ * its source, mounted by root or by the store file's owner (any user can
+ * give any fsname=, none another user_id=). */
 int mountinfo_of_store(const char *store_abs, struct mount_entry *out);
+/* e is such a mount of the store it names. */
+bool mountinfo_is_store(const struct mount_entry *e);
 /* Why a store (any path to it) is busy, for a message: "already mounted at
  * MNT" and advice, or in use by another process. Returns buf. */
 const char *mountinfo_busy(const char *store, const char *advice, char *buf, size_t cap);

@@ -489,7 +489,7 @@ static int check_mountpoint(const char *mountpoint, int nonempty)
 	}
 	char *abs = realpath(mountpoint, NULL);
 	int is_mount = abs && mountinfo_at(abs, &on) == 0;
-	if (is_mount && strcmp(on.fstype, "fuse.secretsfs") == 0) {
+	if (is_mount && mountinfo_is_store(&on)) {
 		cli_error("%s: the store %s is mounted here already; unmount it first "
 			  "(fusermount3 -u %s)", mountpoint, on.source, mountpoint);
 		goto out;

@@ -2,11 +2,14 @@
 command that was run, which of key file or passphrase was wrong, where a
 store is mounted, and the fix for an impossible password."""
 
+import contextlib
+import ctypes
+import os
 import subprocess
 
 import pytest
 
-from conftest import BIN, force_unmount, is_mounted, sfs, write_file
+from conftest import BIN, force_unmount, is_mounted, read_file, sfs, write_file
 from relhelpers import ENVELOPE, get_record, put_records
 
 PASSPHRASE = "correct horse battery staple"
@@ -185,6 +188,60 @@ def test_busy_store_says_where_it_is_mounted(tmpdir_sfs):
         assert f"mounted at {mnt}: give that mount point instead" in line
     finally:
         force_unmount(mnt)
+
+
+@contextlib.contextmanager
+def foreign_mount(store, point, uid):
+    """A FUSE mount at point that calls itself fuse.secretsfs of store, as
+    `fusermount3 -o fsname=STORE,subtype=secretsfs` makes it for user uid
+    (user_id=uid): what any user can fake. Nobody serves it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    try:
+        opts = f"fd={fd},rootmode=40000,user_id={uid},group_id={uid}"
+        if libc.mount(str(store).encode(), str(point).encode(), b"fuse.secretsfs", 0,
+                      opts.encode()):
+            pytest.skip(f"cannot mount FUSE here: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)  # the connection is gone: the mount answers nothing
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_another_users_mount_naming_the_store_is_not_taken_for_it(make_mount):
+    """Another user's mount that names the store, listed after the real one:
+    backup goes to the real daemon, messages name the real mount point. A
+    mount by the store file's owner counts."""
+    m = make_mount()
+    write_file(m.p("s"), b"value")
+    fake = m.dir / "fake"
+    fake.mkdir()
+    os.chown(fake, 1000, 1000)
+    with foreign_mount(m.store, fake, 1000):
+        mountinfo = open("/proc/self/mountinfo").read()
+        assert mountinfo.index(f" {fake} ") > mountinfo.index(f" {m.mnt} ")
+        dest = m.dir / "copy.tdb"
+        r = sfs("backup", m.store, dest)
+        assert r.returncode == 0, r.stderr
+        assert sfs("check", dest, "--key-file", m.key).returncode == 0
+        for cmd in ("passwd", "rekey"):
+            line = one_line(sfs(cmd, m.store, "--key-file", m.key))
+            assert f"already mounted at {m.mnt}; unmount it first" in line, line
+        line = one_line(sfs("compact", m.store))
+        assert f"already mounted at {m.mnt}; unmount it first" in line, line
+        line = one_line(sfs("key", "create", m.store, "alias/x", "--key-file", m.key))
+        assert f"mounted at {m.mnt}: give that mount point instead" in line, line
+        other = m.dir / "other"
+        other.mkdir()
+        line = one_line(sfs("mount", m.store, other, "-o", m.option_string()))
+        assert f"already mounted at {m.mnt}" in line, line
+        assert read_file(m.p("s")) == b"value"
+        # The store file's owner mounted it: the topmost such mount is named.
+        os.chown(m.store, 1000, 1000)
+        line = one_line(sfs("compact", m.store))
+        assert f"already mounted at {fake};" in line, line
 
 
 # ------------------------------------------------------- random-password
