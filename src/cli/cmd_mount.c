@@ -233,6 +233,14 @@ static int memory_is_locked(void)
  * once on stderr while it is still the caller's: the reason for a refused
  * write must always be somewhere (docs/secretsfs.1, FILES).
  */
+/* Why a log file was not opened (log_open's -EPERM is its checks). */
+static const char *log_refusal(int rc)
+{
+	return rc == -EPERM ? "not a private regular file of yours (a symlink, a FIFO, a second "
+			      "link or another user's file)"
+			    : strerror(-rc);
+}
+
 static void open_daemon_log(const char *store_path, bool debug)
 {
 	char *fallback = NULL;
@@ -242,8 +250,7 @@ static void open_daemon_log(const char *store_path, bool debug)
 			 : log_open_daemon(fallback, debug, &file);
 	if (rc)
 		cli_error("%s: cannot open the daemon's log: %s; it is lost (give -o log_file=FILE)",
-			  fallback ? fallback : store_path,
-			  rc == -EPERM ? "not a private regular file of yours" : strerror(-rc));
+			  fallback ? fallback : store_path, log_refusal(rc));
 	else if (file)
 		fprintf(stderr, "secretsfs: no syslog on this host: the daemon logs to %s\n", file);
 	free(fallback);
@@ -277,7 +284,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		goto out;
 	}
 	if (mo->log_file && (rc = log_open(LOG_TO_FILE, mo->log_file, mo->debug))) {
-		cli_error("%s: cannot open log file: %s", mo->log_file, strerror(-rc));
+		cli_error("%s: cannot open log file: %s", mo->log_file, log_refusal(rc));
 		goto out;
 	}
 	if (mo->policy) {
