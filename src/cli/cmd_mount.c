@@ -268,11 +268,7 @@ static void report(int fd, char status)
 static int run_mount(const char *store_path, const char *mountpoint, struct mount_opts *mo,
 		     int foreground, int status_fd)
 {
-	struct unlock_input in = { 0 };
-	struct store *st = NULL;
-	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
-	struct sm_damage damage = { 0 };
 	struct fs *fs = NULL;
 	struct policy *policy = NULL;
 	pthread_t purger;
@@ -294,55 +290,23 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 			goto out;
 		}
 	}
-	if ((rc = store_open(store_path, 0, &st))) {
-		char busy[4200];
-		cli_error("%s: cannot open store: %s", store_path,
-			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
-			  rc == -EBUSY ? mountinfo_busy(store_path, "", busy, sizeof(busy)) :
-			  rc == -EUCLEAN ? "its structure is damaged and could not be repaired" :
-			  rc == -ENOENT ? "no such file" :
-			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
-		goto out;
-	}
-	if (unlock_input_read_for(&in, st, mo->key_file, mo->passphrase_file))
-		goto out;
-	rc = keyring_unlock(st, &in.secret, &kr);
-	unlock_input_free(&in);
-	if (unlock_refusal(rc, mo->key_file != NULL)) {
-		cli_error("%s: %s: store not unlocked, nothing mounted", store_path,
-			  unlock_refusal(rc, mo->key_file != NULL));
-		goto out;
-	}
-	if (rc) {
-		cli_error("%s: cannot unlock store: %s", store_path,
-			  rc == -EIO ? "store header damaged or unknown format" : strerror(-rc));
-		goto out;
-	}
 	struct sm_options so = {
 		.recovery_window_days = mo->recovery_window,
 		.readonly = mo->readonly,
 		.root_uid = mo->uid >= 0 ? (uint32_t)mo->uid : getuid(),
 		.root_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
 		.root_mode = 0755,
-		.skip_damaged = mo->skip_damaged,
-		.damage = &damage,
 	};
-	rc = sm_open(st, kr, &so, &sm);
-	st = NULL;
-	kr = NULL;
-	if (rc == -EBADMSG && damage.count) {
-		cli_error("%s: %s; nothing mounted (%zu problems: secretsfs check lists them; "
-			  "-o skip_damaged serves the rest)", store_path, damage.first, damage.count);
+	struct cli_open how = { .key_file = mo->key_file, .passphrase_file = mo->passphrase_file,
+				.skip_damaged = mo->skip_damaged, .options = &so,
+				.consequence = "; nothing mounted",
+				.damage_advice = "; -o skip_damaged serves the rest" };
+	if (cli_open_domain(store_path, &how, &sm))
 		goto out;
-	}
-	if (rc) {
-		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
-		goto out;
-	}
 	if (sm_readonly(sm) && !mo->readonly)
 		fprintf(stderr, "secretsfs: %s: %s; mounted read-only, the damaged secrets "
 			"give EIO (secretsfs check lists every problem)\n", store_path,
-			damage.first);
+			how.damage.first);
 	/* The audit log by absolute path: a background daemon changes folder. */
 	char *audit_abs = NULL;
 	if (mo->audit_log) {
@@ -431,9 +395,6 @@ out:
 	fs_destroy(fs);
 	policy_free(policy);
 	sm_close(sm);
-	keyring_free(kr);
-	store_close(st);
-	unlock_input_free(&in);
 	report(status_fd, (char)status);
 	crypto_shutdown();
 	log_close();

@@ -254,28 +254,6 @@ int unlock_input_read_new(struct unlock_input *in, const char *key_file, const c
 	return rc ? rc : passphrase_judge(&in->secret, allow_short);
 }
 
-int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
-			  const char *passphrase_file)
-{
-	memset(in, 0, sizeof(*in));
-	if (!key_file && !passphrase_file) {
-		/* Which kind the store wants, as its header says, before asking
-		 * for a passphrase it cannot take. */
-		enum unlock_kind kind;
-		if (keyring_store_kind(st, &kind)) {
-			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
-				  store_path(st));
-			return -EIO;
-		}
-		if (kind == UNLOCK_KEY_FILE) {
-			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
-				  option_name(true, false));
-			return -ENOKEY;
-		}
-	}
-	return read_secret(in, key_file, passphrase_file, false, false);
-}
-
 void unlock_input_free(struct unlock_input *in)
 {
 	crypto_secure_free(in->buf, in->cap);

@@ -112,13 +112,20 @@ def damaged_header(pass_store):
                                   ["key", "list", "{store}"],
                                   ["passwd", "{store}"],
                                   ["rekey", "{store}"],
-                                  ["mount", "{store}", "{mnt}"]])
-def test_damaged_header_without_unlock_option_is_one_line(damaged_header, argv):
+                                  ["mount", "{store}", "{mnt}"],
+                                  ["check", "{store}", "--passphrase-file", "{pf}"],
+                                  ["key", "create", "{store}", "x", "--passphrase-file",
+                                   "{pf}"],
+                                  ["passwd", "{store}", "--passphrase-file", "{pf}"],
+                                  ["mount", "{store}", "{mnt}", "-o", "passphrase_file={pf}"]])
+def test_damaged_header_is_one_line(damaged_header, argv):
     """Which kind of secret the store wants is read from its header without
-    trying a key: a header that does not parse is said once, in one line."""
+    trying a key: a header that does not parse is said once, in one line,
+    with or without an unlock option (the library logs nothing of it)."""
     m = damaged_header
     before = m.store.read_bytes()
-    line = one_line(no_tty(*[a.format(store=m.store, mnt=m.mnt) for a in argv]))
+    line = one_line(no_tty(*[a.format(store=m.store, mnt=m.mnt, pf=m.passfile)
+                             for a in argv]))
     assert "header is damaged" in line, line
     assert "no terminal" not in line
     assert not is_mounted(m.mnt)
