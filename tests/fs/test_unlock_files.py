@@ -2,6 +2,7 @@
 wherever they are read, and every command that holds a key or a value
 hardens its process as mount does (issue 11, item 6)."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -162,10 +163,10 @@ def test_unlock_file_of_the_caller_is_accepted_by_a_user(tmpdir_sfs):
 def user_process(argv, **kw):
     """argv of secretsfs run as uid 1000: a process whose /proc entries
     stay uid 1000's unless it makes itself not dumpable."""
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return subprocess.Popen(["setpriv", "--reuid=1000", "--regid=1000",
                              "--clear-groups", str(BIN), *map(str, argv)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kw)
+                            **{**pipes, **kw})
 
 
 def core_limit(pid):
@@ -264,3 +265,24 @@ def test_export_and_rotate_harden_the_process(make_mount, argv):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def test_random_password_hardens_the_process():
+    """Blocked writing a password longer than its pipe holds (one page),
+    with the password in memory: no core dumps, not dumpable."""
+    r, w = os.pipe()
+    fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    p = user_process(["random-password", "--length", "4096"], stdout=w)
+    os.close(w)
+    try:
+        wait_hardened(p)
+        out = b""
+        while chunk := os.read(r, 65536):
+            out += chunk
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        assert len(out) == 4097 and out.endswith(b"\n")
+    finally:
+        os.close(r)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
