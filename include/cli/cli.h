@@ -94,6 +94,10 @@ const char *mountinfo_busy(const char *store, const char *advice, char *buf, siz
  * passes.
  */
 #define PASSPHRASE_MIN_CHARS 12
+/* The same as text, for usage strings. */
+#define PASSPHRASE_MIN_TEXT CLI_TEXT_OF(PASSPHRASE_MIN_CHARS)
+#define CLI_TEXT_OF(n) CLI_TEXT(n)
+#define CLI_TEXT(n) #n
 int passphrase_judge(const struct unlock_secret *s, bool allow_short);
 
 /*

@@ -188,7 +188,7 @@ static const char passwd_usage[] =
 	"under the new key file or passphrase; no value is re-encrypted. Without\n"
 	"files, passphrases are asked on the terminal. One transaction: an\n"
 	"interruption leaves the store opening with the old or the new one.\n"
-	"A new passphrase under 12 characters is refused unless\n"
+	"A new passphrase under " PASSPHRASE_MIN_TEXT " characters is refused unless\n"
 	"--allow-short-passphrase is given.\n";
 
 static const char rekey_usage[] =

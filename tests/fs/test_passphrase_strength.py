@@ -97,6 +97,16 @@ def test_passwd_and_rekey_refuse_a_short_new_passphrase(make_mount, cmd):
     assert sfs("check", m.store, "--passphrase-file", short).returncode == 0
 
 
+@pytest.mark.parametrize("cmd", ["init", "passwd"])
+def test_help_names_the_minimum_that_is_enforced(tmpdir_sfs, cmd):
+    r = sfs(cmd, "--help")
+    assert r.returncode == 0 and "under 12 characters" in r.stdout, r.stdout
+    r = sfs("init", tmpdir_sfs / "s.tdb", "--passphrase-file",
+            passfile(tmpdir_sfs, "x" * 11 + "y"))
+    assert r.returncode == 0, r.stderr  # 12 is enough
+    assert "shorter" not in r.stderr
+
+
 def test_allow_short_passphrase_is_misuse_where_nothing_is_new(make_mount):
     m = make_mount(mount=False)
     r = sfs("check", m.store, "--key-file", m.key, "--allow-short-passphrase")
