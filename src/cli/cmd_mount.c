@@ -437,7 +437,8 @@ static int is_fuse(const char *fstype)
  * Refuses, before anything goes to the background, a mount point that is
  * not a folder (the mount would answer EIO to everything), one where a FUSE
  * filesystem is mounted (a second store would hide the first, its daemon
- * still running), and a folder with files in it unless nonempty is given.
+ * still running), and a folder with files in it, or that the caller cannot
+ * list, unless nonempty is given.
  * Another kind of mount point (a tmpfs, a bind mount) is mounted over as
  * usual; what it shows must be empty. An autofs trigger (systemd's
  * automount) is what an automounted store is mounted on: not looked into.
@@ -468,19 +469,24 @@ static int check_mountpoint(const char *mountpoint, int nonempty)
 		goto out;
 	}
 	if (!nonempty && !(is_mount && strcmp(on.fstype, "autofs") == 0)) {
+		/* A folder that cannot be listed might hide anything: refused
+		 * like one with files, not mounted over on trust. */
 		DIR *d = opendir(mountpoint);
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-				break;
-		if (d && e) {
-			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
-				  "mount anyway)", mountpoint);
-			closedir(d);
+		if (!d) {
+			cli_error("%s: cannot look into it to see that it is empty: %s (-o nonempty "
+				  "to mount anyway)", mountpoint, strerror(errno));
 			goto out;
 		}
-		if (d)
-			closedir(d);
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				break;
+		closedir(d);
+		if (e) {
+			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
+				  "mount anyway)", mountpoint);
+			goto out;
+		}
 	}
 	rc = 0;
 out:
