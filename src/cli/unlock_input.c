@@ -74,9 +74,11 @@ static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *le
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
+	/* Echo off before the prompt shows: an answer typed as soon as it
+	 * appears (a person, expect, a pty) is neither echoed nor flushed. */
+	tcsetattr(fd, TCSAFLUSH, &quiet);
 	ssize_t ignored = write(fd, prompt, strlen(prompt));
 	(void)ignored;
-	tcsetattr(fd, TCSAFLUSH, &quiet);
 	int rc = read_line(fd, buf, cap, len);
 	tcsetattr(fd, TCSAFLUSH, &old);
 	ignored = write(fd, "\n", 1);
