@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "secrets/keyring.h"
+#include "secrets/secrets.h"
 
 #define EXIT_MISUSE 2
 
@@ -55,11 +56,6 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
  * a passphrase judged by passphrase_judge. */
 int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
 			  bool allow_short);
-/* The secret that unlocks the open store st: with neither file given, a
- * store made with a key file is named as such instead of asking for a
- * passphrase it cannot take. */
-int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
-			  const char *passphrase_file);
 /* Messages name mount's options (key_file=FILE) instead of --key-file F. */
 void unlock_input_mount_style(void);
 /* What keyring_unlock's rc means for a message ("wrong passphrase", "wrong
@@ -75,12 +71,17 @@ void unlock_input_free(struct unlock_input *in);
 struct mount_entry {
 	char point[4096];
 	char fstype[64]; /* fuse.secretsfs, tmpfs, ... */
-	char source[4096]; /* for secretsfs: the store's absolute path */
+	char source[4096]; /* for secretsfs: the store's absolute path, as the mounter said */
+	long user_id;      /* a FUSE mount's user_id= (who mounted it), else -1 */
 };
-/* The topmost mount whose mount point is path_abs. */
+/* The topmost mount whose mount point is path_abs (any kind, anyone's). */
 int mountinfo_at(const char *path_abs, struct mount_entry *out);
-/* The mount of a secretsfs store. */
+/* The topmost mount of a secretsfs store: fuse.secretsfs with the store as
+ * its source, mounted by root or by the store file's owner (any user can
+ * give any fsname=, none another user_id=). */
 int mountinfo_of_store(const char *store_abs, struct mount_entry *out);
+/* e is such a mount of the store it names. */
+bool mountinfo_is_store(const struct mount_entry *e);
 /* Why a store (any path to it) is busy, for a message: "already mounted at
  * MNT" and advice, or in use by another process. Returns buf. */
 const char *mountinfo_busy(const char *store, const char *advice, char *buf, size_t cap);
@@ -93,17 +94,37 @@ const char *mountinfo_busy(const char *store, const char *advice, char *buf, siz
  * passes.
  */
 #define PASSPHRASE_MIN_CHARS 12
+/* The same as text, for usage strings. */
+#define PASSPHRASE_MIN_TEXT CLI_TEXT_OF(PASSPHRASE_MIN_CHARS)
+#define CLI_TEXT_OF(n) CLI_TEXT(n)
+#define CLI_TEXT(n) #n
 int passphrase_judge(const struct unlock_secret *s, bool allow_short);
 
 /*
- * sm_open of a store file for a command that works on it unmounted: takes
- * st and kr. A writable open is refused when the load finds any problem
- * (one line naming the first, then consequence, e.g. ": nothing changed");
- * a read-only one serves around them. 0 or the negative errno.
+ * A store file opened as a domain by a command that unlocks it itself
+ * (open_domain.c): store_open; tdb's structure check if asked; the kind of
+ * secret the header names checked against the file given (neither: a
+ * passphrase, asked on the terminal), refused before anything is read;
+ * unlock_input_read; keyring_unlock; sm_open, which checks the store whole.
+ * Each refusal is one line naming path, then consequence. A writable open
+ * is refused when the load finds any problem, unless skip_damaged. 0 or
+ * the negative errno.
  */
-struct sm;
-int cli_open_domain(const char *path, struct store *st, struct keyring *kr, bool readonly,
-		    const char *consequence, struct sm **out);
+struct cli_open {
+	const char *key_file, *passphrase_file; /* at most one; neither: the terminal */
+	bool readonly;        /* the file (without its lock: a mounted store too) and the domain */
+	bool skip_damaged;    /* serve around records that fail their checks, read-only */
+	bool check_structure; /* tdb's structure check before the secret is asked for */
+	const char *busy_advice;   /* after "already mounted at MNT" */
+	const char *consequence;   /* after a refusal: "; nothing changed" */
+	const char *damage_advice; /* after "secretsfs check lists them" */
+	const struct sm_options *options; /* the domain's (recovery window, owner of the root,
+					     ro); NULL: the defaults */
+	struct unlock_input *input; /* if set, keeps the secret for the caller to free;
+				       else it is wiped once the store is unlocked */
+	struct sm_damage damage;    /* out: what the load found */
+};
+int cli_open_domain(const char *path, struct cli_open *how, struct sm **out);
 
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);

@@ -38,8 +38,12 @@ struct unlock_secret {
 
 struct keyring;
 
-/* Reads a key file (64 hex digits, or 32 raw bytes) into key (secure memory). */
+/* Reads a key file (64 hex digits, or 32 raw bytes) into key (secure memory):
+ * -EINVAL for anything else. */
 int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN]);
+/* The same from an open file, read from where it stands to its end (fd is
+ * the caller's to close): a file that was checked once opened. */
+int keyring_read_key_fd(int fd, uint8_t key[CRYPTO_KEY_LEN]);
 /* Writes a new random key file, mode 0600; -EEXIST if path exists. */
 int keyring_write_key_file(const char *path);
 
@@ -53,6 +57,11 @@ int keyring_create(struct store *st, const struct unlock_secret *unlock, const c
  * caller decides whether to go on. The authstore is left loading
  * (authstore_load_done is the caller's). */
 int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct keyring **out);
+/* What unlocks st (a key file or a passphrase), as its header says in clear:
+ * nothing is authenticated, so this only picks what to ask for before
+ * keyring_unlock. 0, or -EIO for a store whose format or header does not
+ * read (nothing logged: the caller says it once). */
+int keyring_store_kind(struct store *st, enum unlock_kind *kind);
 void keyring_free(struct keyring *kr);
 struct authstore *keyring_authstore(struct keyring *kr);
 size_t keyring_damaged(struct keyring *kr);

@@ -15,16 +15,17 @@
 
 enum log_target { LOG_TO_STDERR, LOG_TO_FILE, LOG_TO_SYSLOG };
 
-/* 0 or -errno (a log file that cannot be opened). */
+/* 0 or -errno. A file (LOG_TO_FILE) is opened private, appended to: made
+ * mode 0600 (an existing one tightened to it), never through a symlink,
+ * never waiting on a FIFO, and refused (-EPERM) if it is not a regular file
+ * of the caller's with one link. */
 int log_open(enum log_target target, const char *file_path, bool debug);
 void log_close(void);
 /* Whether this host has a syslog to send to (/dev/log is a socket). */
 bool log_have_syslog(void);
 /* A background daemon's log when no file was named: syslog when the host has
- * one (*file = NULL), else fallback (*file = fallback), opened private: made
- * mode 0600 (an existing one tightened to it), never through a symlink, and
- * refused (-EPERM) if it is not a regular file of the caller's with one link.
- * 0 or -errno. */
+ * one (*file = NULL), else the file fallback as log_open opens one
+ * (*file = fallback). 0 or -errno. */
 int log_open_daemon(const char *fallback, bool debug, const char **file);
 /* Drops messages less urgent than priority (LOG_WARNING for commands). */
 void log_set_threshold(int priority);

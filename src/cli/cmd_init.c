@@ -19,7 +19,7 @@ static const char usage[] =
 	"\n"
 	"  --key-file F         unlock with this key file\n"
 	"  --passphrase-file F  unlock with the first line of F as the passphrase\n"
-	"  --allow-short-passphrase  accept a passphrase under 12 characters\n"
+	"  --allow-short-passphrase  accept a passphrase under " PASSPHRASE_MIN_TEXT " characters\n"
 	"  --region R           region in ARNs (default us-east-1)\n"
 	"  --account N          12-digit account id in ARNs (default 000000000000)\n";
 

@@ -65,8 +65,6 @@ static int via_mount(const char *mnt, const char *verb, const char *arg)
 static int offline(const char *path, const char *verb, const char *arg, const char *key_file,
 		   const char *passphrase_file)
 {
-	struct unlock_input in = { 0 };
-	struct store *st = NULL;
 	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
 	bool list = strcmp(verb, "list") == 0;
@@ -74,31 +72,13 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 
 	if (crypto_init(1 << 20))
 		return 1;
-	if ((rc = store_open(path, strcmp(verb, "list") == 0 ? STORE_READONLY : 0, &st))) {
-		struct mount_entry e;
-		char *abs = realpath(path, NULL);
-		if (rc == -EBUSY && abs && mountinfo_of_store(abs, &e) == 0)
-			cli_error("%s: it is mounted at %s: give that mount point instead", path, e.point);
-		else
-			cli_error("%s: cannot open store: %s", path,
-				  rc == -EBUSY ? "in use by another process" : strerror(-rc));
-		free(abs);
-		goto out;
-	}
-	if (unlock_input_read_for(&in, st, key_file, passphrase_file))
-		goto out;
-	rc = keyring_unlock(st, &in.secret, &kr);
-	if (rc) {
-		cli_error("%s: cannot unlock store: %s", path,
-			  unlock_refusal(rc, key_file != NULL) ?: strerror(-rc));
-		goto out;
-	}
 	/* Checked whole before any key record is written; a listing shows
 	 * damaged keys too. */
-	rc = cli_open_domain(path, st, kr, list, "", &sm);
-	st = NULL;
-	kr = NULL;
-	if (rc)
+	struct cli_open how = { .key_file = key_file, .passphrase_file = passphrase_file,
+				.readonly = list, .skip_damaged = list,
+				.busy_advice = ": give that mount point instead",
+				.consequence = list ? NULL : "; nothing changed" };
+	if (cli_open_domain(path, &how, &sm))
 		goto out;
 	kr = sm_keyring(sm);
 	char key_id[SM_KEY_ID_LEN + 1];
@@ -133,12 +113,7 @@ fail:
 		  rc == -EINVAL ? "not a valid alias or key" :
 		  rc == -ENOENT ? "no such key" : strerror(-rc));
 out:
-	if (sm)
-		sm_close(sm); /* frees kr */
-	else
-		keyring_free(kr);
-	store_close(st);
-	unlock_input_free(&in);
+	sm_close(sm); /* frees kr */
 	crypto_shutdown();
 	return status;
 }

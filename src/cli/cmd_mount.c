@@ -233,6 +233,14 @@ static int memory_is_locked(void)
  * once on stderr while it is still the caller's: the reason for a refused
  * write must always be somewhere (docs/secretsfs.1, FILES).
  */
+/* Why a log file was not opened (log_open's -EPERM is its checks). */
+static const char *log_refusal(int rc)
+{
+	return rc == -EPERM ? "not a private regular file of yours (a symlink, a FIFO, a second "
+			      "link or another user's file)"
+			    : strerror(-rc);
+}
+
 static void open_daemon_log(const char *store_path, bool debug)
 {
 	char *fallback = NULL;
@@ -242,8 +250,7 @@ static void open_daemon_log(const char *store_path, bool debug)
 			 : log_open_daemon(fallback, debug, &file);
 	if (rc)
 		cli_error("%s: cannot open the daemon's log: %s; it is lost (give -o log_file=FILE)",
-			  fallback ? fallback : store_path,
-			  rc == -EPERM ? "not a private regular file of yours" : strerror(-rc));
+			  fallback ? fallback : store_path, log_refusal(rc));
 	else if (file)
 		fprintf(stderr, "secretsfs: no syslog on this host: the daemon logs to %s\n", file);
 	free(fallback);
@@ -261,11 +268,7 @@ static void report(int fd, char status)
 static int run_mount(const char *store_path, const char *mountpoint, struct mount_opts *mo,
 		     int foreground, int status_fd)
 {
-	struct unlock_input in = { 0 };
-	struct store *st = NULL;
-	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
-	struct sm_damage damage = { 0 };
 	struct fs *fs = NULL;
 	struct policy *policy = NULL;
 	pthread_t purger;
@@ -277,7 +280,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		goto out;
 	}
 	if (mo->log_file && (rc = log_open(LOG_TO_FILE, mo->log_file, mo->debug))) {
-		cli_error("%s: cannot open log file: %s", mo->log_file, strerror(-rc));
+		cli_error("%s: cannot open log file: %s", mo->log_file, log_refusal(rc));
 		goto out;
 	}
 	if (mo->policy) {
@@ -287,55 +290,23 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 			goto out;
 		}
 	}
-	if ((rc = store_open(store_path, 0, &st))) {
-		char busy[4200];
-		cli_error("%s: cannot open store: %s", store_path,
-			  rc == -EPERM ? "TDB_NO_FSYNC is set in the environment; unset it" :
-			  rc == -EBUSY ? mountinfo_busy(store_path, "", busy, sizeof(busy)) :
-			  rc == -EUCLEAN ? "its structure is damaged and could not be repaired" :
-			  rc == -ENOENT ? "no such file" :
-			  rc == -EACCES ? "permission denied" : "damaged or not a secretsfs store");
-		goto out;
-	}
-	if (unlock_input_read_for(&in, st, mo->key_file, mo->passphrase_file))
-		goto out;
-	rc = keyring_unlock(st, &in.secret, &kr);
-	unlock_input_free(&in);
-	if (unlock_refusal(rc, mo->key_file != NULL)) {
-		cli_error("%s: %s: store not unlocked, nothing mounted", store_path,
-			  unlock_refusal(rc, mo->key_file != NULL));
-		goto out;
-	}
-	if (rc) {
-		cli_error("%s: cannot unlock store: %s", store_path,
-			  rc == -EIO ? "store header damaged or unknown format" : strerror(-rc));
-		goto out;
-	}
 	struct sm_options so = {
 		.recovery_window_days = mo->recovery_window,
 		.readonly = mo->readonly,
 		.root_uid = mo->uid >= 0 ? (uint32_t)mo->uid : getuid(),
 		.root_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
 		.root_mode = 0755,
-		.skip_damaged = mo->skip_damaged,
-		.damage = &damage,
 	};
-	rc = sm_open(st, kr, &so, &sm);
-	st = NULL;
-	kr = NULL;
-	if (rc == -EBADMSG && damage.count) {
-		cli_error("%s: %s; nothing mounted (%zu problems: secretsfs check lists them; "
-			  "-o skip_damaged serves the rest)", store_path, damage.first, damage.count);
+	struct cli_open how = { .key_file = mo->key_file, .passphrase_file = mo->passphrase_file,
+				.skip_damaged = mo->skip_damaged, .options = &so,
+				.consequence = "; nothing mounted",
+				.damage_advice = "; -o skip_damaged serves the rest" };
+	if (cli_open_domain(store_path, &how, &sm))
 		goto out;
-	}
-	if (rc) {
-		cli_error("%s: cannot load store: %s", store_path, strerror(-rc));
-		goto out;
-	}
 	if (sm_readonly(sm) && !mo->readonly)
 		fprintf(stderr, "secretsfs: %s: %s; mounted read-only, the damaged secrets "
 			"give EIO (secretsfs check lists every problem)\n", store_path,
-			damage.first);
+			how.damage.first);
 	/* The audit log by absolute path: a background daemon changes folder. */
 	char *audit_abs = NULL;
 	if (mo->audit_log) {
@@ -424,9 +395,6 @@ out:
 	fs_destroy(fs);
 	policy_free(policy);
 	sm_close(sm);
-	keyring_free(kr);
-	store_close(st);
-	unlock_input_free(&in);
 	report(status_fd, (char)status);
 	crypto_shutdown();
 	log_close();
@@ -469,7 +437,8 @@ static int is_fuse(const char *fstype)
  * Refuses, before anything goes to the background, a mount point that is
  * not a folder (the mount would answer EIO to everything), one where a FUSE
  * filesystem is mounted (a second store would hide the first, its daemon
- * still running), and a folder with files in it unless nonempty is given.
+ * still running), and a folder with files in it, or that the caller cannot
+ * list, unless nonempty is given.
  * Another kind of mount point (a tmpfs, a bind mount) is mounted over as
  * usual; what it shows must be empty. An autofs trigger (systemd's
  * automount) is what an automounted store is mounted on: not looked into.
@@ -489,7 +458,7 @@ static int check_mountpoint(const char *mountpoint, int nonempty)
 	}
 	char *abs = realpath(mountpoint, NULL);
 	int is_mount = abs && mountinfo_at(abs, &on) == 0;
-	if (is_mount && strcmp(on.fstype, "fuse.secretsfs") == 0) {
+	if (is_mount && mountinfo_is_store(&on)) {
 		cli_error("%s: the store %s is mounted here already; unmount it first "
 			  "(fusermount3 -u %s)", mountpoint, on.source, mountpoint);
 		goto out;
@@ -500,19 +469,24 @@ static int check_mountpoint(const char *mountpoint, int nonempty)
 		goto out;
 	}
 	if (!nonempty && !(is_mount && strcmp(on.fstype, "autofs") == 0)) {
+		/* A folder that cannot be listed might hide anything: refused
+		 * like one with files, not mounted over on trust. */
 		DIR *d = opendir(mountpoint);
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-				break;
-		if (d && e) {
-			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
-				  "mount anyway)", mountpoint);
-			closedir(d);
+		if (!d) {
+			cli_error("%s: cannot look into it to see that it is empty: %s (-o nonempty "
+				  "to mount anyway)", mountpoint, strerror(errno));
 			goto out;
 		}
-		if (d)
-			closedir(d);
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+				break;
+		closedir(d);
+		if (e) {
+			cli_error("%s: not empty: the mount would hide its files (-o nonempty to "
+				  "mount anyway)", mountpoint);
+			goto out;
+		}
 	}
 	rc = 0;
 out:

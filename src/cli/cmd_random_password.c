@@ -45,6 +45,7 @@ int cmd_random_password(int argc, char **argv)
 	char *end;
 	int c, status = 1;
 
+	cli_harden_process(); /* it holds a generated value */
 	password_rules_default(&rules);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {

@@ -83,9 +83,6 @@ static int print_problem(const char *record, const char *why, void *ctx)
 int cmd_check(int argc, char **argv)
 {
 	struct store_args a;
-	struct unlock_input in = { 0 };
-	struct store *st = NULL;
-	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
 	int rc = parse(argc, argv, check_usage, false, 1, &a), status = 1;
 	if (rc >= 0)
@@ -93,38 +90,14 @@ int cmd_check(int argc, char **argv)
 	const char *path = argv[a.first];
 	if (crypto_init(1 << 20))
 		return 1;
-	if ((rc = store_open(path, STORE_READONLY, &st))) {
-		cli_error("%s: cannot open: %s", path,
-			  rc == -ENOENT ? "no such file" :
-			  rc == -EAGAIN ? "a commit was interrupted; mount the store once to roll it back" :
-			  "damaged or not a secretsfs store");
-		goto out;
-	}
-	if (store_check_structure(st)) {
-		cli_error("%s: tdb's structure check fails (a mount repairs what an interrupted "
-			  "commit left, and refuses any other damage)", path);
-		goto out;
-	}
-	if (unlock_input_read_for(&in, st, a.key_file, a.passphrase_file))
-		goto out;
-	rc = keyring_unlock(st, &in.secret, &kr);
-	if (rc) {
-		cli_error("%s: cannot unlock: %s", path,
-			  unlock_refusal(rc, a.key_file != NULL) ?: "header or a named key is damaged");
-		goto out;
-	}
-	bool legacy = authstore_is_legacy(keyring_authstore(kr));
-	int format = authstore_current_format(keyring_authstore(kr));
 	/* skip_damaged: open around every problem, to name them all. */
-	struct sm_options so = { .recovery_window_days = 30, .readonly = true, .root_mode = 0755,
-				 .skip_damaged = true };
-	rc = sm_open(st, kr, &so, &sm);
-	st = NULL;
-	kr = NULL;
-	if (rc) {
-		cli_error("%s: cannot load: %s", path, strerror(-rc));
+	struct cli_open how = { .key_file = a.key_file, .passphrase_file = a.passphrase_file,
+				.readonly = true, .skip_damaged = true, .check_structure = true };
+	if (cli_open_domain(path, &how, &sm))
 		goto out;
-	}
+	struct authstore *as = keyring_authstore(sm_keyring(sm));
+	bool legacy = authstore_is_legacy(as); /* a read-only open leaves it so */
+	int format = authstore_current_format(as);
 	sm_problems(sm, print_problem, NULL);
 	struct sm_verify_report r;
 	if ((rc = sm_verify(sm, &r))) {
@@ -146,9 +119,6 @@ int cmd_check(int argc, char **argv)
 		       "mount with the key authenticates them\n", path, format);
 out:
 	sm_close(sm);
-	keyring_free(kr);
-	store_close(st);
-	unlock_input_free(&in);
 	crypto_shutdown();
 	return status;
 }
@@ -218,7 +188,7 @@ static const char passwd_usage[] =
 	"under the new key file or passphrase; no value is re-encrypted. Without\n"
 	"files, passphrases are asked on the terminal. One transaction: an\n"
 	"interruption leaves the store opening with the old or the new one.\n"
-	"A new passphrase under 12 characters is refused unless\n"
+	"A new passphrase under " PASSPHRASE_MIN_TEXT " characters is refused unless\n"
 	"--allow-short-passphrase is given.\n";
 
 static const char rekey_usage[] =
@@ -237,8 +207,6 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 {
 	struct store_args a;
 	struct unlock_input old = { 0 }, fresh = { 0 };
-	struct store *st = NULL;
-	struct keyring *kr = NULL;
 	struct sm *sm = NULL;
 	int rc = parse(argc, argv, usage, true, 1, &a), status = 1;
 	if (rc >= 0)
@@ -246,25 +214,12 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	const char *path = argv[a.first];
 	if (crypto_init(1 << 20))
 		return 1;
-	if ((rc = store_open(path, 0, &st))) {
-		char busy[4200];
-		cli_error("%s: cannot open: %s", path,
-			  rc == -EBUSY ? mountinfo_busy(path, "; unmount it first", busy, sizeof(busy)) :
-			  rc == -ENOENT ? "no such file" : "damaged or not a secretsfs store");
-		goto out;
-	}
-	if (unlock_input_read_for(&old, st, a.key_file, a.passphrase_file))
-		goto out;
-	if ((rc = keyring_unlock(st, &old.secret, &kr))) {
-		cli_error("%s: %s: nothing changed", path,
-			  unlock_refusal(rc, a.key_file != NULL) ?: "cannot unlock");
-		goto out;
-	}
-	/* Checked whole first: nothing is sealed again over records that fail. */
-	rc = cli_open_domain(path, st, kr, false, ": nothing changed", &sm);
-	st = NULL;
-	kr = NULL;
-	if (rc)
+	/* Checked whole first: nothing is sealed again over records that fail.
+	 * The old secret is kept: rekey without --new-* seals under it again. */
+	struct cli_open how = { .key_file = a.key_file, .passphrase_file = a.passphrase_file,
+				.busy_advice = "; unmount it first",
+				.consequence = "; nothing changed", .input = &old };
+	if (cli_open_domain(path, &how, &sm))
 		goto out;
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
 	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,
@@ -275,7 +230,7 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	rc = new_master ? sm_rekey(sm, next, &versions)
 			: keyring_change_unlock(sm_keyring(sm), next);
 	if (rc) {
-		cli_error("%s: %s: nothing changed", path, strerror(-rc));
+		cli_error("%s: %s; nothing changed", path, strerror(-rc));
 		goto out;
 	}
 	if (new_master)
@@ -294,8 +249,6 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 			  strerror(-rc));
 out:
 	sm_close(sm);
-	keyring_free(kr);
-	store_close(st);
 	unlock_input_free(&old);
 	unlock_input_free(&fresh);
 	crypto_shutdown();

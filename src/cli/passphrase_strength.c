@@ -9,12 +9,14 @@
  * or a common password word with at most 6 characters around it
  * ("Password2024!"). Argon2id slows each guess; it cannot make a guessable
  * passphrase safe. The passphrase is judged in place, in secure memory, and
- * no message says anything about it but the rule.
+ * no message says anything about it but the rule; which kind of weak it
+ * is only when standard error is a terminal.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -102,8 +104,13 @@ int passphrase_judge(const struct unlock_secret *s, bool allow_short)
 			  is_a_run(s->bytes, s->len)	     ? "a run of consecutive characters" :
 			  digits_only(s->bytes, s->len)	     ? "digits only" :
 			  common_word(s->bytes, s->len)	     ? "a common password word" : NULL;
-	if (why)
+	/* Which kind of weak it is narrows a search: said to the person at a
+	 * terminal, not to a CI or script log that others may read. */
+	if (why && isatty(STDERR_FILENO))
 		fprintf(stderr, "secretsfs: warning: the new passphrase is easy to guess (%s); "
 				"several unrelated words are better\n", why);
+	else if (why)
+		fprintf(stderr, "secretsfs: warning: the new passphrase looks easy to guess; "
+				"several unrelated words are better\n");
 	return 0;
 }

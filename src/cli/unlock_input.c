@@ -74,9 +74,11 @@ static int ask_terminal(const char *prompt, uint8_t *buf, size_t cap, size_t *le
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
+	/* Echo off before the prompt shows: an answer typed as soon as it
+	 * appears (a person, expect, a pty) is neither echoed nor flushed. */
+	tcsetattr(fd, TCSAFLUSH, &quiet);
 	ssize_t ignored = write(fd, prompt, strlen(prompt));
 	(void)ignored;
-	tcsetattr(fd, TCSAFLUSH, &quiet);
 	int rc = read_line(fd, buf, cap, len);
 	tcsetattr(fd, TCSAFLUSH, &old);
 	ignored = write(fd, "\n", 1);
@@ -121,18 +123,18 @@ fail:
 
 /* How the running command names its options, for messages. */
 static bool mount_style;
-static bool reading_new; /* passwd, rekey: the new key file or passphrase */
 
 void unlock_input_mount_style(void)
 {
 	mount_style = true;
 }
 
-static const char *option_name(bool key_file)
+/* fresh: the new key file or passphrase of passwd and rekey. */
+static const char *option_name(bool key_file, bool fresh)
 {
 	if (mount_style)
 		return key_file ? "key_file=FILE" : "passphrase_file=FILE";
-	if (reading_new)
+	if (fresh)
 		return key_file ? "--new-key-file F" : "--new-passphrase-file F";
 	return key_file ? "--key-file F" : "--passphrase-file F";
 }
@@ -149,54 +151,71 @@ const char *unlock_refusal(int rc, bool key_file)
 		return NULL;
 	snprintf(text, sizeof(text), "this store is unlocked with a %s, not a %s: give %s",
 		 key_file ? "passphrase" : "key file", key_file ? "key file" : "passphrase",
-		 option_name(!key_file));
+		 option_name(!key_file, false));
 	return text;
 }
 
-static const char *terminal_prompt = "Passphrase: ";
-
-int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
-			  bool allow_short)
+static int read_key_file(struct unlock_input *in, const char *key_file)
 {
-	terminal_prompt = "New passphrase: ";
-	reading_new = true;
-	int rc = unlock_input_read(in, key_file, passphrase_file, 1);
-	reading_new = false;
-	terminal_prompt = "Passphrase: ";
-	return rc ? rc : passphrase_judge(&in->secret, allow_short);
+	int fd = open_private(key_file, "key file");
+	if (fd < 0)
+		return fd;
+	/* Read what was checked, not whatever the name points to now. */
+	int rc = keyring_read_key_fd(fd, in->buf);
+	close(fd);
+	if (rc == -EINVAL)
+		cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)", key_file);
+	else if (rc)
+		cli_error("%s: cannot read key file: %s", key_file, strerror(-rc));
+	in->secret.len = CRYPTO_KEY_LEN;
+	return rc;
 }
 
-int unlock_input_read_for(struct unlock_input *in, struct store *st, const char *key_file,
-			  const char *passphrase_file)
+static int read_passphrase_file(struct unlock_input *in, const char *passphrase_file)
 {
-	if (!key_file && !passphrase_file) {
-		/* Which kind the store wants, before asking for a passphrase it
-		 * cannot take. A key-file attempt costs no KDF: a passphrase
-		 * store answers -ENOKEY, a key-file store -EACCES. */
-		static const uint8_t zero[CRYPTO_KEY_LEN];
-		struct unlock_secret probe = { UNLOCK_KEY_FILE, zero, sizeof(zero) };
-		struct keyring *kr = NULL;
-		int rc = keyring_unlock(st, &probe, &kr);
-		keyring_free(kr);
-		memset(in, 0, sizeof(*in));
-		if (rc == 0 || rc == -EACCES) {
-			cli_error("%s: this store is unlocked with a key file: give %s", store_path(st),
-				  option_name(true));
-			return -ENOKEY;
-		}
-		if (rc != -ENOKEY) {
-			cli_error("%s: cannot unlock: the store header is damaged or of an unknown format",
-				  store_path(st));
-			return rc;
-		}
+	int fd = open_private(passphrase_file, "passphrase file");
+	if (fd < 0)
+		return fd;
+	int rc = read_line(fd, in->buf, in->cap, &in->secret.len);
+	close(fd);
+	if (rc)
+		cli_error("%s: cannot read passphrase file: %s", passphrase_file,
+			  rc == -E2BIG ? "passphrase longer than 1024 bytes" : strerror(-rc));
+	return rc;
+}
+
+/* Asked on the terminal, twice when confirm is set. */
+static int ask_passphrase(struct unlock_input *in, bool confirm, bool fresh)
+{
+	int rc = ask_terminal(fresh ? "New passphrase: " : "Passphrase: ", in->buf, in->cap,
+			      &in->secret.len);
+	if (rc) {
+		cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
+			  fresh ? "the new" : "a", option_name(false, fresh), option_name(true, fresh));
+		return rc;
 	}
-	return unlock_input_read(in, key_file, passphrase_file, 0);
+	if (!confirm)
+		return 0;
+	uint8_t *again = crypto_secure_alloc(in->cap);
+	size_t again_len = 0;
+	if (!again)
+		return -ENOMEM;
+	rc = ask_terminal("Passphrase again: ", again, in->cap, &again_len);
+	bool same = rc == 0 && again_len == in->secret.len && memcmp(again, in->buf, again_len) == 0;
+	crypto_secure_free(again, in->cap);
+	if (!same) {
+		cli_error("the passphrases do not match");
+		return -EINVAL;
+	}
+	return 0;
 }
 
-int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
-		      int confirm)
+/* The one reading of an unlock secret; fresh: the new one of passwd or
+ * rekey (its prompt and the options its messages name). */
+static int read_secret(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		       bool confirm, bool fresh)
 {
-	int rc, fd;
+	int rc;
 	memset(in, 0, sizeof(*in));
 	cli_harden_process();
 	if (key_file && passphrase_file) {
@@ -210,61 +229,31 @@ int unlock_input_read(struct unlock_input *in, const char *key_file, const char 
 		return -ENOMEM;
 	}
 	in->secret.bytes = in->buf;
-	if (key_file) {
-		in->secret.kind = UNLOCK_KEY_FILE;
-		if ((fd = open_private(key_file, "key file")) < 0)
-			return fd;
-		/* Read what was checked, not whatever the name points to now. */
-		char checked[32];
-		snprintf(checked, sizeof(checked), "/proc/self/fd/%d", fd);
-		rc = keyring_read_key_file(checked, in->buf);
-		close(fd);
-		if (rc == -EINVAL)
-			cli_error("%s: a key file holds 64 hex digits (secretsfs keygen makes one)",
-				  key_file);
-		else if (rc)
-			cli_error("%s: cannot read key file: %s", key_file, strerror(-rc));
-		in->secret.len = CRYPTO_KEY_LEN;
+	in->secret.kind = key_file ? UNLOCK_KEY_FILE : UNLOCK_PASSPHRASE;
+	if (key_file)
+		return read_key_file(in, key_file);
+	rc = passphrase_file ? read_passphrase_file(in, passphrase_file)
+			     : ask_passphrase(in, confirm, fresh);
+	if (rc)
 		return rc;
-	}
-	in->secret.kind = UNLOCK_PASSPHRASE;
-	if (passphrase_file) {
-		if ((fd = open_private(passphrase_file, "passphrase file")) < 0)
-			return fd;
-		rc = read_line(fd, in->buf, in->cap, &in->secret.len);
-		close(fd);
-		if (rc) {
-			cli_error("%s: cannot read passphrase file: %s", passphrase_file,
-				  rc == -E2BIG ? "passphrase longer than 1024 bytes" : strerror(-rc));
-			return rc;
-		}
-	} else {
-		rc = ask_terminal(terminal_prompt, in->buf, in->cap, &in->secret.len);
-		if (rc) {
-			cli_error("no terminal to ask for %s passphrase: give %s (or %s)",
-				  reading_new ? "the new" : "a", option_name(false), option_name(true));
-			return rc;
-		}
-		if (confirm) {
-			uint8_t *again = crypto_secure_alloc(in->cap);
-			size_t again_len = 0;
-			if (!again)
-				return -ENOMEM;
-			rc = ask_terminal("Passphrase again: ", again, in->cap, &again_len);
-			int same = rc == 0 && again_len == in->secret.len &&
-				   memcmp(again, in->buf, again_len) == 0;
-			crypto_secure_free(again, in->cap);
-			if (!same) {
-				cli_error("the passphrases do not match");
-				return -EINVAL;
-			}
-		}
-	}
 	if (in->secret.len == 0) {
 		cli_error("the passphrase is empty");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int unlock_input_read(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+		      int confirm)
+{
+	return read_secret(in, key_file, passphrase_file, confirm, false);
+}
+
+int unlock_input_read_new(struct unlock_input *in, const char *key_file, const char *passphrase_file,
+			  bool allow_short)
+{
+	int rc = read_secret(in, key_file, passphrase_file, true, true);
+	return rc ? rc : passphrase_judge(&in->secret, allow_short);
 }
 
 void unlock_input_free(struct unlock_input *in)

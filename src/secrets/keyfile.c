@@ -12,7 +12,7 @@
 
 #include "util/hex.h"
 
-int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN])
+int keyring_read_key_fd(int fd, uint8_t key[CRYPTO_KEY_LEN])
 {
 	/* 64 hex digits and trailing whitespace, or 32 raw bytes: anything
 	 * longer than a page is not a key file; read one byte past it to see. */
@@ -21,19 +21,19 @@ int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN])
 	int rc = 0;
 	if (!buf)
 		return -ENOMEM;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	ssize_t n = 0, got = 0;
+	while (n < CAP + 1) {
+		got = read(fd, buf + n, (size_t)(CAP + 1 - n));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		n += got;
+	}
+	if (got < 0) {
 		rc = -errno;
 		goto out;
 	}
-	ssize_t n = 0, got;
-	while (n < CAP + 1 && (got = read(fd, buf + n, (size_t)(CAP + 1 - n))) > 0)
-		n += got;
-	if (got < 0)
-		rc = -errno;
-	close(fd);
-	if (rc)
-		goto out;
 	if (n > CAP) {
 		rc = -EINVAL;
 		goto out;
@@ -56,6 +56,16 @@ int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN])
 	rc = hex_decode((const char *)buf, key, CRYPTO_KEY_LEN);
 out:
 	crypto_secure_free(buf, CAP + 1);
+	return rc;
+}
+
+int keyring_read_key_file(const char *path, uint8_t key[CRYPTO_KEY_LEN])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = keyring_read_key_fd(fd, key);
+	close(fd);
 	return rc;
 }
 

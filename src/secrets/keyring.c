@@ -270,37 +270,65 @@ static int load_key_record(const char *key, const uint8_t *body, size_t len, int
 	return named_key_load(ctx, key, body, len, err);
 }
 
+/*
+ * The format and the header as the store holds them, before anything can
+ * be authenticated: -EIO with why filled for a store that is not one,
+ * of an unknown format, or whose header is missing or does not parse.
+ */
+static int read_header(struct store *st, struct keyring *kr, int *format,
+		       uint8_t sealed[SEALED_MASTER_LEN], uint8_t **peeked, size_t *peeked_len,
+		       char *why, size_t why_len)
+{
+	*format = authstore_format(st);
+	if (*format < 0) {
+		snprintf(why, why_len, "not a secretsfs store (no format record)");
+		return -EIO;
+	}
+	if (*format < 1 || *format > AUTHSTORE_FORMAT) {
+		snprintf(why, why_len, "store format %d is not one this secretsfs reads (1 to %d)",
+			 *format, AUTHSTORE_FORMAT);
+		return -EIO;
+	}
+	if (authstore_peek(st, *format, RECORD_KEY_HEADER, peeked, peeked_len) ||
+	    parse_header(kr, *peeked, *peeked_len, sealed)) {
+		snprintf(why, why_len, "store header is missing or damaged");
+		return -EIO;
+	}
+	return 0;
+}
+
+int keyring_store_kind(struct store *st, enum unlock_kind *kind)
+{
+	struct keyring hdr = { 0 }; /* the parsed fields only: no key, no lock */
+	uint8_t sealed[SEALED_MASTER_LEN], *peeked = NULL;
+	size_t peeked_len = 0;
+	char why[128];
+	int format, rc = read_header(st, &hdr, &format, sealed, &peeked, &peeked_len, why,
+				     sizeof(why));
+	free(peeked);
+	if (rc == 0)
+		*kind = hdr.kind;
+	return rc;
+}
+
 int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct keyring **out)
 {
 	uint8_t *peeked = NULL, *body = NULL, sealed[SEALED_MASTER_LEN];
 	size_t peeked_len = 0, len = 0;
 	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
 	struct keyring *kr = keyring_new();
-	int rc;
+	char why[128];
+	int rc, format;
 
 	*out = NULL;
 	if (!kr || !kek) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	int format = authstore_format(st);
-	if (format < 0) {
-		log_error("%s: not a secretsfs store (no format record)", store_path(st));
-		rc = -EIO;
-		goto out;
-	}
-	if (format < 1 || format > AUTHSTORE_FORMAT) {
-		log_error("%s: store format %d is not one this secretsfs reads (1 to %d)",
-			  store_path(st), format, AUTHSTORE_FORMAT);
-		rc = -EIO;
-		goto out;
-	}
 	/* The header is read before its tag can be checked: nothing it says
 	 * is trusted until the master key it seals has opened and its tag holds. */
-	rc = authstore_peek(st, format, RECORD_KEY_HEADER, &peeked, &peeked_len);
-	if (rc || parse_header(kr, peeked, peeked_len, sealed)) {
-		log_error("%s: store header is missing or damaged", store_path(st));
-		rc = -EIO;
+	if ((rc = read_header(st, kr, &format, sealed, &peeked, &peeked_len, why, sizeof(why)))) {
+		log_error("%s: %s", store_path(st), why);
 		goto out;
 	}
 	if (kr->kind != unlock->kind) {

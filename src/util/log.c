@@ -25,13 +25,39 @@ static const char *priority_name(int priority)
 	}
 }
 
+/*
+ * A log file nobody else can read or plant: created 0600, never through a
+ * symlink, a regular file of the caller's with no other link, its mode
+ * tightened to 0600 if it was looser. Opened without blocking, so that a
+ * FIFO put at the path fails at once (ENXIO with no reader) or is refused
+ * by the check that follows, instead of holding the daemon (and the mount
+ * waiting for it) in open(2); blocking again once it is known to be a file.
+ */
+static int open_private(const char *path)
+{
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+				    O_NONBLOCK,
+		      0600);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENXIO ? -EPERM : -errno; /* a symlink, a FIFO */
+	int flags = fcntl(fd, F_GETFL);
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+	    sb.st_nlink != 1 || ((sb.st_mode & 077) && fchmod(fd, 0600) != 0) || flags < 0 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
 int log_open(enum log_target target, const char *file_path, bool debug)
 {
 	log_debug_enabled = debug;
 	if (target == LOG_TO_FILE) {
-		int fd = open(file_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int fd = open_private(file_path);
 		if (fd < 0)
-			return -errno;
+			return fd;
 		if (log_fd > STDERR_FILENO)
 			close(log_fd);
 		log_fd = fd;
@@ -40,25 +66,6 @@ int log_open(enum log_target target, const char *file_path, bool debug)
 	}
 	current_target = target;
 	return 0;
-}
-
-/*
- * A log file nobody else can read or plant: created 0600, never through a
- * symlink, a regular file of the caller's with no other link, its mode
- * tightened to 0600 if it was looser.
- */
-static int open_private(const char *path)
-{
-	struct stat sb;
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
-	    sb.st_nlink != 1 || ((sb.st_mode & 077) && fchmod(fd, 0600) != 0)) {
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
 }
 
 bool log_have_syslog(void)
@@ -72,16 +79,10 @@ int log_open_daemon(const char *fallback, bool debug, const char **file)
 	*file = NULL;
 	if (log_have_syslog())
 		return log_open(LOG_TO_SYSLOG, NULL, debug);
-	int fd = open_private(fallback);
-	if (fd < 0)
-		return fd;
-	if (log_fd > STDERR_FILENO)
-		close(log_fd);
-	log_fd = fd;
-	log_debug_enabled = debug;
-	current_target = LOG_TO_FILE;
-	*file = fallback;
-	return 0;
+	int rc = log_open(LOG_TO_FILE, fallback, debug);
+	if (rc == 0)
+		*file = fallback;
+	return rc;
 }
 
 void log_set_threshold(int priority)

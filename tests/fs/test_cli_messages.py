@@ -2,11 +2,15 @@
 command that was run, which of key file or passphrase was wrong, where a
 store is mounted, and the fix for an impossible password."""
 
+import contextlib
+import ctypes
+import os
 import subprocess
 
 import pytest
 
-from conftest import BIN, force_unmount, is_mounted, sfs, write_file
+from conftest import BIN, force_unmount, is_mounted, read_file, sfs, write_file
+from relhelpers import ENVELOPE, get_record, put_records
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -93,6 +97,41 @@ def test_key_file_store_without_key_says_so(key_store, argv, option):
     assert m.store.read_bytes() == before
 
 
+# ------------------------------------------------ a damaged header
+
+@pytest.fixture
+def damaged_header(pass_store):
+    """pass_store whose header no longer parses (its tag kept)."""
+    m = pass_store
+    raw = get_record(m.store, "sfs/header")
+    put_records(m.store, {"sfs/header": raw[:ENVELOPE] + b"{not json"})
+    return m
+
+
+@pytest.mark.parametrize("argv", [["check", "{store}"],
+                                  ["key", "list", "{store}"],
+                                  ["passwd", "{store}"],
+                                  ["rekey", "{store}"],
+                                  ["mount", "{store}", "{mnt}"],
+                                  ["check", "{store}", "--passphrase-file", "{pf}"],
+                                  ["key", "create", "{store}", "x", "--passphrase-file",
+                                   "{pf}"],
+                                  ["passwd", "{store}", "--passphrase-file", "{pf}"],
+                                  ["mount", "{store}", "{mnt}", "-o", "passphrase_file={pf}"]])
+def test_damaged_header_is_one_line(damaged_header, argv):
+    """Which kind of secret the store wants is read from its header without
+    trying a key: a header that does not parse is said once, in one line,
+    with or without an unlock option (the library logs nothing of it)."""
+    m = damaged_header
+    before = m.store.read_bytes()
+    line = one_line(no_tty(*[a.format(store=m.store, mnt=m.mnt, pf=m.passfile)
+                             for a in argv]))
+    assert "header is damaged" in line, line
+    assert "no terminal" not in line
+    assert not is_mounted(m.mnt)
+    assert m.store.read_bytes() == before
+
+
 # ----------------------------------------- wrong passphrase or wrong key
 
 @pytest.mark.parametrize("cmd", ["check", "key", "passwd"])
@@ -156,6 +195,60 @@ def test_busy_store_says_where_it_is_mounted(tmpdir_sfs):
         assert f"mounted at {mnt}: give that mount point instead" in line
     finally:
         force_unmount(mnt)
+
+
+@contextlib.contextmanager
+def foreign_mount(store, point, uid):
+    """A FUSE mount at point that calls itself fuse.secretsfs of store, as
+    `fusermount3 -o fsname=STORE,subtype=secretsfs` makes it for user uid
+    (user_id=uid): what any user can fake. Nobody serves it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    try:
+        opts = f"fd={fd},rootmode=40000,user_id={uid},group_id={uid}"
+        if libc.mount(str(store).encode(), str(point).encode(), b"fuse.secretsfs", 0,
+                      opts.encode()):
+            pytest.skip(f"cannot mount FUSE here: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(fd)  # the connection is gone: the mount answers nothing
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_another_users_mount_naming_the_store_is_not_taken_for_it(make_mount):
+    """Another user's mount that names the store, listed after the real one:
+    backup goes to the real daemon, messages name the real mount point. A
+    mount by the store file's owner counts."""
+    m = make_mount()
+    write_file(m.p("s"), b"value")
+    fake = m.dir / "fake"
+    fake.mkdir()
+    os.chown(fake, 1000, 1000)
+    with foreign_mount(m.store, fake, 1000):
+        mountinfo = open("/proc/self/mountinfo").read()
+        assert mountinfo.index(f" {fake} ") > mountinfo.index(f" {m.mnt} ")
+        dest = m.dir / "copy.tdb"
+        r = sfs("backup", m.store, dest)
+        assert r.returncode == 0, r.stderr
+        assert sfs("check", dest, "--key-file", m.key).returncode == 0
+        for cmd in ("passwd", "rekey"):
+            line = one_line(sfs(cmd, m.store, "--key-file", m.key))
+            assert f"already mounted at {m.mnt}; unmount it first" in line, line
+        line = one_line(sfs("compact", m.store))
+        assert f"already mounted at {m.mnt}; unmount it first" in line, line
+        line = one_line(sfs("key", "create", m.store, "alias/x", "--key-file", m.key))
+        assert f"mounted at {m.mnt}: give that mount point instead" in line, line
+        other = m.dir / "other"
+        other.mkdir()
+        line = one_line(sfs("mount", m.store, other, "-o", m.option_string()))
+        assert f"already mounted at {m.mnt}" in line, line
+        assert read_file(m.p("s")) == b"value"
+        # The store file's owner mounted it: the topmost such mount is named.
+        os.chown(m.store, 1000, 1000)
+        line = one_line(sfs("compact", m.store))
+        assert f"already mounted at {fake};" in line, line
 
 
 # ------------------------------------------------------- random-password

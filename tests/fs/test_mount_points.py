@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import (daemon_pids, force_unmount, is_mounted, read_file, sfs,
+from conftest import (BIN, as_uid, daemon_pids, force_unmount, is_mounted, read_file, sfs,
                       wait_gone, write_file)
 
 
@@ -62,6 +62,29 @@ def test_a_folder_with_files_is_refused_unless_nonempty(make_mount):
     assert os.listdir(m.mnt) == [".hidden"]
     m.mount(nonempty=True)
     assert read_file(m.p("s")) == b"value"
+
+
+def test_a_folder_the_caller_cannot_list_is_refused(make_mount):
+    """A mount point its user may enter but not list (mode 0300, theirs):
+    whether it is empty cannot be told, so it is refused like one with
+    files, in one line, before any key is read or anything goes to the
+    background; -o nonempty gets past this check."""
+    m = make_mount(mount=False)
+    for p in (m.dir, m.store, m.key, m.mnt):
+        os.chown(p, 1000, 1000)
+    os.chmod(m.mnt, 0o300)
+    r = as_uid(1000, BIN, "mount", m.store, m.mnt, "-o", f"key_file={m.key}")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert f"{m.mnt}: cannot look into it to see that it is empty" in lines[0], lines[0]
+    assert "Permission denied" in lines[0] and "-o nonempty" in lines[0], lines[0]
+    assert not is_mounted(m.mnt) and daemon_pids(m.mnt) == []
+    r = as_uid(1000, BIN, "mount", m.store, m.mnt, "-o", f"key_file={m.key},nonempty")
+    try:
+        assert "cannot look into it" not in r.stderr, r.stderr
+    finally:
+        force_unmount(m.mnt)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 wherever they are read, and every command that holds a key or a value
 hardens its process as mount does (issue 11, item 6)."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -125,6 +126,21 @@ def test_unlock_from_a_pipe_is_accepted(stores):
     assert r.returncode == 0, r.stderr
 
 
+def test_key_file_is_read_from_the_checked_descriptor_without_proc(stores):
+    """The key file is read through the descriptor its checks were made on,
+    not reopened by a /proc/self/fd path: a host (or a namespace) without
+    /proc unlocks as well."""
+    m, _ = stores
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        'umount -l /proc && test ! -e /proc/self && exec "$@"', "sh",
+                        str(BIN), "check", str(m.store), "--key-file", str(m.key)],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode and ("unshare:" in r.stderr or "umount:" in r.stderr):
+        pytest.skip(f"cannot hide /proc here: {r.stderr}")
+    assert r.returncode == 0, r.stderr
+    assert "sound" in r.stdout
+
+
 def test_unlock_file_of_the_caller_is_accepted_by_a_user(tmpdir_sfs):
     """A user who is not root unlocks with a file of their own."""
     d = tmpdir_sfs / "u"
@@ -147,10 +163,10 @@ def test_unlock_file_of_the_caller_is_accepted_by_a_user(tmpdir_sfs):
 def user_process(argv, **kw):
     """argv of secretsfs run as uid 1000: a process whose /proc entries
     stay uid 1000's unless it makes itself not dumpable."""
+    pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return subprocess.Popen(["setpriv", "--reuid=1000", "--regid=1000",
                              "--clear-groups", str(BIN), *map(str, argv)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kw)
+                            **{**pipes, **kw})
 
 
 def core_limit(pid):
@@ -249,3 +265,24 @@ def test_export_and_rotate_harden_the_process(make_mount, argv):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def test_random_password_hardens_the_process():
+    """Blocked writing a password longer than its pipe holds (one page),
+    with the password in memory: no core dumps, not dumpable."""
+    r, w = os.pipe()
+    fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    p = user_process(["random-password", "--length", "4096"], stdout=w)
+    os.close(w)
+    try:
+        wait_hardened(p)
+        out = b""
+        while chunk := os.read(r, 65536):
+            out += chunk
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        assert len(out) == 4097 and out.endswith(b"\n")
+    finally:
+        os.close(r)
+        if p.poll() is None:
+            p.kill()
+            p.wait()

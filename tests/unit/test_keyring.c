@@ -206,6 +206,48 @@ static void test_read_key_file_rejects(void **state)
 	assert_int_equal(keyring_read_key_file(missing, key), -ENOENT);
 }
 
+/* The key of the file that was opened, whatever its name points to later;
+ * from a pipe as well (/dev/stdin, <(...)). */
+static void test_read_key_fd(void **state)
+{
+	struct fx *f = *state;
+	static const char hex[] =
+		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+	uint8_t want[CRYPTO_KEY_LEN], key[CRYPTO_KEY_LEN], other[CRYPTO_KEY_LEN];
+	for (int i = 0; i < CRYPTO_KEY_LEN; i++)
+		want[i] = (uint8_t)i;
+
+	assert_int_equal(tu_write_file(f->keyfile, hex, strlen(hex)), 0);
+	int fd = open(f->keyfile, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	char moved[TU_PATH_MAX];
+	tu_path(moved, f->dir, "moved.key");
+	assert_int_equal(rename(f->keyfile, moved), 0);
+	assert_int_equal(tu_make_key(f->keyfile, other), 0); /* another key at the name */
+	memset(key, 0, sizeof(key));
+	assert_int_equal(keyring_read_key_fd(fd, key), 0);
+	assert_memory_equal(key, want, CRYPTO_KEY_LEN);
+	close(fd);
+
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], hex, 30), 30); /* in two writes */
+	assert_int_equal(write(p[1], hex + 30, strlen(hex) - 30), (ssize_t)(strlen(hex) - 30));
+	close(p[1]);
+	memset(key, 0, sizeof(key));
+	assert_int_equal(keyring_read_key_fd(p[0], key), 0);
+	assert_memory_equal(key, want, CRYPTO_KEY_LEN);
+	close(p[0]);
+
+	/* Not a key: -EINVAL, as from a path. */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], hex, 40), 40);
+	close(p[1]);
+	assert_int_equal(keyring_read_key_fd(p[0], key), -EINVAL);
+	close(p[0]);
+	assert_int_equal(keyring_read_key_fd(-1, key), -EBADF);
+}
+
 /* ---------- unlocking ---------- */
 
 static void test_create_and_unlock_with_key_file(void **state)
@@ -217,6 +259,9 @@ static void test_create_and_unlock_with_key_file(void **state)
 	make_key_store(f);
 	assert_int_equal(unlock_with_key(f->store, f->key, &kr, &st), 0);
 	assert_non_null(kr);
+	enum unlock_kind kind = UNLOCK_PASSPHRASE;
+	assert_int_equal(keyring_store_kind(st, &kind), 0);
+	assert_int_equal(kind, UNLOCK_KEY_FILE);
 	assert_int_equal(strlen(keyring_store_id(kr)), KEYRING_STORE_ID_LEN);
 	assert_string_equal(keyring_region(kr), "us-east-1");
 	assert_string_equal(keyring_account(kr), "123456789012");
@@ -297,6 +342,9 @@ static void test_passphrase_store(void **state)
 	assert_int_equal(tu_read_file(f->store, &before, &len), 0);
 
 	assert_int_equal(store_open(f->store, 0, &st), 0);
+	enum unlock_kind kind = UNLOCK_KEY_FILE;
+	assert_int_equal(keyring_store_kind(st, &kind), 0);
+	assert_int_equal(kind, UNLOCK_PASSPHRASE);
 	assert_int_equal(keyring_unlock(st, &wrong, &kr), -EACCES);
 	assert_null(kr);
 	/* A key file for a passphrase store is the wrong kind of secret. */
@@ -335,6 +383,12 @@ static void expect_header_damage(struct fx *f, const char *record, const void *v
 		fail_msg("%s = \"%.*s\": keyring_unlock gave %d, expected %d", record, (int)len,
 			 val ? (const char *)val : "(deleted)", rc, want);
 	assert_null(kr);
+	/* What the header says in clear reads as far as it parses: a header
+	 * that parses but does not open still names its kind. */
+	enum unlock_kind kind = UNLOCK_PASSPHRASE;
+	assert_int_equal(keyring_store_kind(st, &kind), want == -EIO ? -EIO : 0);
+	if (want != -EIO)
+		assert_int_equal(kind, UNLOCK_KEY_FILE);
 	store_close(st);
 	/* A failed unlock writes nothing. */
 	assert_int_equal(tu_file_equals(f->store, before, before_len), 1);
@@ -572,6 +626,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_key_file_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_key_file_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_key_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_and_unlock_with_key_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_key_is_eacces_and_store_untouched, setup,
 						teardown),

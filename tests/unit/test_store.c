@@ -10,11 +10,14 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/types.h> /* before tdb.h, which uses mode_t */
 #include <sys/wait.h>
+#include <tdb.h>
 #include <time.h>
 
 #include "testutil.h"
 #include "store/store.h"
+#include "util/strlist.h"
 
 struct fx {
 	char dir[TU_PATH_MAX];
@@ -534,6 +537,187 @@ static void test_foreach_prefix(void **state)
 	store_close(st);
 }
 
+/*
+ * Keys no C string can name, planted with tdb itself (secretsfs never
+ * writes them): one with a NUL inside, and ones of 2 KiB and more. Beside
+ * them a key of 2047 bytes, the longest that is a name.
+ */
+#define LONGEST_NAME 2047
+
+static void plant_raw(const char *path, const void *key, size_t key_len, const char *val)
+{
+	struct tdb_context *tdb = tdb_open(path, 0, TDB_INCOMPATIBLE_HASH, O_RDWR, 0);
+	assert_non_null(tdb);
+	TDB_DATA k = { (unsigned char *)key, key_len }, v = { (unsigned char *)val, strlen(val) };
+	assert_int_equal(tdb_store(tdb, k, v, TDB_INSERT), 0);
+	assert_int_equal(tdb_close(tdb), 0);
+}
+
+/* A store holding "a"=1, "b/c"=2, "x\0y"=3, 2048 'k's=4, 4096 'k's=5 and
+ * the longest name (2047 'n's)=6. */
+static void make_store_with_nameless_keys(const char *path, char *longest)
+{
+	char big[4096];
+	struct store *st;
+	assert_int_equal(store_open(path, STORE_CREATE, &st), 0);
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_put(st, "a", "1", 1), 0);
+	assert_int_equal(store_put(st, "b/c", "2", 1), 0);
+	memset(longest, 'n', LONGEST_NAME);
+	longest[LONGEST_NAME] = '\0';
+	assert_int_equal(store_put(st, longest, "6", 1), 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	plant_raw(path, "x\0y", 3, "3");
+	memset(big, 'k', sizeof(big));
+	plant_raw(path, big, 2048, "4");
+	plant_raw(path, big, sizeof(big), "5");
+}
+
+/* What a walk handed over: each key's length (the name's) and value. */
+struct walked {
+	size_t key_len[16];
+	char val[16];
+	int n, nameless, stop_at;
+};
+
+static int note(struct walked *w, const char *key, char val)
+{
+	if (w->n >= 16)
+		return -E2BIG;
+	w->key_len[w->n] = strlen(key);
+	w->val[w->n] = val;
+	w->nameless += key[0] == '\0';
+	w->n++;
+	return w->stop_at && w->n == w->stop_at ? 55 : 0;
+}
+
+static int walk_record(const char *key, const uint8_t *val, size_t len, void *ctx)
+{
+	return note(ctx, key, len == 1 ? (char)val[0] : '?');
+}
+
+static int walk_key(const char *key, void *ctx)
+{
+	return note(ctx, key, '-'); /* no value read */
+}
+
+static bool walked_value(const struct walked *w, size_t key_len, char val)
+{
+	for (int i = 0; i < w->n; i++)
+		if (w->key_len[i] == key_len && w->val[i] == val)
+			return true;
+	return false;
+}
+
+static bool listed(const struct strlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcmp(l->items[i], key) == 0)
+			return true;
+	return false;
+}
+
+static struct store *open_nameless_store(struct fx *f, char *longest, unsigned flags)
+{
+	struct store *st;
+	make_store_with_nameless_keys(f->path, longest);
+	assert_int_equal(store_open(f->path, flags, &st), 0);
+	return st;
+}
+
+/* Every record once: each nameless key as "" (with its own value when the
+ * walk reads values, else '-'), never cut short into another record's
+ * name ("x", 2047 'k's). */
+static void assert_walked_all(const struct walked *w, bool values)
+{
+	assert_int_equal(w->n, 6);
+	assert_int_equal(w->nameless, 3);
+	assert_true(walked_value(w, 0, values ? '3' : '-') && walked_value(w, 0, values ? '4' : '-') &&
+		    walked_value(w, 0, values ? '5' : '-'));
+	assert_true(walked_value(w, 1, values ? '1' : '-') && walked_value(w, 3, values ? '2' : '-') &&
+		    walked_value(w, LONGEST_NAME, values ? '6' : '-'));
+}
+
+static void test_nameless_keys_reach_a_walk_as_empty(void **state)
+{
+	char longest[LONGEST_NAME + 1];
+	struct store *st = open_nameless_store(*state, longest, STORE_READONLY);
+	struct walked w = { 0 };
+	assert_int_equal(store_foreach(st, "", walk_record, &w), 0);
+	assert_walked_all(&w, true);
+	/* A prefix walk matches no nameless key, even one its bytes begin
+	 * with ("x\0y", the 'k's); the longest name it does. */
+	static const struct { const char *prefix; int n; } walks[] = { { "x", 0 }, { "k", 0 },
+								       { "n", 1 } };
+	for (size_t i = 0; i < sizeof(walks) / sizeof(walks[0]); i++) {
+		memset(&w, 0, sizeof(w));
+		assert_int_equal(store_foreach(st, walks[i].prefix, walk_record, &w), 0);
+		assert_int_equal(w.n, walks[i].n);
+	}
+	assert_int_equal(w.key_len[0], LONGEST_NAME);
+	store_close(st);
+}
+
+static void test_store_foreach_key(void **state)
+{
+	struct fx *f = *state;
+	char longest[LONGEST_NAME + 1];
+	struct store *st = open_nameless_store(f, longest, STORE_READONLY);
+	struct walked w = { 0 };
+	assert_int_equal(store_foreach_key(st, walk_key, &w), 0);
+	assert_walked_all(&w, false);
+
+	/* A non-zero return stops the walk and is returned. */
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 2;
+	assert_int_equal(store_foreach_key(st, walk_key, &w), 55);
+	assert_int_equal(w.n, 2);
+	store_close(st);
+
+	/* An empty store: no call, 0. */
+	char empty[TU_PATH_MAX];
+	tu_path(empty, f->dir, "empty.tdb");
+	assert_int_equal(store_open(empty, STORE_CREATE, &st), 0);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_foreach_key(st, walk_key, &w), 0);
+	assert_int_equal(w.n, 0);
+	store_close(st);
+}
+
+static void test_store_keys(void **state)
+{
+	char longest[LONGEST_NAME + 1];
+	struct store *st = open_nameless_store(*state, longest, 0);
+	struct strlist l = { 0 };
+
+	/* Names only: a nameless key is nothing a caller could act on. */
+	assert_int_equal(store_keys(st, "", &l), 0);
+	assert_int_equal(l.count, 3);
+	assert_true(listed(&l, "a") && listed(&l, "b/c") && listed(&l, longest));
+	/* Appended to, under a prefix. */
+	assert_int_equal(store_keys(st, "b/", &l), 0);
+	assert_int_equal(l.count, 4);
+	assert_string_equal(l.items[3], "b/c");
+	strlist_free(&l);
+	assert_int_equal(l.count, 0);
+
+	/* Inside a transaction: its own writes and deletions, not yet committed. */
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(store_put(st, "b/d", "7", 1), 0);
+	assert_int_equal(store_delete(st, "a"), 0);
+	assert_int_equal(store_keys(st, "", &l), 0);
+	assert_int_equal(l.count, 3);
+	assert_true(listed(&l, "b/c") && listed(&l, "b/d") && !listed(&l, "a"));
+	strlist_free(&l);
+	store_cancel(st);
+	assert_int_equal(store_keys(st, "b/", &l), 0);
+	assert_int_equal(l.count, 1);
+	assert_string_equal(l.items[0], "b/c");
+	strlist_free(&l);
+	store_close(st);
+}
+
 /* A reader on another thread waits for a transaction and sees its result whole. */
 struct reader_arg {
 	struct store *st;
@@ -964,6 +1148,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_backup_copies_and_leaves_a_foreign_tmp_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compact_keeps_owner_group_and_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_prefix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nameless_keys_reach_a_walk_as_empty, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_store_foreach_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader_waits_for_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_commit, setup, teardown),
