@@ -234,9 +234,10 @@ static int read_state(struct authstore *as)
 	uint8_t *raw;
 	size_t len;
 	int rc = store_get(as->st, AUTHSTORE_KEY_STATE, &raw, &len);
+	/* The caller says the store fails authentication; the log says why. */
 	if (rc == -ENOENT) {
-		log_error("%s: the store's state record is missing: records may have been "
-			  "removed or replaced", store_path(as->st));
+		log_info("%s: the store's state record is missing: records may have been "
+			 "removed or replaced", store_path(as->st));
 		return -EBADMSG;
 	}
 	if (rc)
@@ -245,7 +246,8 @@ static int read_state(struct authstore *as)
 	if (!rc && len - ENVELOPE_LEN != STATE_BODY_LEN)
 		rc = -EBADMSG;
 	if (rc == -EBADMSG)
-		log_refused(AUTHSTORE_KEY_STATE);
+		log_info("%s: store record %s fails authentication", store_path(as->st),
+			 AUTHSTORE_KEY_STATE);
 	if (!rc) {
 		const uint8_t *body = raw + ENVELOPE_LEN;
 		memcpy(as->state.xor, body, TERM_LEN);

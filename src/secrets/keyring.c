@@ -256,7 +256,8 @@ static int open_master(struct keyring *kr, struct store *st, int format, const u
 		aad_len = master_aad(aad, sizeof(aad), AUTHSTORE_FORMAT, kr->store_id, kind);
 		if (crypto_open(kek, aad, aad_len, sealed, SEALED_MASTER_LEN, kr->master) == 0) {
 			crypto_wipe(kr->master, CRYPTO_KEY_LEN);
-			log_error("%s: the store says format %d, but its master key was sealed by "
+			/* The caller says "fails authentication"; the log says why. */
+			log_info("%s: the store says format %d, but its master key was sealed by "
 				  "format %d: the format record was changed; refused",
 				  store_path(st), format, AUTHSTORE_FORMAT);
 			return -EBADMSG;
@@ -343,7 +344,7 @@ int keyring_unlock(struct store *st, const struct unlock_secret *unlock, struct 
 		goto out;
 	rc = authstore_get(kr->as, RECORD_KEY_HEADER, &body, &len);
 	if (rc == -EBADMSG) {
-		log_error("%s: store record %s fails authentication: changed without the key",
+		log_info("%s: store record %s fails authentication: changed without the key",
 			  store_path(st), RECORD_KEY_HEADER);
 		goto out;
 	}
