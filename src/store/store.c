@@ -123,8 +123,10 @@ enum {
 	TDB_FILE_VERSION = 0x26011967 + 6,
 	TDB_HEADER_VERSION_OFF = 32,
 	TDB_HEADER_RECOVERY_OFF = 44,
+	TDB_RECORD_LEN_OFF = 4,
 	TDB_RECORD_KEY_LEN_OFF = 8,
 	TDB_RECORD_MAGIC_OFF = 20,
+	TDB_RECORD_HEADER_LEN = 24,
 	TDB_RECOVERY_RECORD_MAGIC = 0xf53bc0e7,
 };
 
@@ -156,6 +158,42 @@ static off_t pending_recovery_eof(int fd)
 		return 0;
 	uint32_t eof = read_u32(fd, (off_t)head + TDB_RECORD_KEY_LEN_OFF, &ok);
 	return ok ? (off_t)eof : 0;
+}
+
+/*
+ * A commit killed after it grew the file for a new recovery area and named
+ * it in the header, but before it wrote the area's record, leaves the
+ * header pointing at zeros (or fill bytes). tdb sees nothing to recover
+ * and its check passes with "dead space", but the next commit frees that
+ * "area" as a record of length 0 (or of the fill's length), and a kill
+ * during that commit leaves a store no tdb_check accepts. The pointer is
+ * cleared here, with the store locked and before tdb maps it: tdb then
+ * makes a fresh recovery area, and the dead space is repacked after the
+ * check. 1 if the header was mended, 0 if it needed nothing, or -errno.
+ */
+static int drop_unwritten_recovery_area(int fd, const char *path)
+{
+	bool ok = true;
+	struct stat sb;
+	if (fstat(fd, &sb) != 0)
+		return -errno;
+	if (read_u32(fd, TDB_HEADER_VERSION_OFF, &ok) != TDB_FILE_VERSION || !ok)
+		return 0;
+	uint32_t head = read_u32(fd, TDB_HEADER_RECOVERY_OFF, &ok);
+	if (!ok || head == 0)
+		return 0;
+	uint32_t magic = read_u32(fd, (off_t)head + TDB_RECORD_MAGIC_OFF, &ok);
+	uint32_t len = read_u32(fd, (off_t)head + TDB_RECORD_LEN_OFF, &ok);
+	if (!ok || magic == TDB_RECOVERY_RECORD_MAGIC)
+		return 0; /* unreadable: tdb's open and check judge it */
+	if (len != 0 && (uint64_t)head + TDB_RECORD_HEADER_LEN + len <= (uint64_t)sb.st_size)
+		return 0;
+	log_warn("%s: an interrupted commit left the header naming a recovery area it never "
+		 "wrote; cleared", path);
+	uint32_t none = 0;
+	if (pwrite(fd, &none, sizeof(none), TDB_HEADER_RECOVERY_OFF) != (ssize_t)sizeof(none))
+		return errno ? -errno : -EIO;
+	return fsync(fd) ? -errno : 1;
 }
 
 int store_open(const char *path, unsigned flags, struct store **out)
@@ -203,6 +241,9 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	if (!(flags & (STORE_READONLY | STORE_CREATE)) && (rc = lock_store(st, path)))
 		goto fail;
 	off_t recovered_eof = st->lock_fd >= 0 ? pending_recovery_eof(st->lock_fd) : 0;
+	if (st->lock_fd >= 0 && recovered_eof == 0 &&
+	    (rc = drop_unwritten_recovery_area(st->lock_fd, path)) < 0)
+		goto fail;
 	if (flags & STORE_READONLY) {
 		/* tdb cannot roll back read-only and says only "corrupt". */
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -248,16 +289,17 @@ int store_open(const char *path, unsigned flags, struct store **out)
 	check_benign = check_damage = false;
 	int checked = (flags & (STORE_READONLY | STORE_CREATE)) ? 0 : tdb_check(st->tdb, NULL, NULL);
 	checking = false;
-	if (checked != 0) {
+	if (checked != 0 || check_benign) {
 		/*
 		 * A writer killed while a commit grew the file leaves dead space
-		 * and a header naming a recovery area never written: every record
-		 * is intact, and tdb_repack rewrites them in one transaction.
+		 * (which tdb's check may pass) and a header naming a recovery
+		 * area never written: every record is intact, and tdb_repack
+		 * rewrites them in one transaction, the dead space made free.
 		 * Any other complaint is damage: a repack would keep only the
 		 * records still reachable, so the store is refused instead, as it
 		 * is, for a backup or by hand.
 		 */
-		if (check_damage || !check_benign) {
+		if (check_damage || (checked != 0 && !check_benign)) {
 			log_error("%s: tdb's structure check finds damage; refusing the store "
 				  "(restore a backup, or inspect it with tdbtool)", path);
 			rc = -EUCLEAN;

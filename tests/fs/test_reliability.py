@@ -660,6 +660,77 @@ def test_t12_growing_commit_rolled_back_to_its_old_size(mounted):
     assert seen, "no death point left a grown file's rollback pending"
 
 
+def recovery_area(path):
+    """(offset, rec_len, magic) of the recovery area tdb's header names in
+    the file at path, or None when it names none."""
+    b = Path(path).read_bytes()
+    head = int.from_bytes(b[44:48], "little")
+    if head == 0:
+        return None
+    rec = b[head:head + 24]
+    return (head, int.from_bytes(rec[4:8], "little") if len(rec) == 24 else None,
+            int.from_bytes(rec[20:24], "little") if len(rec) == 24 else None)
+
+
+def name_unwritten_recovery_area(store, fill):
+    """What a commit killed between growing the file for a new recovery area
+    and writing it leaves: the file grown by fill bytes (zeros, as
+    posix_fallocate leaves them, or tdb's 0x42 padding), the header naming
+    the new space as its recovery area."""
+    with open(store, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.write(fill * (256 * 1024))
+        f.seek(44)
+        f.write(end.to_bytes(4, "little"))
+        os.fsync(f.fileno())
+    return end
+
+
+@pytest.mark.parametrize("fill", [b"\0", b"\x42"], ids=["zeros", "padding"])
+def test_t12_unwritten_recovery_area_survives_the_next_commits(mounted, fill):
+    """A header naming a recovery area that a killed commit never wrote
+    passes tdb's check, but tdb's next commit frees that "area" as a record
+    of length 0 and the store after it fails the check (seen as "opens with
+    neither key" after a killed passwd). The mount clears the name and
+    repacks the dead space: commits after it, finished or killed, leave a
+    sound store."""
+    m = mounted
+    write_file(m.p("s"), b"old value")
+    unmount_quiet(m)
+    end = name_unwritten_recovery_area(m.store, fill)
+    log_from = len(m.read_log())
+    r = mount_env(m)
+    assert r.returncode == 0, r.stderr
+    assert "never wrote; cleared" in log_since(m, log_from)
+    assert recovery_area(m.store) is None or recovery_area(m.store)[0] != end
+    write_file(m.p("big"), b"B" * MAX_VALUE)
+    write_file(m.p("s"), b"new value")
+    unmount_quiet(m)
+    r = run(["tdbtool", m.store, "check"])
+    assert "integrity is OK" in r.stdout, r.stdout + r.stderr
+    m.mount()
+    assert read_file(m.p("s")) == b"new value"
+    assert read_file(m.p("big")) == b"B" * MAX_VALUE
+    unmount_quiet(m)
+    assert check_store(m).returncode == 0
+
+
+def test_t12_written_recovery_area_left_alone(mounted):
+    """An idle store's recovery area (written once, its magic cleared after
+    the commit) is tdb's own, and the mount leaves the header as it is."""
+    m = mounted
+    write_file(m.p("s"), b"value")
+    unmount_quiet(m)
+    area = recovery_area(m.store)
+    assert area and area[1] > 0
+    log_from = len(m.read_log())
+    m.mount()
+    assert "cleared" not in log_since(m, log_from)
+    assert "repacking" not in log_since(m, log_from)
+    unmount_quiet(m)
+    assert recovery_area(m.store)[0] == area[0]
+
+
 # ================================================================ T14
 
 @pytest.fixture
@@ -1194,6 +1265,7 @@ def opens_with(m, candidates):
     """The unlock options (from candidates: [(label, kw)]) the store mounts
     with; each successful mount is checked for its value, then unmounted."""
     ok = []
+    refusals = []
     for label, kw in candidates:
         r = mount_env(m, **kw)
         if r.returncode == 0:
@@ -1202,6 +1274,8 @@ def opens_with(m, candidates):
             unmount_quiet(m)
         else:
             assert r.returncode == 1, r.stderr
+            refusals.append(f"{label}: {r.stderr.strip()}")
+    assert ok, "opens with neither: " + " | ".join(refusals)
     return ok
 
 
