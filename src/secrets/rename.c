@@ -288,6 +288,29 @@ out:
 	return rc;
 }
 
+/*
+ * A folder moves only onto a path that holds nothing, not even a secret
+ * scheduled for deletion or hidden by an editor's rename: the moved
+ * secrets' records would take their keys, and a deleted secret's name is
+ * kept for its restore (AWS refuses to reuse it). -ENOTEMPTY, as
+ * rename(2) over a folder that is not empty; 0 when the path is free.
+ */
+static int check_folder_target(struct sm *sm, const char *to)
+{
+	struct prefix_collect held = { to, NULL, 0, 0 };
+	char why[SM_NAME_MAX + 160];
+	int rc = hashmap_foreach(sm->secrets, collect_below, &held);
+	if (!rc && held.count) {
+		const struct sm_secret *s = held.items[0];
+		snprintf(why, sizeof(why), "a folder cannot move over %s, which is %s; "
+			 "restore or remove it first", s->name,
+			 s->deleted_ms ? "scheduled for deletion" : "hidden by an editor's rename");
+		rc = refuse(-ENOTEMPTY, to, why);
+	}
+	free(held.items);
+	return rc;
+}
+
 int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 {
 	const char *why;
@@ -331,7 +354,7 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 			rc = -EEXIST;
 		else if (tf && folder_has_children(sm, to))
 			rc = -ENOTEMPTY;
-		else
+		else if (!(rc = check_folder_target(sm, to)))
 			rc = rename_folder(sm, from, to);
 	} else {
 		rc = -ENOENT;

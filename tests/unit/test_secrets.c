@@ -861,6 +861,61 @@ static void test_rename_folder_over_empty(void **state)
 	assert_value(f, deep, NULL, "deep");
 }
 
+/*
+ * A folder moves only onto a path that holds nothing: a secret scheduled
+ * for deletion (or hidden by an editor) below the target would lose its
+ * record to a moved one. The rename is refused and nothing changes; a
+ * single secret renamed onto a deleted name restores it, its history
+ * continued, as a create of that name does.
+ */
+static void test_rename_folder_over_held_names(void **state)
+{
+	struct fx *f = *state;
+	struct sm_attr a;
+	char v2[SM_VERSION_ID_MAX + 1];
+
+	assert_int_equal(sm_mkdir(f->sm, "d1", 0755, 0, 0), 0);
+	assert_int_equal(sm_mkdir(f->sm, "d2", 0755, 0, 0), 0);
+	create_put(f, "d1/s", "v1", NULL);
+	create_put(f, "d2/s", "v2", v2);
+	assert_int_equal(sm_delete(f->sm, "d2/s"), 0);
+
+	assert_int_equal(sm_rename(f->sm, "d1", "d2", false), -ENOTEMPTY);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "d2/s", &a), 0);
+	/* With the empty folder gone, the deleted name still holds. */
+	assert_int_equal(sm_rmdir(f->sm, "d2"), 0);
+	assert_int_equal(sm_rename(f->sm, "d1", "d2", false), -ENOTEMPTY);
+	assert_gone(f, SM_VIEW_LIVE, "d2");
+	/* A folder does not take a deleted secret's name either. */
+	assert_int_equal(sm_mkdir(f->sm, "d2", 0755, 0, 0), 0);
+	assert_int_equal(sm_mkdir(f->sm, "d2/s", 0755, 0, 0), -EEXIST);
+	reopen(f);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "d2/s", &a), 0);
+	assert_int_equal(tu_sm_nversions(f->sm, "d1/s"), 1);
+
+	/* Hidden by an editor's rename (memory only): refused the same way. */
+	assert_int_equal(sm_mkdir(f->sm, "d3", 0755, 0, 0), 0);
+	create_put(f, "d3/e", "e", NULL);
+	assert_int_equal(sm_rename(f->sm, "d3/e", "e~", false), 0);
+	assert_int_equal(sm_rename(f->sm, "d1", "d3", false), -ENOTEMPTY);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_create(f->sm, "d3/e", 0600, 0, 0), 0);
+	assert_value(f, "d3/e", NULL, "e");
+
+	/* A secret renamed onto the deleted name restores it, history kept. */
+	assert_int_equal(sm_rename(f->sm, "d1/s", "d2/s", false), 0);
+	assert_gone(f, SM_VIEW_DELETED, "d2/s");
+	assert_gone(f, SM_VIEW_LIVE, "d1/s");
+	assert_value(f, "d2/s", NULL, "v1");
+	assert_value(f, "d2/s", v2, "v2");
+	assert_int_equal(tu_sm_nversions(f->sm, "d2/s"), 2);
+	reopen(f);
+	assert_value(f, "d2/s", v2, "v2");
+	assert_int_equal(tu_sm_nversions(f->sm, "d2/s"), 2);
+}
+
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(((const struct sm_dirent *)a)->name, ((const struct sm_dirent *)b)->name);
@@ -1204,6 +1259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder_over_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_folder_over_held_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_below, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_mode_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pruning_keeps_100, setup, teardown),
