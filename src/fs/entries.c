@@ -335,28 +335,18 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-/* What a rename moves: a secret, or every secret below a folder, each to
- * its new name, with the rights authorize_move asks for. */
-static int authorize_rename(struct fs *fs, fuse_req_t req, const struct target *ft,
-			    const char *to)
-{
-	struct sm_listing below;
-	char moved[SM_NAME_MAX + 2];
-	size_t flen = strlen(ft->name);
-	int rc;
+/* What a rename moves, as the domain moves it: a secret, or each secret
+ * below a folder, checked under its write lock (nothing can be created
+ * below the folder between the check and the move). */
+struct move_check {
+	struct fs *fs;
+	fuse_req_t req;
+};
 
-	if (ft->kind != T_FOLDER)
-		return authorize_move(fs, req, ft->name, to);
-	if (!fs->policy)
-		return 0;
-	rc = sm_list_below(fs->sm, ft->name, &below);
-	for (size_t i = 0; !rc && i < below.count; i++) {
-		int n = snprintf(moved, sizeof(moved), "%s%s", to, below.entries[i].name + flen);
-		if (n > 0 && (size_t)n < sizeof(moved)) /* else too long: the rename refuses it */
-			rc = authorize_move(fs, req, below.entries[i].name, moved);
-	}
-	sm_listing_free(&below);
-	return rc;
+static int check_move(const char *from, const char *to, void *ctx)
+{
+	const struct move_check *mc = ctx;
+	return authorize_move(mc->fs, mc->req, from, to);
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -381,12 +371,14 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	if (ft.kind != T_DELETED_SECRET && ft.kind != T_SECRET && ft.kind != T_FOLDER)
 		rc = -EPERM; /* views are not renamed */
 	else if (!(rc = authorize(fs, req, event, ft.name)) &&
-		 !(rc = authorize_rename(fs, req, &ft, to.name)) &&
+		 !(rc = ft.kind == T_DELETED_SECRET ? authorize_move(fs, req, ft.name, to.name) : 0) &&
 		 !(rc = audit_begin(fs, &who, event, ft.name))) {
+		struct move_check mc = { fs, req };
 		if (ft.kind == T_DELETED_SECRET)
 			rc = sm_restore(fs->sm, ft.name, to.name);
 		else
-			rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE);
+			rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE,
+				       fs->policy ? check_move : NULL, &mc);
 		struct audit_event ev = { .name = event, .secret = ft.name, .detail_key = "newName",
 					  .detail_value = to.name };
 		audit_record(fs->audit, &who, &ev, rc);
