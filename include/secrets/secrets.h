@@ -200,14 +200,16 @@ int sm_remove_tag(struct sm *sm, const char *name, const char *key);
  * AWSPREVIOUS on the old current), or take it off (NULL; not AWSCURRENT).
  * At most 20 labels (-ENOSPC). */
 int sm_update_stage(struct sm *sm, const char *name, const char *label, const char *version_id);
-/* ClientRequestToken (32..64 characters) for the next commit of this secret;
- * NULL drops a pending one (its commit was refused before it began). */
+/* ClientRequestToken (32..64 characters) for the next commit of this secret
+ * that succeeds: a refused one keeps it for a retry, unless the token names
+ * a version with another value (-EEXIST). NULL drops a pending token and
+ * date (a retry given up). */
 int sm_set_request_token(struct sm *sm, const char *name, const char *token, size_t len);
 /* The CreatedDate (epoch ms, > 0 and not in the future: -EINVAL) to give the version
  * the next commit of this secret makes, spent by that commit like a token;
  * a secret created later than it is dated back to it too. For imports: the
- * caller decides who may (fs: root and the mounting user). A refused commit
- * drops it with the token (sm_set_request_token NULL). */
+ * caller decides who may (fs: root and the mounting user). Kept and
+ * dropped with the token. */
 int sm_set_request_created(struct sm *sm, const char *name, int64_t ms);
 
 /* GetSecretValue happened: LastAccessedDate becomes today (UTC midnight),

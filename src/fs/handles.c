@@ -383,16 +383,15 @@ static int commit(struct fs *fs, struct handle *h, bool final, bool *create_refu
 	pthread_mutex_lock(&h->lock);
 	if (h->failed) {
 		/* The value as written was refused: the secret keeps its old one,
-		 * and a client request token set for this commit is spent. */
+		 * and a client request token or import date set for this commit
+		 * stays pending, for a retry. */
 		rc = h->failed;
 		if (h->dirty) {
 			struct target ft;
 			if (nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath)) == 0 &&
-			    path_resolve(fs->sm, vpath, &ft) == 0) {
-				sm_set_request_token(fs->sm, ft.name, NULL, 0);
+			    path_resolve(fs->sm, vpath, &ft) == 0)
 				audit_event(fs, &h->opener, h->created ? "CreateSecret" : "PutSecretValue",
 					    ft.name, rc);
-			}
 		}
 		h->dirty = false;
 		goto out;

@@ -661,6 +661,56 @@ static void test_window0_purges_at_once(void **state)
 	assert_int_equal(tu_count_records(f->store, RECORD_PREFIX_SECRET "other"), 1);
 }
 
+/*
+ * A pending ClientRequestToken and import date belong to the commit that
+ * uses them: a refused one leaves them for a retry, except a token that
+ * names a version with another value, which no retry could use.
+ */
+static void test_refused_commit_keeps_token_and_date(void **state)
+{
+	static const char tok[] = "0123456789abcdef0123456789abcdef-tok";
+	static const char tok2[] = "0123456789abcdef0123456789abcdef-two";
+	struct fx *f = *state;
+	char id[SM_VERSION_ID_MAX + 1];
+	int64_t dated = time_now_ms() - 86400000;
+	uint8_t *big = calloc(1, SM_VALUE_MAX + 1);
+	struct sm_secret *s;
+
+	assert_non_null(big);
+	create_put(f, "t", "one", NULL);
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok, strlen(tok)), 0);
+	assert_int_equal(sm_set_request_created(f->sm, "t", dated), 0);
+	memset(big, 'x', SM_VALUE_MAX + 1);
+	assert_int_equal(sm_put_value(f->sm, "t", big, SM_VALUE_MAX + 1, id), -EFBIG);
+	assert_int_equal(sm_put_value(f->sm, "t", (const uint8_t *)"", 0, id), -EINVAL);
+	free(big);
+	put(f, "t", "two", id);
+	assert_string_equal(id, tok);
+	assert_int_equal(sm_secret_copy(f->sm, "t", &s), 0);
+	assert_true(s->versions[s->nversions - 1].created_ms == dated);
+	assert_null(s->request_token);
+	secret_free(s);
+
+	/* Spent: the next commit gets a new id and today's date. */
+	put(f, "t", "three", id);
+	assert_string_not_equal(id, tok);
+
+	/* The token names a version with another value: spent by the refusal. */
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok, strlen(tok)), 0);
+	assert_int_equal(tu_sm_put_str(f->sm, "t", "other", id), -EEXIST);
+	put(f, "t", "four", id);
+	assert_string_not_equal(id, tok);
+
+	/* A rename over the secret is its next commit: it spends them too. */
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok2, strlen(tok2)), 0);
+	create_put(f, "u", "five", NULL);
+	assert_int_equal(sm_rename(f->sm, "u", "t", false, NULL, NULL), 0);
+	assert_label(f, "t", "AWSCURRENT", tok2);
+	put(f, "t", "six", id);
+	assert_string_not_equal(id, tok2);
+	assert_value(f, "t", NULL, "six");
+}
+
 /* ---------- rename ---------- */
 
 static void test_rename_to_absent_keeps_history(void **state)
@@ -1299,6 +1349,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard_refused_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valueless_secret_removed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window0_purges_at_once, setup_window0, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_commit_keeps_token_and_date, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_to_absent_keeps_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
