@@ -155,15 +155,19 @@ static int audit_get(struct fs *fs, const struct handle *h, const struct target 
 }
 
 /* A writer without O_TRUNC starts from the value shown (partial overwrites,
- * appends): it is decrypted into the handle, a GetSecretValue. */
+ * appends): it is decrypted into the handle, a GetSecretValue. A secret
+ * (or label) without a value gives it nothing to read, and no Get. */
 static int seed_writer(struct fs *fs, const struct target *t, struct handle *h)
 {
 	struct sm_snapshot *snap = NULL;
 	int rc = t->kind == T_STAGE_SECRET ? sm_snapshot_label(fs->sm, t->name, t->label, &snap)
 					   : sm_snapshot_current(fs->sm, t->name, &snap);
+	if (!rc && !sm_snapshot_has_value(snap))
+		goto out;
 	if (!rc)
 		rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
 	rc = audit_get(fs, h, t, snap, rc);
+out:
 	sm_snapshot_free(snap);
 	return rc;
 }
