@@ -93,10 +93,6 @@ struct sm_listing {
 int sm_list(struct sm *sm, enum sm_view view, const char *folder, struct sm_listing *out);
 /* The version ids of a live secret, oldest first. */
 int sm_list_versions(struct sm *sm, const char *name, struct sm_listing *out);
-/* The full names of every secret below folder in any state (live, scratch,
- * hidden by an editor's rename, scheduled for deletion): what a rename of
- * the folder moves. */
-int sm_list_below(struct sm *sm, const char *folder, struct sm_listing *out);
 void sm_listing_free(struct sm_listing *l);
 
 /* The staging labels in use on live secrets (for listing .stages/). */
@@ -163,8 +159,20 @@ int sm_delete(struct sm *sm, const char *name);
 int sm_purge_deleted(struct sm *sm, const char *name);
 /* RestoreSecret, under its old or a new name. */
 int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name);
-/* Both cases of rename (BRIEF §2), secrets and folders. */
-int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace);
+/*
+ * The caller's check of what a rename moves: called under the domain's
+ * write lock, after the rename is found possible and before anything is
+ * written, once for each secret that moves (the secret renamed, or every
+ * secret below a folder in any state: live, scratch, hidden, scheduled for
+ * deletion) with its old and new name. Nonzero refuses the whole rename
+ * with that error. Nothing can change below it meanwhile, so what it sees
+ * (sm_arn_of and other queries, which take only the index lock) is what
+ * moves; it must not call a function that changes the domain.
+ */
+typedef int (*sm_move_check_fn)(const char *from, const char *to, void *ctx);
+/* Both cases of rename (BRIEF §2), secrets and folders; check may be NULL. */
+int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
+	      sm_move_check_fn check, void *ctx);
 /* NULL pointers leave that attribute alone. */
 int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, const uint32_t *uid,
 		      const uint32_t *gid);
@@ -192,14 +200,16 @@ int sm_remove_tag(struct sm *sm, const char *name, const char *key);
  * AWSPREVIOUS on the old current), or take it off (NULL; not AWSCURRENT).
  * At most 20 labels (-ENOSPC). */
 int sm_update_stage(struct sm *sm, const char *name, const char *label, const char *version_id);
-/* ClientRequestToken (32..64 characters) for the next commit of this secret;
- * NULL drops a pending one (its commit was refused before it began). */
+/* ClientRequestToken (32..64 characters) for the next commit of this secret
+ * that succeeds: a refused one keeps it for a retry, unless the token names
+ * a version with another value (-EEXIST). NULL drops a pending token and
+ * date (a retry given up). */
 int sm_set_request_token(struct sm *sm, const char *name, const char *token, size_t len);
 /* The CreatedDate (epoch ms, > 0 and not in the future: -EINVAL) to give the version
  * the next commit of this secret makes, spent by that commit like a token;
  * a secret created later than it is dated back to it too. For imports: the
- * caller decides who may (fs: root and the mounting user). A refused commit
- * drops it with the token (sm_set_request_token NULL). */
+ * caller decides who may (fs: root and the mounting user). Kept and
+ * dropped with the token. */
 int sm_set_request_created(struct sm *sm, const char *name, int64_t ms);
 
 /* GetSecretValue happened: LastAccessedDate becomes today (UTC midnight),

@@ -174,8 +174,13 @@ static int write_version(struct import_run *run, const struct exchange_record *r
 	/* close() is the commit: its error is the line's. */
 	if (close(fd) != 0 && !rc)
 		rc = -errno;
-	if (rc)
+	if (rc) {
+		/* A refused commit leaves its token and date pending for a retry;
+		 * the import does not retry, and the secret's next write, maybe
+		 * another line's, must not take them. */
+		removexattr(main_path, "user.sm.client_request_token");
 		return rc;
+	}
 	run->versions++;
 	if (!existed)
 		run->added++;

@@ -29,12 +29,9 @@ int path_of(struct fs *fs, fuse_ino_t ino, char *buf)
 	return rc == -ESTALE ? -ENOENT : rc;
 }
 
-static int child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *buf)
+/* name below the folder at ppath, as a virtual path (buf: VPATH_MAX). */
+static int join_path(const char *ppath, const char *name, char *buf)
 {
-	char ppath[VPATH_MAX];
-	int rc = path_of(fs, parent, ppath);
-	if (rc)
-		return rc;
 	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
 	int n = ppath[0] ? snprintf(buf, VPATH_MAX, "%s/%s", ppath, name)
@@ -42,21 +39,31 @@ static int child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *
 	return (n < 0 || n >= VPATH_MAX) ? -ENAMETOOLONG : 0;
 }
 
-
-int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool allow_stage,
-	      enum child_use use, struct new_child *c)
+static int child_path(struct fs *fs, fuse_ino_t parent, const char *name, char *buf)
 {
 	char ppath[VPATH_MAX];
-	struct target pt;
 	int rc = path_of(fs, parent, ppath);
-	if (rc || (rc = path_resolve(fs->sm, ppath, &pt)))
-		return rc;
-	bool live = pt.kind == T_ROOT || pt.kind == T_FOLDER;
-	bool staged = allow_stage && (pt.kind == T_STAGE_LABEL ||
-				      (pt.kind == T_VIEW_FOLDER && pt.view == VIEW_STAGES));
+	return rc ? rc : join_path(ppath, name, buf);
+}
+
+/* The parent folder of a request: its path and what it stands for. */
+static int resolve_parent(struct fs *fs, fuse_ino_t parent, char *ppath, struct target *pt)
+{
+	int rc = path_of(fs, parent, ppath);
+	return rc ? rc : path_resolve(fs->sm, ppath, pt);
+}
+
+/* A name about to be made below the folder pt (at ppath): see new_child. */
+static int child_of(const char *ppath, const struct target *pt, const char *name,
+		    bool allow_stage, enum child_use use, struct new_child *c)
+{
+	int rc;
+	bool live = pt->kind == T_ROOT || pt->kind == T_FOLDER;
+	bool staged = allow_stage && (pt->kind == T_STAGE_LABEL ||
+				      (pt->kind == T_VIEW_FOLDER && pt->view == VIEW_STAGES));
 	if (!live && !staged)
 		return -EPERM;
-	if (!pt.name[0] && name[0] == '.') {
+	if (!pt->name[0] && name[0] == '.') {
 		enum view view;
 		if (path_view_name(name, &view) || (use == CHILD_FILE && staged) ||
 		    use != CHILD_FILE) {
@@ -65,16 +72,25 @@ int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool allow_sta
 			return -EINVAL;
 		}
 	}
-	if ((rc = child_path(fs, parent, name, c->vpath)))
+	if ((rc = join_path(ppath, name, c->vpath)))
 		return rc;
-	int n = pt.name[0] ? snprintf(c->name, sizeof(c->name), "%s/%s", pt.name, name)
+	int n = pt->name[0] ? snprintf(c->name, sizeof(c->name), "%s/%s", pt->name, name)
 			   : snprintf(c->name, sizeof(c->name), "%s", name);
 	if (n < 0 || (size_t)n >= sizeof(c->name)) {
-		log_warn("%s/%s: refused: a name may be at most 512 characters", pt.name, name);
+		log_warn("%s/%s: refused: a name may be at most 512 characters", pt->name, name);
 		return -EINVAL; /* a Secrets Manager rule, not a path limit */
 	}
-	snprintf(c->label, sizeof(c->label), "%s", staged ? pt.label : "");
+	snprintf(c->label, sizeof(c->label), "%s", staged ? pt->label : "");
 	return 0;
+}
+
+int new_child(struct fs *fs, fuse_ino_t parent, const char *name, bool allow_stage,
+	      enum child_use use, struct new_child *c)
+{
+	char ppath[VPATH_MAX];
+	struct target pt;
+	int rc = resolve_parent(fs, parent, ppath, &pt);
+	return rc ? rc : child_of(ppath, &pt, name, allow_stage, use, c);
 }
 
 static void reply_entry(fuse_req_t req, struct fs *fs, const char *vpath)
@@ -278,19 +294,22 @@ void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
  * rm .deleted/NAME: DeleteSecret with ForceDeleteWithoutRecovery of a
  * secret scheduled for deletion. The kernel has checked the rights, as for
  * a restore (.deleted is sticky: the secret's owner or root); the policy
- * asks for DeleteSecret, as rm NAME does.
+ * asks for DeleteSecret, as rm NAME does. pt is the folder of .deleted the
+ * name is in; the domain refuses a name that is not a deleted secret.
  */
-static int force_delete(struct fs *fs, fuse_req_t req, const char *vpath)
+static int force_delete(struct fs *fs, fuse_req_t req, const struct target *pt, const char *name)
 {
 	struct audit_caller who = caller_of(req);
-	struct target t;
-	int rc = path_resolve(fs->sm, vpath, &t);
-	if (rc || t.kind != T_DELETED_SECRET)
-		return rc ? rc : -EPERM; /* a folder of .deleted is not a file */
-	if ((rc = gate(fs, req, "DeleteSecret", t.name)))
+	char deleted[SM_NAME_MAX + 1];
+	int n = pt->name[0] ? snprintf(deleted, sizeof(deleted), "%s/%s", pt->name, name)
+			    : snprintf(deleted, sizeof(deleted), "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(deleted))
+		return -ENOENT; /* longer than any secret's name */
+	int rc = gate(fs, req, "DeleteSecret", deleted);
+	if (rc)
 		return rc;
-	rc = sm_purge_deleted(fs->sm, t.name);
-	struct audit_event ev = { .name = "DeleteSecret", .secret = t.name, .force_delete = true };
+	rc = sm_purge_deleted(fs->sm, deleted);
+	struct audit_event ev = { .name = "DeleteSecret", .secret = deleted, .force_delete = true };
 	audit_record(fs->audit, &who, &ev, rc);
 	return rc;
 }
@@ -298,20 +317,19 @@ static int force_delete(struct fs *fs, fuse_req_t req, const char *vpath)
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
+	struct audit_caller who = caller_of(req);
+	char ppath[VPATH_MAX];
 	struct new_child c;
 	struct target pt;
-	char ppath[VPATH_MAX];
-	struct audit_caller who = caller_of(req);
-	int rc = path_of(fs, parent, ppath);
-	if (!rc && path_resolve(fs->sm, ppath, &pt) == 0 && pt.view == VIEW_DELETED) {
-		if (!(rc = child_path(fs, parent, name, c.vpath)) && !(rc = force_delete(fs, req, c.vpath)))
+	int rc = resolve_parent(fs, parent, ppath, &pt);
+	if (!rc && pt.view == VIEW_DELETED) {
+		if (!(rc = join_path(ppath, name, c.vpath)) && !(rc = force_delete(fs, req, &pt, name)))
 			nodes_detach(fs->nodes, c.vpath);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	if (!rc)
-		rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
-	if (!rc && !(rc = gate(fs, req, "DeleteSecret", c.name))) {
+	if (!rc && !(rc = child_of(ppath, &pt, name, false, CHILD_FILE, &c)) &&
+	    !(rc = gate(fs, req, "DeleteSecret", c.name))) {
 		rc = sm_delete(fs->sm, c.name);
 		audit_event(fs, &who, "DeleteSecret", c.name, rc);
 	}
@@ -335,28 +353,18 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-/* What a rename moves: a secret, or every secret below a folder, each to
- * its new name, with the rights authorize_move asks for. */
-static int authorize_rename(struct fs *fs, fuse_req_t req, const struct target *ft,
-			    const char *to)
-{
-	struct sm_listing below;
-	char moved[SM_NAME_MAX + 2];
-	size_t flen = strlen(ft->name);
-	int rc;
+/* What a rename moves, as the domain moves it: a secret, or each secret
+ * below a folder, checked under its write lock (nothing can be created
+ * below the folder between the check and the move). */
+struct move_check {
+	struct fs *fs;
+	fuse_req_t req;
+};
 
-	if (ft->kind != T_FOLDER)
-		return authorize_move(fs, req, ft->name, to);
-	if (!fs->policy)
-		return 0;
-	rc = sm_list_below(fs->sm, ft->name, &below);
-	for (size_t i = 0; !rc && i < below.count; i++) {
-		int n = snprintf(moved, sizeof(moved), "%s%s", to, below.entries[i].name + flen);
-		if (n > 0 && (size_t)n < sizeof(moved)) /* else too long: the rename refuses it */
-			rc = authorize_move(fs, req, below.entries[i].name, moved);
-	}
-	sm_listing_free(&below);
-	return rc;
+static int check_move(const char *from, const char *to, void *ctx)
+{
+	const struct move_check *mc = ctx;
+	return authorize_move(mc->fs, mc->req, from, to);
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -381,12 +389,14 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	if (ft.kind != T_DELETED_SECRET && ft.kind != T_SECRET && ft.kind != T_FOLDER)
 		rc = -EPERM; /* views are not renamed */
 	else if (!(rc = authorize(fs, req, event, ft.name)) &&
-		 !(rc = authorize_rename(fs, req, &ft, to.name)) &&
+		 !(rc = ft.kind == T_DELETED_SECRET ? authorize_move(fs, req, ft.name, to.name) : 0) &&
 		 !(rc = audit_begin(fs, &who, event, ft.name))) {
+		struct move_check mc = { fs, req };
 		if (ft.kind == T_DELETED_SECRET)
 			rc = sm_restore(fs->sm, ft.name, to.name);
 		else
-			rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE);
+			rc = sm_rename(fs->sm, ft.name, to.name, flags & RENAME_NOREPLACE,
+				       fs->policy ? check_move : NULL, &mc);
 		struct audit_event ev = { .name = event, .secret = ft.name, .detail_key = "newName",
 					  .detail_value = to.name };
 		audit_record(fs->audit, &who, &ev, rc);

@@ -155,15 +155,19 @@ static int audit_get(struct fs *fs, const struct handle *h, const struct target 
 }
 
 /* A writer without O_TRUNC starts from the value shown (partial overwrites,
- * appends): it is decrypted into the handle, a GetSecretValue. */
+ * appends): it is decrypted into the handle, a GetSecretValue. A secret
+ * (or label) without a value gives it nothing to read, and no Get. */
 static int seed_writer(struct fs *fs, const struct target *t, struct handle *h)
 {
 	struct sm_snapshot *snap = NULL;
 	int rc = t->kind == T_STAGE_SECRET ? sm_snapshot_label(fs->sm, t->name, t->label, &snap)
 					   : sm_snapshot_current(fs->sm, t->name, &snap);
+	if (!rc && !sm_snapshot_has_value(snap))
+		goto out;
 	if (!rc)
 		rc = sm_snapshot_decrypt(fs->sm, snap, &h->buf);
 	rc = audit_get(fs, h, t, snap, rc);
+out:
 	sm_snapshot_free(snap);
 	return rc;
 }
@@ -383,16 +387,15 @@ static int commit(struct fs *fs, struct handle *h, bool final, bool *create_refu
 	pthread_mutex_lock(&h->lock);
 	if (h->failed) {
 		/* The value as written was refused: the secret keeps its old one,
-		 * and a client request token set for this commit is spent. */
+		 * and a client request token or import date set for this commit
+		 * stays pending, for a retry. */
 		rc = h->failed;
 		if (h->dirty) {
 			struct target ft;
 			if (nodes_path(fs->nodes, h->ino, vpath, sizeof(vpath)) == 0 &&
-			    path_resolve(fs->sm, vpath, &ft) == 0) {
-				sm_set_request_token(fs->sm, ft.name, NULL, 0);
+			    path_resolve(fs->sm, vpath, &ft) == 0)
 				audit_event(fs, &h->opener, h->created ? "CreateSecret" : "PutSecretValue",
 					    ft.name, rc);
-			}
 		}
 		h->dirty = false;
 		goto out;

@@ -466,6 +466,10 @@ int xattr_remove(struct sm *sm, const struct target *t, const struct xattr_calle
 		return sm_remove_kms_key(sm, t->name);
 	if (strncmp(name, STAGE_PREFIX, strlen(STAGE_PREFIX)) == 0)
 		return sm_update_stage(sm, t->name, name + strlen(STAGE_PREFIX), NULL);
+	/* A refused commit leaves them pending for a retry: this gives it up. */
+	if (strcmp(name, SM_PREFIX "client_request_token") == 0 ||
+	    strcmp(name, SM_PREFIX "import_created_date") == 0)
+		return sm_set_request_token(sm, t->name, NULL, 0);
 	if (strcmp(name, SM_PREFIX "rotation_command") == 0)
 		return !is_mount_admin(who) ? -EACCES : sm_set_rotation_command(sm, t->name, "");
 	if (strcmp(name, SM_PREFIX "rotation_days") == 0 ||

@@ -119,8 +119,18 @@ int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint3
 	if (sm->opt.readonly)
 		return -EROFS;
 	pthread_mutex_lock(&sm->write_lock);
-	if (find_folder(sm, path) || is_live(find_secret(sm, path))) {
+	struct sm_secret *held = find_secret(sm, path);
+	if (find_folder(sm, path) || is_live(held)) {
 		rc = -EEXIST;
+		goto out;
+	}
+	if (held) {
+		/* Kept for its restore (or an editor's create), which a folder
+		 * of the same name would refuse. */
+		rc = refuse(-EEXIST, path, held->deleted_ms
+			? "a folder cannot take the name of a secret scheduled for deletion; "
+			  "restore or remove it first"
+			: "a folder cannot take the name of a secret hidden by an editor's rename");
 		goto out;
 	}
 	if ((rc = check_parent(sm, path)))

@@ -176,7 +176,9 @@ struct put_request {
 };
 
 /* Adds value to s (a private copy) as a new version, moving labels as
- * PutSecretValue does; *added is false when nothing new was needed. */
+ * PutSecretValue does; *added is false when nothing new was needed. s's
+ * pending token and date are spent when it succeeds, or when the token
+ * names a version with another value (-EEXIST); kept on other errors. */
 int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
 		const struct put_request *req, struct change *c,
 		char version_id[SM_VERSION_ID_MAX + 1], bool *added);

@@ -231,26 +231,6 @@ int sm_list_versions(struct sm *sm, const char *name, struct sm_listing *out)
 	return rc;
 }
 
-static int list_below(const char *name, void *value, void *ctx)
-{
-	struct list_ctx *lc = ctx;
-	(void)value;
-	return child_part(name, lc->folder) ? listing_add(lc->out, name, strlen(name), SM_KIND_SECRET)
-					    : 0;
-}
-
-int sm_list_below(struct sm *sm, const char *folder, struct sm_listing *out)
-{
-	struct list_ctx lc = { out, folder, SM_VIEW_LIVE, NULL, 0 };
-	memset(out, 0, sizeof(*out));
-	pthread_rwlock_rdlock(&sm->index_lock);
-	int rc = hashmap_foreach(sm->secrets, list_below, &lc);
-	pthread_rwlock_unlock(&sm->index_lock);
-	if (rc)
-		sm_listing_free(out);
-	return rc;
-}
-
 void sm_listing_free(struct sm_listing *l)
 {
 	for (size_t i = 0; i < l->count; i++)

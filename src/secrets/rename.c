@@ -148,9 +148,11 @@ out:
 /*
  * A folder and everything below it move to a new prefix: one transaction.
  * An empty folder at the new prefix is replaced in the same one: the moved
- * folder's record takes its key, and its entry in the index.
+ * folder's record takes its key, and its entry in the index. check sees
+ * each secret that moves, as it moves, before anything is written.
  */
-static int rename_folder(struct sm *sm, const char *from, const char *to)
+static int rename_folder(struct sm *sm, const char *from, const char *to,
+			 sm_move_check_fn check, void *ctx)
 {
 	struct prefix_collect folders = { from, NULL, 0, 0 }, secrets = { from, NULL, 0, 0 };
 	struct change c = { 0 };
@@ -194,6 +196,8 @@ static int rename_folder(struct sm *sm, const char *from, const char *to)
 			rc = refuse(-ENAMETOOLONG, to, "a name may be at most 512 characters");
 			goto out;
 		}
+		if (check && (rc = check(s->name, name, ctx)))
+			goto out;
 		if (!(new_secrets[i] = secret_clone(s))) {
 			rc = -ENOMEM;
 			goto out;
@@ -243,18 +247,13 @@ out:
  * at once, and that is the same secret with a new version, its history
  * kept. Hidden is memory only: after a restart A is simply back.
  */
-static int rename_to_scratch(struct sm *sm, struct sm_secret *from, const char *to,
-			     struct sm_secret *old_to)
+static int rename_to_scratch(struct sm *sm, struct sm_secret *from, const char *to)
 {
 	struct secbuf value = { 0 };
 	struct sm_secret *copy = secret_clone(from), *hidden = NULL;
 	int rc;
 	if (!copy)
 		return -ENOMEM;
-	if (old_to && !old_to->scratch) {
-		secret_free(copy);
-		return -EEXIST;
-	}
 	if ((rc = renamed_value(sm, from, &value)))
 		goto out;
 	free(copy->name);
@@ -288,7 +287,31 @@ out:
 	return rc;
 }
 
-int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
+/*
+ * A folder moves only onto a path that holds nothing, not even a secret
+ * scheduled for deletion or hidden by an editor's rename: the moved
+ * secrets' records would take their keys, and a deleted secret's name is
+ * kept for its restore (AWS refuses to reuse it). -ENOTEMPTY, as
+ * rename(2) over a folder that is not empty; 0 when the path is free.
+ */
+static int check_folder_target(struct sm *sm, const char *to)
+{
+	struct prefix_collect held = { to, NULL, 0, 0 };
+	char why[SM_NAME_MAX + 160];
+	int rc = hashmap_foreach(sm->secrets, collect_below, &held);
+	if (!rc && held.count) {
+		const struct sm_secret *s = held.items[0];
+		snprintf(why, sizeof(why), "a folder cannot move over %s, which is %s; "
+			 "restore or remove it first", s->name,
+			 s->deleted_ms ? "scheduled for deletion" : "hidden by an editor's rename");
+		rc = refuse(-ENOTEMPTY, to, why);
+	}
+	free(held.items);
+	return rc;
+}
+
+int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
+	      sm_move_check_fn check, void *ctx)
 {
 	const char *why;
 	int rc;
@@ -301,9 +324,13 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 	pthread_mutex_lock(&sm->write_lock);
 	struct sm_secret *fs = find_secret(sm, from), *ts = find_secret(sm, to);
 	if (to_scratch) {
-		rc = is_live(fs) ? rename_to_scratch(sm, fs, to, ts)
-				 : from[0] && find_folder(sm, from) ? refuse(-EINVAL, to, "a folder cannot take a scratch name")
-								    : -ENOENT;
+		if (!is_live(fs))
+			rc = from[0] && find_folder(sm, from) ? refuse(-EINVAL, to, "a folder cannot take a scratch name")
+							      : -ENOENT;
+		else if (ts && !ts->scratch)
+			rc = -EEXIST;
+		else if (!(rc = check ? check(from, to, ctx) : 0))
+			rc = rename_to_scratch(sm, fs, to);
 		goto out;
 	}
 	struct sm_folder *ff = from[0] ? find_folder(sm, from) : NULL, *tf = find_folder(sm, to);
@@ -318,10 +345,8 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 			rc = -EISDIR;
 		else if (ts && noreplace && is_live(ts))
 			rc = -EEXIST;
-		else if (ts)
-			rc = rename_over(sm, fs, ts);
-		else
-			rc = rename_secret(sm, fs, to);
+		else if (!(rc = check ? check(from, to, ctx) : 0))
+			rc = ts ? rename_over(sm, fs, ts) : rename_secret(sm, fs, to);
 	} else if (ff) {
 		if (is_live(ts))
 			rc = -ENOTDIR;
@@ -331,8 +356,8 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace)
 			rc = -EEXIST;
 		else if (tf && folder_has_children(sm, to))
 			rc = -ENOTEMPTY;
-		else
-			rc = rename_folder(sm, from, to);
+		else if (!(rc = check_folder_target(sm, to)))
+			rc = rename_folder(sm, from, to, check, ctx);
 	} else {
 		rc = -ENOENT;
 	}

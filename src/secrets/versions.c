@@ -397,9 +397,9 @@ static int move_labels(struct sm_secret *s, const struct put_request *req, const
 	return rc;
 }
 
-int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
-		const struct put_request *req, struct change *c,
-		char version_id[SM_VERSION_ID_MAX + 1], bool *added)
+static int new_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
+		       const struct put_request *req, struct change *c,
+		       char version_id[SM_VERSION_ID_MAX + 1], bool *added, bool *token_refused)
 {
 	char key_id[SM_KEY_ID_LEN + 1];
 	const char *token = req && req->token ? req->token : s->request_token;
@@ -408,7 +408,6 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 	int rc;
 
 	*added = false;
-	s->request_created_ms = 0; /* spent by this commit, whatever its outcome */
 	if (len > SM_VALUE_MAX)
 		return refuse(-EFBIG, s->name, "a value may be at most 65,536 bytes");
 	if (len == 0)
@@ -424,9 +423,11 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 		if (v) {
 			if ((rc = same_value(sm, s, v, value, len, &same)))
 				return rc;
-			if (!same)
+			if (!same) {
+				*token_refused = true;
 				return refuse(-EEXIST, s->name,
 					      "the client request token names a version with another value");
+			}
 			snprintf(version_id, SM_VERSION_ID_MAX + 1, "%s", token);
 			return 0;
 		}
@@ -474,6 +475,24 @@ int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t
 	prune_versions(s, c);
 	*added = true;
 	return 0;
+}
+
+int add_version(struct sm *sm, struct sm_secret *s, const uint8_t *value, size_t len,
+		const struct put_request *req, struct change *c,
+		char version_id[SM_VERSION_ID_MAX + 1], bool *added)
+{
+	bool token_refused = false;
+	int rc = new_version(sm, s, value, len, req, c, version_id, added, &token_refused);
+	/* The pending token and date are the commit's that uses them; any
+	 * other refusal leaves them for a retry. A token naming another
+	 * value's version is spent too: no retry could succeed with it, and
+	 * every later commit of the secret would fail on it. */
+	if (!rc || token_refused) {
+		free(s->request_token);
+		s->request_token = NULL;
+		s->request_created_ms = 0;
+	}
+	return rc;
 }
 
 struct sm_secret *secret_clone_token_cleared(const struct sm_secret *s)
@@ -534,11 +553,11 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 	s->deleted_ms = s->purge_ms = 0;
 	bool had_request = s->request_token != NULL || s->request_created_ms;
 	rc = add_version(sm, s, value, len, &req, &c, version_id, &added);
-	/* A token is consumed by the commit it was set for, whatever the outcome. */
-	free(s->request_token);
-	s->request_token = NULL;
+	bool spent = had_request && !s->request_token && !s->request_created_ms;
 	if (rc) {
-		struct sm_secret *cleared = had_request ? secret_clone_token_cleared(old) : NULL;
+		/* Refused: the secret as it was, its token and date kept for a
+		 * retry unless add_version spent them. */
+		struct sm_secret *cleared = spent ? secret_clone_token_cleared(old) : NULL;
 		if (cleared)
 			index_replace(sm, name, cleared);
 		goto out;

@@ -639,6 +639,40 @@ def test_folder_rename_moves_everything(mounted):
     assert not m.p("d").exists()
 
 
+def test_folder_rename_over_a_deleted_secret_is_refused(mounted):
+    """A folder moved over one that holds a secret scheduled for deletion
+    would take that secret's name (AWS keeps it for the restore): refused,
+    nothing changed; a single secret moved onto the name restores it."""
+    m = mounted
+    os.mkdir(m.p("d1"))
+    os.mkdir(m.p("d2"))
+    write_file(m.p("d1/s"), b"v1")
+    write_file(m.p("d2/s"), b"v2")
+    v2 = m.versions("d2/s")
+    os.unlink(m.p("d2/s"))
+    r = run(["mv", "-T", m.p("d1"), m.p("d2")])
+    assert r.returncode != 0
+    expect_errno(errno.ENOTEMPTY, os.rename, m.p("d1"), m.p("d2"))
+    assert b"d2: refused: a folder cannot move over d2/s, which is scheduled " \
+        b"for deletion" in m.read_log()
+    assert read_file(m.p("d1/s")) == b"v1"
+    assert os.listdir(m.mnt / ".deleted" / "d2") == ["s"]
+    # The empty folder removed, the deleted name still holds.
+    os.rmdir(m.p("d2"))
+    expect_errno(errno.ENOTEMPTY, os.rename, m.p("d1"), m.p("d2"))
+    os.mkdir(m.p("d2"))
+    expect_errno(errno.EEXIST, os.mkdir, m.p("d2/s"))
+    m.remount()
+    assert read_file(m.p("d1/s")) == b"v1"
+    assert os.listdir(m.mnt / ".deleted" / "d2") == ["s"]
+    # One secret onto the deleted name: restored, its history continued.
+    ok(run(["mv", m.p("d1/s"), m.p("d2/s")]))
+    assert os.listdir(m.mnt / ".deleted") == []
+    assert read_file(m.p("d2/s")) == b"v1"
+    assert set(v2) < set(m.versions("d2/s"))
+    assert version_values(m, "d2/s") == [b"v1", b"v2"]
+
+
 # ================================================================ modes
 
 def test_new_secret_mode_and_owner(mounted):

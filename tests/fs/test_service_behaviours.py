@@ -70,6 +70,10 @@ def test_rm_deleted_deletes_for_good(audited):
     write_file(m.p("db"), b"v2")
     os.mkdir(m.p("app"))
     write_file(m.p("app/key"), b"k")
+    # Elsewhere than .deleted, only a live name is removed: not a version.
+    version = m.versions("db")[0]
+    expect_errno(errno.EPERM, os.unlink, m.p(f".versions/db/{version}"))
+    assert m.versions("db")[0] == version
     os.unlink(m.p("db"))
     os.unlink(m.p("app/key"))
     assert sorted(os.listdir(m.p(".deleted"))) == ["app", "db"]

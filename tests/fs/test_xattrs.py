@@ -554,14 +554,36 @@ def test_token_replay_different_value_eexist_at_close(sec):
     assert read(sec) == b"different"
 
 
-def test_token_consumed_by_commit_refused_for_size(sec):
+def test_token_kept_for_a_retry_after_a_commit_refused_for_size(sec):
+    """A refused commit does not spend the token set for it: the retry
+    makes the version it names, and a second replay makes nothing."""
     tok = "z" * 40
     xset(sec, TOKEN, tok)
     step = commit(sec, b"x" * 65537, os.O_WRONLY | os.O_TRUNC)
     assert step is not None and step[1] == errno.EFBIG
     assert read(sec) == b"v2"
+    put(sec, b"the retry")
+    assert xget(sec, "user.sm.version_id") == tok
+    before = state(sec)
+    xset(sec, TOKEN, tok)
+    put(sec, b"the retry")
+    assert state(sec) == before
     put(sec, b"later, without a token")
     assert xget(sec, "user.sm.version_id") != tok
+
+
+def test_token_kept_after_a_refused_commit_is_given_up_by_removal(sec):
+    """Removing user.sm.client_request_token drops a pending token (and
+    import date): what a caller that will not retry does."""
+    tok = "k" * 40
+    xset(sec, TOKEN, tok)
+    step = commit(sec, b"x" * 65537, os.O_WRONLY | os.O_TRUNC)
+    assert step is not None and step[1] == errno.EFBIG
+    assert read(sec) == b"v2"
+    xdel(sec, TOKEN)
+    put(sec, b"no token now")
+    assert xget(sec, "user.sm.version_id") != tok
+    xdel(sec, TOKEN)  # nothing pending: still fine
 
 
 def test_token_on_new_file_before_first_write(mnt):

@@ -49,8 +49,8 @@ static void fill(struct fx *f)
 		assert_int_equal(tu_sm_put_str(f->sm, name, name, NULL), 0);
 	}
 	assert_int_equal(sm_delete(f->sm, "app/s000"), 0);        /* purged: window 0 */
-	assert_int_equal(sm_rename(f->sm, "app/s001", "app/renamed", false), 0);
-	assert_int_equal(sm_rename(f->sm, "app/s002", "app/s003", false), 0); /* over */
+	assert_int_equal(sm_rename(f->sm, "app/s001", "app/renamed", false, NULL, NULL), 0);
+	assert_int_equal(sm_rename(f->sm, "app/s002", "app/s003", false, NULL, NULL), 0); /* over */
 }
 
 static void expect_filled(struct fx *f)

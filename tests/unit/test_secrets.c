@@ -296,7 +296,7 @@ static void test_bad_names_refused(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(sm_create(f->sm, bad[i], 0600, 0, 0), -EINVAL);
 		assert_int_equal(sm_mkdir(f->sm, bad[i], 0755, 0, 0), -EINVAL);
-		assert_int_equal(sm_rename(f->sm, "ok", bad[i], false), -EINVAL);
+		assert_int_equal(sm_rename(f->sm, "ok", bad[i], false, NULL, NULL), -EINVAL);
 		assert_gone(f, SM_VIEW_LIVE, bad[i][0] ? bad[i] : "zz-nothing");
 	}
 	assert_live(f, "ok", SM_KIND_SECRET);
@@ -661,6 +661,56 @@ static void test_window0_purges_at_once(void **state)
 	assert_int_equal(tu_count_records(f->store, RECORD_PREFIX_SECRET "other"), 1);
 }
 
+/*
+ * A pending ClientRequestToken and import date belong to the commit that
+ * uses them: a refused one leaves them for a retry, except a token that
+ * names a version with another value, which no retry could use.
+ */
+static void test_refused_commit_keeps_token_and_date(void **state)
+{
+	static const char tok[] = "0123456789abcdef0123456789abcdef-tok";
+	static const char tok2[] = "0123456789abcdef0123456789abcdef-two";
+	struct fx *f = *state;
+	char id[SM_VERSION_ID_MAX + 1];
+	int64_t dated = time_now_ms() - 86400000;
+	uint8_t *big = calloc(1, SM_VALUE_MAX + 1);
+	struct sm_secret *s;
+
+	assert_non_null(big);
+	create_put(f, "t", "one", NULL);
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok, strlen(tok)), 0);
+	assert_int_equal(sm_set_request_created(f->sm, "t", dated), 0);
+	memset(big, 'x', SM_VALUE_MAX + 1);
+	assert_int_equal(sm_put_value(f->sm, "t", big, SM_VALUE_MAX + 1, id), -EFBIG);
+	assert_int_equal(sm_put_value(f->sm, "t", (const uint8_t *)"", 0, id), -EINVAL);
+	free(big);
+	put(f, "t", "two", id);
+	assert_string_equal(id, tok);
+	assert_int_equal(sm_secret_copy(f->sm, "t", &s), 0);
+	assert_true(s->versions[s->nversions - 1].created_ms == dated);
+	assert_null(s->request_token);
+	secret_free(s);
+
+	/* Spent: the next commit gets a new id and today's date. */
+	put(f, "t", "three", id);
+	assert_string_not_equal(id, tok);
+
+	/* The token names a version with another value: spent by the refusal. */
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok, strlen(tok)), 0);
+	assert_int_equal(tu_sm_put_str(f->sm, "t", "other", id), -EEXIST);
+	put(f, "t", "four", id);
+	assert_string_not_equal(id, tok);
+
+	/* A rename over the secret is its next commit: it spends them too. */
+	assert_int_equal(sm_set_request_token(f->sm, "t", tok2, strlen(tok2)), 0);
+	create_put(f, "u", "five", NULL);
+	assert_int_equal(sm_rename(f->sm, "u", "t", false, NULL, NULL), 0);
+	assert_label(f, "t", "AWSCURRENT", tok2);
+	put(f, "t", "six", id);
+	assert_string_not_equal(id, tok2);
+	assert_value(f, "t", NULL, "six");
+}
+
 /* ---------- rename ---------- */
 
 static void test_rename_to_absent_keeps_history(void **state)
@@ -677,7 +727,7 @@ static void test_rename_to_absent_keeps_history(void **state)
 	assert_int_equal(sm_secret_copy(f->sm, "A", &a), 0);
 	assert_int_equal(sm_list_versions(f->sm, "A", &before), 0);
 
-	assert_int_equal(sm_rename(f->sm, "A", "B", false), 0);
+	assert_int_equal(sm_rename(f->sm, "A", "B", false, NULL, NULL), 0);
 	assert_gone(f, SM_VIEW_LIVE, "A");
 	assert_gone(f, SM_VIEW_DELETED, "A");
 	assert_int_equal(sm_list_versions(f->sm, "B", &after), 0);
@@ -709,10 +759,10 @@ static void test_rename_to_absent_keeps_history(void **state)
 
 	/* Into a folder, and a missing one. */
 	assert_int_equal(sm_mkdir(f->sm, "dir", 0755, 0, 0), 0);
-	assert_int_equal(sm_rename(f->sm, "B", "dir/B", false), 0);
+	assert_int_equal(sm_rename(f->sm, "B", "dir/B", false, NULL, NULL), 0);
 	assert_value(f, "dir/B", NULL, "two");
-	assert_int_equal(sm_rename(f->sm, "dir/B", "nodir/B", false), -ENOENT);
-	assert_int_equal(sm_rename(f->sm, "nothing", "C", false), -ENOENT);
+	assert_int_equal(sm_rename(f->sm, "dir/B", "nodir/B", false, NULL, NULL), -ENOENT);
+	assert_int_equal(sm_rename(f->sm, "nothing", "C", false, NULL, NULL), -ENOENT);
 	assert_value(f, "dir/B", NULL, "two");
 }
 
@@ -732,12 +782,12 @@ static void test_rename_over_present(void **state)
 	secret_free(a);
 
 	/* RENAME_NOREPLACE: refused, nothing moves. */
-	assert_int_equal(sm_rename(f->sm, "A", "B", true), -EEXIST);
+	assert_int_equal(sm_rename(f->sm, "A", "B", true, NULL, NULL), -EEXIST);
 	assert_value(f, "A", NULL, "new value");
 	assert_value(f, "B", NULL, "b-two");
 	assert_int_equal(tu_sm_nversions(f->sm, "B"), 2);
 
-	assert_int_equal(sm_rename(f->sm, "A", "B", false), 0);
+	assert_int_equal(sm_rename(f->sm, "A", "B", false, NULL, NULL), 0);
 	assert_gone(f, SM_VIEW_LIVE, "A");
 	assert_gone(f, SM_VIEW_DELETED, "A");
 	assert_int_equal(tu_sm_nversions(f->sm, "B"), 3);
@@ -759,7 +809,7 @@ static void test_rename_over_present(void **state)
 
 	/* Replacing with the value B already has makes no version. */
 	create_put(f, "C", "new value", NULL);
-	assert_int_equal(sm_rename(f->sm, "C", "B", false), 0);
+	assert_int_equal(sm_rename(f->sm, "C", "B", false, NULL, NULL), 0);
 	assert_gone(f, SM_VIEW_LIVE, "C");
 	assert_int_equal(tu_sm_nversions(f->sm, "B"), 3);
 	assert_label(f, "B", "AWSCURRENT", cur);
@@ -781,8 +831,8 @@ static void test_rename_folder(void **state)
 	create_put(f, "app/sub/y", "y", NULL);
 	create_put(f, "apple", "not below app", NULL);
 
-	assert_int_equal(sm_rename(f->sm, "app", "app/sub/inside", false), -EINVAL);
-	assert_int_equal(sm_rename(f->sm, "app", "svc", false), 0);
+	assert_int_equal(sm_rename(f->sm, "app", "app/sub/inside", false, NULL, NULL), -EINVAL);
+	assert_int_equal(sm_rename(f->sm, "app", "svc", false, NULL, NULL), 0);
 	assert_gone(f, SM_VIEW_LIVE, "app");
 	assert_gone(f, SM_VIEW_LIVE, "app/x");
 	assert_gone(f, SM_VIEW_LIVE, "app/sub");
@@ -808,8 +858,8 @@ static void test_rename_folder(void **state)
 	/* Onto a non-empty folder, or onto a secret. */
 	assert_int_equal(sm_mkdir(f->sm, "other", 0755, 0, 0), 0);
 	create_put(f, "other/z", "z", NULL);
-	assert_int_equal(sm_rename(f->sm, "svc", "other", false), -ENOTEMPTY);
-	assert_int_equal(sm_rename(f->sm, "svc", "apple", false), -ENOTDIR);
+	assert_int_equal(sm_rename(f->sm, "svc", "other", false, NULL, NULL), -ENOTEMPTY);
+	assert_int_equal(sm_rename(f->sm, "svc", "apple", false, NULL, NULL), -ENOTDIR);
 	assert_live(f, "svc/sub", SM_KIND_FOLDER);
 	assert_value(f, "other/z", NULL, "z");
 }
@@ -827,8 +877,8 @@ static void test_rename_folder_over_empty(void **state)
 	assert_int_equal(sm_mkdir(f->sm, "src", 0750, 0, 0), 0);
 	create_put(f, "src/x", "x", NULL);
 	assert_int_equal(sm_mkdir(f->sm, "dst", 0700, 0, 0), 0);
-	assert_int_equal(sm_rename(f->sm, "src", "dst", true), -EEXIST);
-	assert_int_equal(sm_rename(f->sm, "src", "dst", false), 0);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", true, NULL, NULL), -EEXIST);
+	assert_int_equal(sm_rename(f->sm, "src", "dst", false, NULL, NULL), 0);
 	assert_gone(f, SM_VIEW_LIVE, "src");
 	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "dst", &a), 0);
 	assert_int_equal(a.mode, 0750); /* the moved folder's, not the replaced one's */
@@ -850,7 +900,7 @@ static void test_rename_folder_over_empty(void **state)
 	memset(to, 'g', 510);
 	to[510] = '\0';
 	assert_int_equal(sm_mkdir(f->sm, to, 0711, 0, 0), 0);
-	assert_int_equal(sm_rename(f->sm, from, to, false), -ENAMETOOLONG);
+	assert_int_equal(sm_rename(f->sm, from, to, false, NULL, NULL), -ENAMETOOLONG);
 	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, to, &a), 0);
 	assert_int_equal(a.mode, 0711);
 	assert_value(f, deep, NULL, "deep");
@@ -861,46 +911,145 @@ static void test_rename_folder_over_empty(void **state)
 	assert_value(f, deep, NULL, "deep");
 }
 
-static int by_name(const void *a, const void *b)
+/*
+ * A folder moves only onto a path that holds nothing: a secret scheduled
+ * for deletion (or hidden by an editor) below the target would lose its
+ * record to a moved one. The rename is refused and nothing changes; a
+ * single secret renamed onto a deleted name restores it, its history
+ * continued, as a create of that name does.
+ */
+static void test_rename_folder_over_held_names(void **state)
 {
-	return strcmp(((const struct sm_dirent *)a)->name, ((const struct sm_dirent *)b)->name);
+	struct fx *f = *state;
+	struct sm_attr a;
+	char v2[SM_VERSION_ID_MAX + 1];
+
+	assert_int_equal(sm_mkdir(f->sm, "d1", 0755, 0, 0), 0);
+	assert_int_equal(sm_mkdir(f->sm, "d2", 0755, 0, 0), 0);
+	create_put(f, "d1/s", "v1", NULL);
+	create_put(f, "d2/s", "v2", v2);
+	assert_int_equal(sm_delete(f->sm, "d2/s"), 0);
+
+	assert_int_equal(sm_rename(f->sm, "d1", "d2", false, NULL, NULL), -ENOTEMPTY);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "d2/s", &a), 0);
+	/* With the empty folder gone, the deleted name still holds. */
+	assert_int_equal(sm_rmdir(f->sm, "d2"), 0);
+	assert_int_equal(sm_rename(f->sm, "d1", "d2", false, NULL, NULL), -ENOTEMPTY);
+	assert_gone(f, SM_VIEW_LIVE, "d2");
+	/* A folder does not take a deleted secret's name either. */
+	assert_int_equal(sm_mkdir(f->sm, "d2", 0755, 0, 0), 0);
+	assert_int_equal(sm_mkdir(f->sm, "d2/s", 0755, 0, 0), -EEXIST);
+	reopen(f);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "d2/s", &a), 0);
+	assert_int_equal(tu_sm_nversions(f->sm, "d1/s"), 1);
+
+	/* Hidden by an editor's rename (memory only): refused the same way. */
+	assert_int_equal(sm_mkdir(f->sm, "d3", 0755, 0, 0), 0);
+	create_put(f, "d3/e", "e", NULL);
+	assert_int_equal(sm_rename(f->sm, "d3/e", "e~", false, NULL, NULL), 0);
+	assert_int_equal(sm_rename(f->sm, "d1", "d3", false, NULL, NULL), -ENOTEMPTY);
+	assert_value(f, "d1/s", NULL, "v1");
+	assert_int_equal(sm_create(f->sm, "d3/e", 0600, 0, 0), 0);
+	assert_value(f, "d3/e", NULL, "e");
+
+	/* A secret renamed onto the deleted name restores it, history kept. */
+	assert_int_equal(sm_rename(f->sm, "d1/s", "d2/s", false, NULL, NULL), 0);
+	assert_gone(f, SM_VIEW_DELETED, "d2/s");
+	assert_gone(f, SM_VIEW_LIVE, "d1/s");
+	assert_value(f, "d2/s", NULL, "v1");
+	assert_value(f, "d2/s", v2, "v2");
+	assert_int_equal(tu_sm_nversions(f->sm, "d2/s"), 2);
+	reopen(f);
+	assert_value(f, "d2/s", v2, "v2");
+	assert_int_equal(tu_sm_nversions(f->sm, "d2/s"), 2);
 }
 
-/* Names below a folder in every state: sorted, joined with spaces. */
-static void below(struct fx *f, const char *folder, char *out, size_t len)
+/* What a rename's check saw: "from>to" pairs, sorted, joined with spaces;
+ * refuse_from: the secret it refuses (EACCES), if any. */
+struct moves {
+	char seen[8][2 * SM_NAME_MAX + 2];
+	size_t count;
+	const char *refuse_from;
+};
+
+static int note_move(const char *from, const char *to, void *ctx)
 {
-	struct sm_listing l;
-	assert_int_equal(sm_list_below(f->sm, folder, &l), 0);
-	if (l.count)
-		qsort(l.entries, l.count, sizeof(l.entries[0]), by_name);
+	struct moves *m = ctx;
+	if (m->count < 8)
+		snprintf(m->seen[m->count++], sizeof(m->seen[0]), "%s>%s", from, to);
+	return m->refuse_from && strcmp(from, m->refuse_from) == 0 ? -EACCES : 0;
+}
+
+static int by_text(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void moves_text(struct moves *m, char *out, size_t len)
+{
+	qsort(m->seen, m->count, sizeof(m->seen[0]), by_text);
 	out[0] = '\0';
-	for (size_t i = 0; i < l.count; i++) {
-		assert_int_equal(l.entries[i].kind, SM_KIND_SECRET);
-		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", l.entries[i].name);
-	}
-	sm_listing_free(&l);
+	for (size_t i = 0; i < m->count; i++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", m->seen[i]);
+	m->count = 0;
 }
 
-static void test_list_below(void **state)
+/*
+ * sm_rename's check sees every secret that moves, in every state (live,
+ * deleted, hidden, scratch), with its new name, before anything is
+ * written: a refusal of any one of them leaves everything where it was.
+ */
+static void test_rename_checks_what_moves(void **state)
 {
 	static const char *const secrets[] = { "app/x", "app/sub/y", "apple", "app/gone", "app/ed" };
 	struct fx *f = *state;
-	char names[512];
+	struct moves m = { .count = 0 };
+	char text[1024];
 
 	assert_int_equal(sm_mkdir(f->sm, "app", 0700, 0, 0), 0);
 	assert_int_equal(sm_mkdir(f->sm, "app/sub", 0700, 0, 0), 0);
 	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
 		create_put(f, secrets[i], "v", NULL);
 	assert_int_equal(sm_delete(f->sm, "app/gone"), 0);
-	assert_int_equal(sm_rename(f->sm, "app/ed", "app/ed~", false), 0);
-	/* Live, deleted, hidden and scratch: everything a folder rename moves. */
-	below(f, "app", names, sizeof(names));
-	assert_string_equal(names, "app/ed app/ed~ app/gone app/sub/y app/x");
-	assert_int_equal(sm_rename(f->sm, "app", "svc", false), 0);
-	below(f, "svc", names, sizeof(names));
-	assert_string_equal(names, "svc/ed svc/ed~ svc/gone svc/sub/y svc/x");
-	below(f, "app", names, sizeof(names));
-	assert_string_equal(names, "");
+	assert_int_equal(sm_rename(f->sm, "app/ed", "app/ed~", false, note_move, &m), 0);
+	moves_text(&m, text, sizeof(text));
+	assert_string_equal(text, "app/ed>app/ed~");
+
+	m.refuse_from = "app/sub/y";
+	assert_int_equal(sm_rename(f->sm, "app", "svc", false, note_move, &m), -EACCES);
+	moves_text(&m, text, sizeof(text));
+	assert_true(strstr(text, "app/sub/y>svc/sub/y") != NULL);
+	assert_value(f, "app/x", NULL, "v");
+	assert_live(f, "app/sub", SM_KIND_FOLDER);
+	assert_gone(f, SM_VIEW_LIVE, "svc");
+	reopen(f);
+	assert_value(f, "app/sub/y", NULL, "v");
+	assert_gone(f, SM_VIEW_LIVE, "svc");
+	assert_int_equal(sm_attr(f->sm, SM_VIEW_DELETED, "app/gone", &(struct sm_attr){ 0 }), 0);
+
+	/* Live, deleted, hidden and scratch: everything a folder rename moves
+	 * (the hidden one and its scratch file were memory only: reopened, the
+	 * secret is back and the scratch file gone). */
+	assert_int_equal(sm_rename(f->sm, "app/ed", "app/ed~", false, NULL, NULL), 0);
+	m.refuse_from = NULL;
+	assert_int_equal(sm_rename(f->sm, "app", "svc", false, note_move, &m), 0);
+	moves_text(&m, text, sizeof(text));
+	assert_string_equal(text, "app/ed>svc/ed app/ed~>svc/ed~ app/gone>svc/gone "
+				  "app/sub/y>svc/sub/y app/x>svc/x");
+	assert_value(f, "svc/x", NULL, "v");
+	assert_value(f, "apple", NULL, "v");
+
+	/* A rename refused before anything would move asks nothing. */
+	create_put(f, "svc/z", "z", NULL);
+	assert_int_equal(sm_rename(f->sm, "svc/z", "svc/x", true, note_move, &m), -EEXIST);
+	assert_int_equal(sm_rename(f->sm, "svc/z", "svc", false, note_move, &m), -EISDIR);
+	assert_int_equal(m.count, 0);
+	m.refuse_from = "svc/z";
+	assert_int_equal(sm_rename(f->sm, "svc/z", "svc/x", false, note_move, &m), -EACCES);
+	assert_value(f, "svc/z", NULL, "z");
+	assert_int_equal(tu_sm_nversions(f->sm, "svc/x"), 1);
 }
 
 /* ---------- owner and mode ---------- */
@@ -1079,7 +1228,7 @@ static void test_longest_names(void **state)
 	char longer[SM_NAME_MAX + 1];
 	memset(longer, 'g', 510);
 	longer[510] = '\0';
-	assert_int_not_equal(sm_rename(f->sm, folder, longer, false), 0);
+	assert_int_not_equal(sm_rename(f->sm, folder, longer, false, NULL, NULL), 0);
 	assert_value(f, to, NULL, "deep");
 	assert_live(f, folder, SM_KIND_FOLDER);
 	assert_gone(f, SM_VIEW_LIVE, longer);
@@ -1200,11 +1349,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard_refused_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_valueless_secret_removed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window0_purges_at_once, setup_window0, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_commit_keeps_token_and_date, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_to_absent_keeps_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_over_present, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_folder_over_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_below, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_folder_over_held_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename_checks_what_moves, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_owner_mode_persisted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pruning_keeps_100, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_everything_survives_reopen, setup, teardown),
