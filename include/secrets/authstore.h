@@ -89,6 +89,14 @@ int authstore_foreach(struct authstore *as, const char *prefix, authstore_visit_
 int authstore_begin(struct authstore *as);
 int authstore_put(struct authstore *as, const char *key, const void *body, size_t len);
 int authstore_delete(struct authstore *as, const char *key); /* -ENOENT when absent */
+/*
+ * A record as another host's commit wrote it (replication): raw is the
+ * whole stored form, envelope and all. A record under the tag must hold
+ * under this store's key (-EBADMSG, logged by key, and nothing written);
+ * version records and "sfs/format" go in as they are (a version is
+ * checked when it is opened). Inside an authstore_begin transaction.
+ */
+int authstore_put_raw(struct authstore *as, const char *key, const uint8_t *raw, size_t len);
 int authstore_commit(struct authstore *as);
 void authstore_cancel(struct authstore *as);
 

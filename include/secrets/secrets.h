@@ -217,6 +217,18 @@ int sm_set_request_created(struct sm *sm, const char *name, int64_t ms);
 int sm_note_access(struct sm *sm, const char *name);
 
 /*
+ * Replication (docs/replication.md): the records one commit on another
+ * host changed (as its store's commit hook saw them: key, stored bytes,
+ * NULL for a deletion), applied to this replica in one transaction, and
+ * the index and the change hook brought up to date. Every record must
+ * authenticate under this store's key and every secret and folder record
+ * decode, or nothing is applied (-EBADMSG, logged by record); records a
+ * replica keeps alone ("sfs/state", "sfs/format") are refused (-EPERM).
+ * -EBADMSG too on a store whose load found problems.
+ */
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count);
+
+/*
  * fn(ctx, name, in_folder) runs after the secret or folder called name
  * changed in the index, whatever changed it (a request, a rotation, a purge,
  * the first read of a day), on that thread, after the change is visible to

@@ -52,6 +52,26 @@ int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_cancel(struct store *st);
 
+/*
+ * A commit hook sees what a transaction changed before tdb commits it: one
+ * op per key put or deleted (each key once, with its final value, sorted
+ * by key; val NULL for a key the transaction left absent). It runs inside
+ * store_commit, on the committing thread, with the store held, after tdb
+ * has grown the file for the commit (so a full disk fails before the hook)
+ * and before the commit itself; a nonzero return cancels the transaction
+ * and is store_commit's result. This is where replication makes a commit
+ * durable elsewhere first (docs/replication.md). Set before any
+ * transaction begins; NULL removes it. Only keys changed through
+ * store_put and store_delete are seen.
+ */
+struct store_op {
+	const char *key;
+	const uint8_t *val;
+	size_t len;
+};
+typedef int (*store_commit_hook_fn)(void *ctx, const struct store_op *ops, size_t count);
+void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx);
+
 /* *val is malloc'd (free it); -ENOENT when absent. */
 int store_get(struct store *st, const char *key, uint8_t **val, size_t *len);
 int store_put(struct store *st, const char *key, const void *val, size_t len);

@@ -560,6 +560,29 @@ int authstore_put(struct authstore *as, const char *key, const void *body, size_
 	return 0;
 }
 
+int authstore_put_raw(struct authstore *as, const char *key, const uint8_t *raw, size_t len)
+{
+	uint8_t term[TERM_LEN], old[TERM_LEN];
+	if (!own_txn(as) || as->rewrite || authstore_is_legacy(as))
+		return -EINVAL;
+	if (!covered(key))
+		return store_put(as->st, key, raw, len);
+	int rc = check_envelope(as->keys, as->store_id, key, raw, len, term);
+	if (rc == -EBADMSG)
+		log_refused(key);
+	if (rc)
+		return rc;
+	rc = current_term(as, key, old);
+	if (rc == 0)
+		sum_remove(&as->txn, old);
+	else if (rc != -ENOENT)
+		return rc;
+	if ((rc = store_put(as->st, key, raw, len)))
+		return rc;
+	sum_add(&as->txn, term);
+	return 0;
+}
+
 int authstore_delete(struct authstore *as, const char *key)
 {
 	uint8_t old[TERM_LEN];

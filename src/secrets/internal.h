@@ -226,6 +226,10 @@ void named_key_free(struct named_key *k);
 /* Loads one "key/<id>" record (err from authstore_foreach); write lock held. */
 int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *body, size_t len,
 		   int err);
+/* The copy in memory of the named key record_key ("key/<id>") made again
+ * from the store as it now is: replaced, dropped when the record is gone,
+ * kept unusable when it fails (sm_apply). */
+int keyring_reload_key(struct keyring *kr, const char *record_key);
 /* The record of k with its material sealed under master, into the open transaction. */
 int named_key_put(struct keyring *kr, const struct named_key *k, const uint8_t *master);
 /* The header's JSON with the master key sealed under kek; malloc'd. */

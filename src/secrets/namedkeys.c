@@ -190,6 +190,29 @@ out:
 	return rc;
 }
 
+int keyring_reload_key(struct keyring *kr, const char *record_key)
+{
+	const char *id = record_key + strlen(RECORD_PREFIX_KEY);
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int err = authstore_get(kr->as, record_key, &body, &len), rc = 0;
+	if (err && err != -ENOENT && err != -EBADMSG) {
+		free(body);
+		return err;
+	}
+	pthread_rwlock_wrlock(&kr->lock);
+	struct named_key *held = find_id(kr, id);
+	if (held) {
+		named_key_free(held);
+		*held = kr->keys[--kr->nkeys];
+	}
+	if (err != -ENOENT)
+		rc = named_key_load(kr, record_key, body, len, err);
+	pthread_rwlock_unlock(&kr->lock);
+	free(body);
+	return rc;
+}
+
 int keyring_default_key(struct keyring *kr, char key_id[SM_KEY_ID_LEN + 1])
 {
 	pthread_rwlock_rdlock(&kr->lock);

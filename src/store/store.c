@@ -27,6 +27,10 @@ struct store {
 	int lock_fd; /* our own open of the file, holding the one-writer flock */
 	int tdb_flags, open_flags; /* as opened, for store_drop_mapped_pages */
 	bool in_transaction;
+	store_commit_hook_fn commit_hook;
+	void *commit_hook_ctx;
+	struct strlist touched; /* keys the open transaction changed, with a hook set */
+	int touch_error;        /* a key that could not be noted: the commit is refused */
 };
 
 /* The one mapping of tdb's error space onto errno. */
@@ -389,6 +393,14 @@ const char *store_path(const struct store *st)
 	return st->path;
 }
 
+void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&st->lock);
+	st->commit_hook = fn;
+	st->commit_hook_ctx = ctx;
+	pthread_mutex_unlock(&st->lock);
+}
+
 int store_begin(struct store *st)
 {
 	pthread_mutex_lock(&st->lock);
@@ -401,27 +413,89 @@ int store_begin(struct store *st)
 	return 0;
 }
 
-int store_commit(struct store *st)
+static void end_transaction(struct store *st)
 {
-	int rc = 0;
-	/* prepare_commit grows the file first, so ENOSPC shows before any change. */
-	if (tdb_transaction_prepare_commit(st->tdb) != 0 ||
-	    tdb_transaction_commit(st->tdb) != 0) {
-		rc = tdb_to_errno(st->tdb);
-		if (!rc)
-			rc = -EIO;
-		tdb_transaction_cancel(st->tdb);
-	}
+	strlist_free(&st->touched);
+	st->touch_error = 0;
 	st->in_transaction = false;
 	pthread_mutex_unlock(&st->lock);
+}
+
+/* Store lock held. Only a hook needs to know, and only inside a transaction. */
+static void touch(struct store *st, const char *key)
+{
+	if (st->commit_hook && st->in_transaction && !st->touch_error)
+		st->touch_error = strlist_add(&st->touched, key);
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct op_list {
+	struct store_op *ops;
+	size_t count;
+};
+
+static void op_list_free(struct op_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free((void *)l->ops[i].val);
+	free(l->ops);
+	l->ops = NULL;
+	l->count = 0;
+}
+
+/* The touched keys with their values as the transaction leaves them: read
+ * before tdb prepares the commit, as tdb's own reads of an open
+ * transaction are what a prepared one stops serving. */
+static int collect_ops(struct store *st, struct op_list *out)
+{
+	struct strlist *t = &st->touched;
+	int rc = st->touch_error;
+	if (rc || !t->count)
+		return rc;
+	qsort(t->items, t->count, sizeof(*t->items), by_key);
+	if (!(out->ops = calloc(t->count, sizeof(*out->ops))))
+		return -ENOMEM;
+	for (size_t i = 0; i < t->count; i++) {
+		if (out->count && strcmp(out->ops[out->count - 1].key, t->items[i]) == 0)
+			continue;
+		TDB_DATA k = { .dptr = (unsigned char *)t->items[i], .dsize = strlen(t->items[i]) };
+		TDB_DATA v = tdb_fetch(st->tdb, k);
+		if (!v.dptr && tdb_error(st->tdb) != TDB_ERR_NOEXIST)
+			return tdb_to_errno(st->tdb) ?: -EIO;
+		out->ops[out->count++] = (struct store_op){ t->items[i], v.dptr, v.dsize };
+	}
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	struct op_list ops = { 0 };
+	int rc = st->commit_hook ? collect_ops(st, &ops) : 0;
+	/* prepare_commit grows the file first, so ENOSPC shows before any
+	 * change, here or (with a hook) elsewhere. */
+	if (rc)
+		;
+	else if (tdb_transaction_prepare_commit(st->tdb) != 0)
+		rc = tdb_to_errno(st->tdb) ?: -EIO;
+	else if (ops.count && (rc = st->commit_hook(st->commit_hook_ctx, ops.ops, ops.count)))
+		; /* refused elsewhere first: nothing lands here */
+	else if (tdb_transaction_commit(st->tdb) != 0)
+		rc = tdb_to_errno(st->tdb) ?: -EIO;
+	if (rc)
+		tdb_transaction_cancel(st->tdb);
+	op_list_free(&ops);
+	end_transaction(st);
 	return rc;
 }
 
 void store_cancel(struct store *st)
 {
 	tdb_transaction_cancel(st->tdb);
-	st->in_transaction = false;
-	pthread_mutex_unlock(&st->lock);
+	end_transaction(st);
 }
 
 static TDB_DATA key_of(const char *key)
@@ -448,6 +522,8 @@ int store_put(struct store *st, const char *key, const void *val, size_t len)
 	TDB_DATA data = { .dptr = (unsigned char *)val, .dsize = len };
 	pthread_mutex_lock(&st->lock);
 	int rc = tdb_store(st->tdb, key_of(key), data, TDB_REPLACE) ? tdb_to_errno(st->tdb) : 0;
+	if (!rc)
+		touch(st, key);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -456,6 +532,8 @@ int store_delete(struct store *st, const char *key)
 {
 	pthread_mutex_lock(&st->lock);
 	int rc = tdb_delete(st->tdb, key_of(key)) ? tdb_to_errno(st->tdb) : 0;
+	if (!rc)
+		touch(st, key);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

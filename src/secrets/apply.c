@@ -1,0 +1,172 @@
+/*
+ * sm_apply (secrets/secrets.h): the records of one commit made on another
+ * host, applied to this replica as one transaction, and the index made to
+ * match them (docs/replication.md). Every record is authenticated under
+ * this store's key and every secret and folder record decoded before
+ * anything commits: a batch with one record that fails is refused whole,
+ * as a commit made by a key holder is whole.
+ */
+#include "secrets/secrets.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "secrets/internal.h"
+#include "util/log.h"
+
+/* What one record of the batch becomes in memory once it has committed. */
+struct applied {
+	const char *key;
+	enum { A_NONE, A_SECRET, A_FOLDER, A_KEY } kind;
+	const char *name;        /* the secret's name or folder's path (in key) */
+	struct sm_secret *secret; /* NULL: gone */
+	struct sm_folder *folder; /* NULL: gone */
+};
+
+static bool has_prefix(const char *key, const char *prefix)
+{
+	return strncmp(key, prefix, strlen(prefix)) == 0;
+}
+
+/* Records a host writes to be replicated; the rest ("sfs/state",
+ * "sfs/format", anything unknown) belong to each replica alone. */
+static int check_key(const char *key)
+{
+	if (has_prefix(key, RECORD_PREFIX_SECRET) || has_prefix(key, RECORD_PREFIX_FOLDER) ||
+	    has_prefix(key, RECORD_PREFIX_VERSION) || has_prefix(key, RECORD_PREFIX_KEY) ||
+	    has_prefix(key, RECORD_PREFIX_CATALOG) || strcmp(key, RECORD_KEY_HEADER) == 0)
+		return 0;
+	log_error("replication: refused a change of record %s: a replica keeps it alone", key);
+	return -EPERM;
+}
+
+/* The record just written (or deleted) under a->key, decoded for the index. */
+static int decode(struct sm *sm, struct applied *a, bool deleted)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rc = 0;
+	if (has_prefix(a->key, RECORD_PREFIX_KEY)) {
+		a->kind = A_KEY;
+		return 0;
+	}
+	if (has_prefix(a->key, RECORD_PREFIX_SECRET)) {
+		a->kind = A_SECRET;
+		a->name = a->key + strlen(RECORD_PREFIX_SECRET);
+	} else if (has_prefix(a->key, RECORD_PREFIX_FOLDER)) {
+		a->kind = A_FOLDER;
+		a->name = a->key + strlen(RECORD_PREFIX_FOLDER);
+	} else {
+		return 0; /* versions, the catalog, the header: read when needed */
+	}
+	if (deleted)
+		return 0;
+	if ((rc = authstore_get(sm->as, a->key, &body, &len)))
+		return rc;
+	if (a->kind == A_SECRET) {
+		rc = record_decode_secret(body, len, &a->secret) ? -EBADMSG : 0;
+		if (!rc && strcmp(a->secret->name, a->name) != 0)
+			rc = -EBADMSG; /* a tag binds the key, so only a key holder's bug */
+	} else {
+		rc = record_decode_folder(a->name, body, len, &a->folder) ? -EBADMSG : 0;
+	}
+	if (rc == -EBADMSG)
+		log_error("replication: record %s authenticates but does not decode", a->key);
+	free(body);
+	return rc;
+}
+
+/* The batch into the open transaction; 0 when every record went in. */
+static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
+		       struct applied *out)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < count; i++) {
+		out[i].key = ops[i].key;
+		if ((rc = check_key(ops[i].key)))
+			break;
+		if (!ops[i].val) {
+			rc = authstore_delete(sm->as, ops[i].key);
+			if (rc == -ENOENT)
+				rc = 0;
+		} else {
+			rc = authstore_put_raw(sm->as, ops[i].key, ops[i].val, ops[i].len);
+		}
+	}
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = decode(sm, &out[i], !ops[i].val);
+	return rc;
+}
+
+/* The committed batch into the index, and the kernel told (change hook). */
+static void swap_in(struct sm *sm, struct applied *a, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		switch (a[i].kind) {
+		case A_SECRET: {
+			struct sm_secret *s = a[i].secret;
+			a[i].secret = NULL;
+			if (s && is_live(s)) {
+				pthread_rwlock_wrlock(&sm->index_lock);
+				if (ensure_parents(sm, s->name, s))
+					log_error("replication: out of memory adding the folders of %s",
+						  s->name);
+				pthread_rwlock_unlock(&sm->index_lock);
+			}
+			index_replace(sm, a[i].name, s);
+			break;
+		}
+		case A_FOLDER: {
+			struct sm_folder *f = a[i].folder;
+			a[i].folder = NULL;
+			/* A folder whose record is gone stays, implied, while a
+			 * secret below it lives (as the load would have it). */
+			if (!f && folder_has_children(sm, a[i].name) &&
+			    !(f = new_folder(a[i].name, 0755, 0, 0, 0)))
+				log_error("replication: out of memory keeping folder %s", a[i].name);
+			index_replace_folder(sm, a[i].name, f);
+			break;
+		}
+		case A_KEY:
+			if (keyring_reload_key(sm->kr, a[i].key))
+				log_error("replication: out of memory reloading named key %s",
+					  a[i].key);
+			break;
+		case A_NONE:
+			break;
+		}
+	}
+}
+
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count)
+{
+	struct applied *a = NULL;
+	int rc;
+	if (sm->nproblems)
+		return -EBADMSG; /* what the load refused is not built on */
+	if (!count)
+		return 0;
+	if (!(a = calloc(count, sizeof(*a))))
+		return -ENOMEM;
+	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = authstore_begin(sm->as)))
+		goto out;
+	if ((rc = write_batch(sm, ops, count, a))) {
+		authstore_cancel(sm->as);
+		log_error("replication: a change of %zu records refused whole (%s); this replica "
+			  "keeps what it had", count, strerror(-rc));
+		goto out;
+	}
+	if ((rc = authstore_commit(sm->as)))
+		goto out;
+	swap_in(sm, a, count);
+out:
+	pthread_mutex_unlock(&sm->write_lock);
+	for (size_t i = 0; i < count; i++) {
+		secret_free(a[i].secret);
+		folder_free(a[i].folder);
+	}
+	free(a);
+	return rc;
+}

@@ -1,0 +1,286 @@
+/*
+ * Unit tests of sm_apply (secrets/apply.c): one host's commits, as its
+ * store's commit hook sees them, applied to a replica of the same store;
+ * a batch that fails authentication changes nothing.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "secrets/secrets.h"
+
+#define MAX_OPS 64
+#define MAX_BATCHES 8
+
+/* One captured commit: owned copies of its ops. */
+struct batch {
+	struct store_op ops[MAX_OPS];
+	size_t count;
+};
+
+struct fx {
+	char dir[TU_PATH_MAX];
+	char a_path[TU_PATH_MAX], b_path[TU_PATH_MAX];
+	uint8_t key[CRYPTO_KEY_LEN];
+	struct sm_options opt;
+	struct sm *a, *b;
+	struct batch pending[MAX_BATCHES]; /* A's commits not yet replicated */
+	size_t npending;
+	char changed[1024];    /* names B's change hook was told of */
+};
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->count; i++) {
+		free((void *)b->ops[i].key);
+		free((void *)b->ops[i].val);
+	}
+	b->count = 0;
+}
+
+static void pending_free(struct fx *f)
+{
+	for (size_t i = 0; i < f->npending; i++)
+		batch_free(&f->pending[i]);
+	f->npending = 0;
+}
+
+/* A's commit hook: keeps what a replicator would send (not "sfs/state",
+ * the replica's own), one batch per commit. */
+static int capture(void *ctx, const struct store_op *ops, size_t count)
+{
+	struct fx *f = ctx;
+	if (f->npending == MAX_BATCHES)
+		return -ENOBUFS;
+	struct batch *b = &f->pending[f->npending++];
+	for (size_t i = 0; i < count && b->count < MAX_OPS; i++) {
+		if (strcmp(ops[i].key, "sfs/state") == 0)
+			continue;
+		struct store_op *o = &b->ops[b->count++];
+		o->key = strdup(ops[i].key);
+		o->len = ops[i].len;
+		o->val = NULL;
+		if (ops[i].val) {
+			uint8_t *copy = malloc(ops[i].len ? ops[i].len : 1);
+			memcpy(copy, ops[i].val, ops[i].len);
+			o->val = copy;
+		}
+	}
+	return 0;
+}
+
+static void note_change(void *ctx, const char *name, bool in_folder)
+{
+	struct fx *f = ctx;
+	size_t used = strlen(f->changed);
+	(void)in_folder;
+	snprintf(f->changed + used, sizeof(f->changed) - used, "%s;", name);
+}
+
+static int open_host(struct fx *f, const char *path, bool hooked, struct sm **out)
+{
+	struct store *st;
+	struct keyring *kr;
+	struct unlock_secret u = tu_key_unlock(f->key);
+	int rc = store_open(path, 0, &st);
+	if (rc)
+		return rc;
+	if (hooked)
+		store_set_commit_hook(st, capture, f);
+	if ((rc = keyring_unlock(st, &u, &kr))) {
+		store_close(st);
+		return rc;
+	}
+	return sm_open(st, kr, &f->opt, out);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	uint8_t *copy = NULL;
+	size_t len;
+	char keyfile[TU_PATH_MAX];
+	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
+		goto fail;
+	tu_path(f->a_path, f->dir, "a.tdb");
+	tu_path(f->b_path, f->dir, "b.tdb");
+	tu_path(keyfile, f->dir, "master.key");
+	/* B starts as a copy of A: one store, two replicas */
+	if (tu_make_key(keyfile, f->key) || tu_create_store(f->a_path, f->key) ||
+	    tu_read_file(f->a_path, &copy, &len) || tu_write_file(f->b_path, copy, len))
+		goto fail;
+	free(copy);
+	copy = NULL;
+	f->opt = tu_sm_options(0);
+	if (open_host(f, f->a_path, true, &f->a) || open_host(f, f->b_path, false, &f->b))
+		goto fail;
+	sm_set_change_hook(f->b, note_change, f);
+	*state = f;
+	return 0;
+fail:
+	free(copy);
+	if (f && f->dir[0])
+		tu_rmrf(f->dir);
+	free(f);
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	sm_close(f->a);
+	sm_close(f->b);
+	pending_free(f);
+	tu_rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A's commits since the last call onto B, in order. */
+static int replicate(struct fx *f)
+{
+	int rc = 0;
+	for (size_t i = 0; !rc && i < f->npending; i++)
+		rc = sm_apply(f->b, f->pending[i].ops, f->pending[i].count);
+	pending_free(f);
+	return rc;
+}
+
+static void reopen_b(struct fx *f)
+{
+	sm_close(f->b);
+	f->b = NULL;
+	assert_int_equal(open_host(f, f->b_path, false, &f->b), 0);
+}
+
+static void create_put_replicated(struct fx *f, const char *name, const char *value)
+{
+	char vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(sm_create(f->a, name, 0600, 1000, 1000), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_put_str(f->a, name, value, vid), 0);
+	assert_int_equal(replicate(f), 0);
+}
+
+/* The op under prefix in A's last pending commit. */
+static struct store_op *find_op(struct fx *f, const char *prefix)
+{
+	assert_true(f->npending > 0);
+	struct batch *b = &f->pending[f->npending - 1];
+	for (size_t i = 0; i < b->count; i++)
+		if (strncmp(b->ops[i].key, prefix, strlen(prefix)) == 0)
+			return &b->ops[i];
+	return NULL;
+}
+
+/* Creates, new versions and label moves on A read the same on B, at once
+ * and after B is opened again (its own state record agrees). */
+static void test_writes_reach_the_replica(void **state)
+{
+	struct fx *f = *state;
+	char a_cur[SM_VERSION_ID_MAX + 1], b_cur[SM_VERSION_ID_MAX + 1], vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(sm_mkdir(f->a, "app", 0750, 1000, 1000), 0);
+	assert_int_equal(replicate(f), 0);
+	create_put_replicated(f, "app/db", "first");
+	assert_int_equal(tu_sm_value_is(f->b, "app/db", NULL, "first", 5), 1);
+	assert_non_null(strstr(f->changed, "app/db;"));
+	assert_int_equal(tu_sm_put_str(f->a, "app/db", "second", vid), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "app/db", NULL, "second", 6), 1);
+	assert_int_equal(tu_sm_label(f->a, "app/db", "AWSCURRENT", a_cur), 0);
+	assert_int_equal(tu_sm_label(f->b, "app/db", "AWSCURRENT", b_cur), 0);
+	assert_string_equal(a_cur, b_cur);
+	assert_int_equal(tu_sm_nversions(f->b, "app/db"), 2);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "app/db", NULL, "second", 6), 1);
+	assert_int_equal(tu_sm_label(f->b, "app/db", "AWSPREVIOUS", b_cur), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "app/db", b_cur, "first", 5), 1);
+}
+
+/* A deletion (purged at once: a window of 0 days) removes the secret and
+ * its versions on B too. */
+static void test_deletion_reaches_the_replica(void **state)
+{
+	struct fx *f = *state;
+	create_put_replicated(f, "gone", "value");
+	assert_int_equal(sm_delete(f->a, "gone"), 0);
+	assert_int_equal(replicate(f), 0);
+	struct sm_attr at;
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
+	reopen_b(f);
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
+	sm_close(f->b);
+	f->b = NULL;
+	assert_int_equal(tu_count_records(f->b_path, "ver/"), 0);
+	assert_int_equal(open_host(f, f->b_path, false, &f->b), 0);
+}
+
+/* One changed byte, a record of another store, or a record a replica
+ * keeps alone: the whole batch is refused and B keeps what it had. */
+static void test_refused_batches_change_nothing(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	create_put_replicated(f, "s", "old");
+	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
+
+	assert_int_equal(f->npending, 1);
+	struct store_op *rec = find_op(f, "secret/");
+	assert_non_null(rec);
+	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
+	assert_int_equal(sm_apply(f->b, f->pending[0].ops, f->pending[0].count), -EBADMSG);
+	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
+
+	struct store_op bad = { "sfs/state", (const uint8_t *)"x", 1 };
+	assert_int_equal(sm_apply(f->b, &bad, 1), -EPERM);
+	struct store_op fmt = { "sfs/format", (const uint8_t *)"9", 1 };
+	assert_int_equal(sm_apply(f->b, &fmt, 1), -EPERM);
+
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
+	/* the genuine batch still applies */
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "new", 3), 1);
+}
+
+/* A record tagged by another store (another master key) does not apply. */
+static void test_record_of_another_store_refused(void **state)
+{
+	struct fx *f = *state;
+	char dir[TU_PATH_MAX], path[TU_PATH_MAX];
+	uint8_t key[CRYPTO_KEY_LEN];
+	struct sm *other = NULL;
+	char vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(tu_new_sm(dir, path, key, 0, &other), 0);
+	assert_int_equal(sm_create(other, "x", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(other, "x", "foreign", vid), 0);
+	sm_close(other);
+	uint8_t *raw = NULL;
+	size_t len;
+	assert_int_equal(tu_get_record(path, "secret/x", &raw, &len), 0);
+	struct store_op op = { "secret/x", raw, len };
+	assert_int_equal(sm_apply(f->b, &op, 1), -EBADMSG);
+	struct sm_attr at;
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "x", &at), -ENOENT);
+	free(raw);
+	tu_rmrf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_writes_reach_the_replica, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deletion_reaches_the_replica, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_batches_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_of_another_store_refused, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
