@@ -54,8 +54,9 @@ void store_cancel(struct store *st);
 
 /*
  * A commit hook sees what a transaction changed before tdb commits it: one
- * op per key put or deleted (each key once, with its final value, sorted
- * by key; val NULL for a key the transaction left absent). It runs inside
+ * op per key put or deleted (each key once, sorted by key), with the value
+ * the transaction leaves (val NULL: absent) and the one it found (old NULL:
+ * absent): what a compare-and-swap elsewhere needs. It runs inside
  * store_commit, on the committing thread, with the store held, after tdb
  * has grown the file for the commit (so a full disk fails before the hook)
  * and before the commit itself; a nonzero return cancels the transaction
@@ -68,6 +69,8 @@ struct store_op {
 	const char *key;
 	const uint8_t *val;
 	size_t len;
+	const uint8_t *old; /* commit hooks only */
+	size_t old_len;
 };
 typedef int (*store_commit_hook_fn)(void *ctx, const struct store_op *ops, size_t count);
 void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx);

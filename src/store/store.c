@@ -18,6 +18,7 @@
 #include <tdb.h>
 
 #include "util/log.h"
+#include "util/hashmap.h"
 #include "util/strlist.h"
 
 struct store {
@@ -29,8 +30,8 @@ struct store {
 	bool in_transaction;
 	store_commit_hook_fn commit_hook;
 	void *commit_hook_ctx;
-	struct strlist touched; /* keys the open transaction changed, with a hook set */
-	int touch_error;        /* a key that could not be noted: the commit is refused */
+	struct hashmap *touched; /* with a hook: key -> struct touched, this transaction's */
+	int touch_error;         /* a key that could not be noted: the commit is refused */
 };
 
 /* The one mapping of tdb's error space onto errno. */
@@ -413,29 +414,75 @@ int store_begin(struct store *st)
 	return 0;
 }
 
+/* A key the open transaction changed: what it held before (for a hook). */
+struct touched {
+	uint8_t *old; /* NULL: absent */
+	size_t old_len;
+};
+
+static int free_touched(const char *key, void *value, void *ctx)
+{
+	struct touched *t = value;
+	(void)key;
+	(void)ctx;
+	free(t->old);
+	free(t);
+	return 0;
+}
+
 static void end_transaction(struct store *st)
 {
-	strlist_free(&st->touched);
+	if (st->touched) {
+		hashmap_foreach(st->touched, free_touched, NULL);
+		hashmap_free(st->touched);
+		st->touched = NULL;
+	}
 	st->touch_error = 0;
 	st->in_transaction = false;
 	pthread_mutex_unlock(&st->lock);
 }
 
-/* Store lock held. Only a hook needs to know, and only inside a transaction. */
-static void touch(struct store *st, const char *key)
+/* Before key is first changed in a transaction with a hook set: its value
+ * then. Store lock held. */
+static void touch(struct store *st, TDB_DATA key_data, const char *key)
 {
-	if (st->commit_hook && st->in_transaction && !st->touch_error)
-		st->touch_error = strlist_add(&st->touched, key);
+	struct touched *t = NULL;
+	if (!st->commit_hook || !st->in_transaction || st->touch_error)
+		return;
+	if (!st->touched && !(st->touched = hashmap_new(64)))
+		goto oom;
+	if (hashmap_get(st->touched, key))
+		return;
+	if (!(t = calloc(1, sizeof(*t))))
+		goto oom;
+	TDB_DATA v = tdb_fetch(st->tdb, key_data);
+	if (!v.dptr && tdb_error(st->tdb) != TDB_ERR_NOEXIST) {
+		st->touch_error = tdb_to_errno(st->tdb) ?: -EIO;
+		free(t);
+		return;
+	}
+	t->old = v.dptr;
+	t->old_len = v.dsize;
+	if (hashmap_put(st->touched, key, t, NULL)) {
+		free(t->old);
+		free(t);
+		goto oom;
+	}
+	return;
+oom:
+	st->touch_error = -ENOMEM;
 }
 
 static int by_key(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct store_op *)a)->key, ((const struct store_op *)b)->key);
 }
 
 struct op_list {
 	struct store_op *ops;
 	size_t count;
+	struct store *st;
+	int rc;
 };
 
 static void op_list_free(struct op_list *l)
@@ -447,27 +494,35 @@ static void op_list_free(struct op_list *l)
 	l->count = 0;
 }
 
-/* The touched keys with their values as the transaction leaves them: read
- * before tdb prepares the commit, as tdb's own reads of an open
- * transaction are what a prepared one stops serving. */
+static int add_op(const char *key, void *value, void *ctx)
+{
+	struct op_list *l = ctx;
+	struct touched *t = value;
+	TDB_DATA k = { .dptr = (unsigned char *)key, .dsize = strlen(key) };
+	TDB_DATA v = tdb_fetch(l->st->tdb, k);
+	if (!v.dptr && tdb_error(l->st->tdb) != TDB_ERR_NOEXIST)
+		return l->rc = tdb_to_errno(l->st->tdb) ?: -EIO;
+	if (!v.dptr && !t->old)
+		return 0; /* absent before and after: nothing changed */
+	l->ops[l->count++] = (struct store_op){ key, v.dptr, v.dsize, t->old, t->old_len };
+	return 0;
+}
+
+/* The touched keys with the values the transaction leaves: read before tdb
+ * prepares the commit, while tdb still serves the open transaction's reads.
+ * The ops point into st->touched, which lives until the transaction ends. */
 static int collect_ops(struct store *st, struct op_list *out)
 {
-	struct strlist *t = &st->touched;
-	int rc = st->touch_error;
-	if (rc || !t->count)
-		return rc;
-	qsort(t->items, t->count, sizeof(*t->items), by_key);
-	if (!(out->ops = calloc(t->count, sizeof(*out->ops))))
+	size_t n = st->touched ? hashmap_count(st->touched) : 0;
+	if (st->touch_error || !n)
+		return st->touch_error;
+	if (!(out->ops = calloc(n, sizeof(*out->ops))))
 		return -ENOMEM;
-	for (size_t i = 0; i < t->count; i++) {
-		if (out->count && strcmp(out->ops[out->count - 1].key, t->items[i]) == 0)
-			continue;
-		TDB_DATA k = { .dptr = (unsigned char *)t->items[i], .dsize = strlen(t->items[i]) };
-		TDB_DATA v = tdb_fetch(st->tdb, k);
-		if (!v.dptr && tdb_error(st->tdb) != TDB_ERR_NOEXIST)
-			return tdb_to_errno(st->tdb) ?: -EIO;
-		out->ops[out->count++] = (struct store_op){ t->items[i], v.dptr, v.dsize };
-	}
+	out->st = st;
+	hashmap_foreach(st->touched, add_op, out);
+	if (out->rc)
+		return out->rc;
+	qsort(out->ops, out->count, sizeof(*out->ops), by_key);
 	return 0;
 }
 
@@ -521,9 +576,8 @@ int store_put(struct store *st, const char *key, const void *val, size_t len)
 {
 	TDB_DATA data = { .dptr = (unsigned char *)val, .dsize = len };
 	pthread_mutex_lock(&st->lock);
+	touch(st, key_of(key), key);
 	int rc = tdb_store(st->tdb, key_of(key), data, TDB_REPLACE) ? tdb_to_errno(st->tdb) : 0;
-	if (!rc)
-		touch(st, key);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -531,9 +585,8 @@ int store_put(struct store *st, const char *key, const void *val, size_t len)
 int store_delete(struct store *st, const char *key)
 {
 	pthread_mutex_lock(&st->lock);
+	touch(st, key_of(key), key);
 	int rc = tdb_delete(st->tdb, key_of(key)) ? tdb_to_errno(st->tdb) : 0;
-	if (!rc)
-		touch(st, key);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

@@ -237,9 +237,9 @@ static void test_refused_batches_change_nothing(void **state)
 	assert_int_equal(sm_apply(f->b, f->pending[0].ops, f->pending[0].count), -EBADMSG);
 	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
 
-	struct store_op bad = { "sfs/state", (const uint8_t *)"x", 1 };
+	struct store_op bad = { .key = "sfs/state", .val = (const uint8_t *)"x", .len = 1 };
 	assert_int_equal(sm_apply(f->b, &bad, 1), -EPERM);
-	struct store_op fmt = { "sfs/format", (const uint8_t *)"9", 1 };
+	struct store_op fmt = { .key = "sfs/format", .val = (const uint8_t *)"9", .len = 1 };
 	assert_int_equal(sm_apply(f->b, &fmt, 1), -EPERM);
 
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
@@ -265,7 +265,7 @@ static void test_record_of_another_store_refused(void **state)
 	uint8_t *raw = NULL;
 	size_t len;
 	assert_int_equal(tu_get_record(path, "secret/x", &raw, &len), 0);
-	struct store_op op = { "secret/x", raw, len };
+	struct store_op op = { .key = "secret/x", .val = raw, .len = len };
 	assert_int_equal(sm_apply(f->b, &op, 1), -EBADMSG);
 	struct sm_attr at;
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "x", &at), -ENOENT);

@@ -22,7 +22,7 @@ struct fx {
 	struct store *st;
 };
 
-/* What the hook saw, as "key=value" or "key!" (absent) lines, and what it answers. */
+/* What the hook saw, as "key:old>new" lines ("!" for absent), and what it answers. */
 struct seen {
 	char text[1024];
 	int calls;
@@ -63,11 +63,10 @@ static int hook(void *ctx, const struct store_op *ops, size_t count)
 	s->calls++;
 	for (size_t i = 0; i < count; i++) {
 		size_t used = strlen(s->text);
-		if (ops[i].val)
-			snprintf(s->text + used, sizeof(s->text) - used, "%s=%.*s\n", ops[i].key,
-				 (int)ops[i].len, (const char *)ops[i].val);
-		else
-			snprintf(s->text + used, sizeof(s->text) - used, "%s!\n", ops[i].key);
+		snprintf(s->text + used, sizeof(s->text) - used, "%s:%.*s%s>%.*s%s\n", ops[i].key,
+			 (int)ops[i].old_len, ops[i].old ? (const char *)ops[i].old : "",
+			 ops[i].old ? "" : "!", (int)ops[i].len,
+			 ops[i].val ? (const char *)ops[i].val : "", ops[i].val ? "" : "!");
 	}
 	if (s->st) {
 		uint8_t *v = NULL;
@@ -106,8 +105,9 @@ static void commit_base(struct store *st)
 	assert_int_equal(store_commit(st), 0);
 }
 
-/* Each key once, sorted, with the value the transaction leaves; a key put
- * and then deleted is seen absent, one put twice with its last value. */
+/* Each key once, sorted, with the value the transaction found and the one
+ * it leaves; one put twice with its last value; a key put and deleted
+ * again (absent before and after) is no change. */
 static void test_hook_sees_final_changes(void **state)
 {
 	struct fx *f = *state;
@@ -123,7 +123,7 @@ static void test_hook_sees_final_changes(void **state)
 	assert_int_equal(store_delete(f->st, "gone"), 0);
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(s.calls, 1);
-	assert_string_equal(s.text, "a=2\nc=last\ngone!\ntmp!\n");
+	assert_string_equal(s.text, "a:1>2\nc:!>last\ngone:x>!\n");
 	assert_value(f->st, "a", "2");
 	assert_value(f->st, "c", "last");
 	assert_value(f->st, "gone", NULL);
@@ -148,7 +148,7 @@ static void test_refusal_lands_nothing(void **state)
 	assert_int_equal(store_begin(f->st), 0);
 	put(f->st, "b", "3");
 	assert_int_equal(store_commit(f->st), 0);
-	assert_string_equal(s.text, "b=3\n");
+	assert_string_equal(s.text, "b:!>3\n");
 	store_close(f->st);
 	f->st = NULL;
 	assert_int_equal(store_open(f->path, 0, &f->st), 0);
