@@ -337,7 +337,7 @@ static int emit(const char *line, size_t len, etcd_line_fn on_line, void *ctx)
 	while (len > 0 && line[len - 1] == '\r')
 		len--;
 	size_t i = 0;
-	while (i < len && strchr(" \t\r", line[i]))
+	while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
 		i++;
 	if (i == len)
 		return 0; /* blank */

@@ -105,12 +105,18 @@ bad:
 
 /* ---- JSON helpers ------------------------------------------------------ */
 
+/* Not strchr(" \t\r\n", c): that finds the terminator for c == '\0'. */
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 int wire_parse(const char *json, size_t len, json_object **out)
 {
 	*out = NULL;
 	if (len > ETCD_WIRE_MSG_MAX)
 		return -EFBIG;
-	while (len > 0 && strchr(" \t\r\n", json[len - 1]))
+	while (len > 0 && is_space(json[len - 1]))
 		len--;
 	if (len == 0 || memchr(json, '\0', len))
 		return -EBADMSG;
