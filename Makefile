@@ -40,7 +40,10 @@ BIN := $(BUILD)/secretsfs
 
 .PHONY: all check unit unit-san pytest layers run stop clean install deps bench
 
-all: $(BIN) bin/secretsfs
+# tests/live: programs the pytest suite runs against real services (etcd).
+LIVE_BINS := $(patsubst tests/live/%.c,$(BUILD)/tests/%,$(wildcard tests/live/*.c))
+
+all: $(BIN) bin/secretsfs $(LIVE_BINS)
 
 bin/secretsfs: $(BIN)
 	@mkdir -p bin
@@ -61,6 +64,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a tests/unit/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS) \
 		$(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/%: tests/live/%.c $(BUILD)/libsecretsfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS)
 
 deps:
 	scripts/install-deps

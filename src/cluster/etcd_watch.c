@@ -18,6 +18,10 @@
 #include "cluster/internal.h"
 #include "util/log.h"
 
+/* Internal: the watch was refused for an expired token (it answers
+ * created+canceled "Unauthenticated", not a 401): authenticate, try again. */
+#define WATCH_REAUTH (-EKEYEXPIRED)
+
 struct watch {
 	etcd_watch_fn fn;
 	void *ctx;
@@ -58,6 +62,12 @@ static int on_line(void *ctx, const char *line, size_t len)
 		log_error("etcd: watch: malformed message (%zu bytes)", len);
 		end(w, rc);
 		return rc;
+	}
+	if (m.kind == ETCD_WATCH_CANCELED && strstr(m.cancel_reason, "Unauthenticated")) {
+		log_info("etcd: watch: token refused (%s)", m.cancel_reason);
+		end(w, WATCH_REAUTH);
+		etcd_watch_msg_free(&m);
+		return 1;
 	}
 	int verdict = w->fn(w->ctx, &m);
 	if (verdict < 0) {
@@ -192,7 +202,8 @@ int etcd_watch(struct etcd *e, const struct etcd_watch_req *req, etcd_watch_fn f
 		free_token(token);
 		if (rc)
 			break;
-		if (w.ended) {
+		bool expired = w.ended && w.result == WATCH_REAUTH;
+		if (w.ended && !expired) {
 			rc = w.result;
 			break;
 		}
@@ -202,8 +213,16 @@ int etcd_watch(struct etcd *e, const struct etcd_watch_req *req, etcd_watch_fn f
 			k++;
 			continue;
 		}
-		if (oc.curl == CURLE_OK && oc.http == 401 && e->user && !reauthed) {
+		if ((expired || (oc.curl == CURLE_OK && oc.http == 401)) && e->user) {
+			if (reauthed) {
+				rc = -EACCES;
+				break;
+			}
+			log_info("etcd: watch: token refused; authenticating again");
 			reauthed = true;
+			w.ended = false;
+			w.result = 0;
+			w.lines.len = 0;
 			pthread_mutex_lock(&e->lock);
 			rc = authenticate(e);
 			pthread_mutex_unlock(&e->lock);
