@@ -215,8 +215,10 @@ static void test_malformed(void **state)
 	char *msg = malloc(big / 3 * 4 + 64);
 	char *keyb64;
 	char *raw = calloc(1, big);
+	assert_non_null(msg);
+	assert_non_null(raw);
 	assert_int_equal(etcd_base64_encode(raw, big, &keyb64), 0);
-	sprintf(msg, "{\"kvs\":[{\"key\":\"%s\"}]}", keyb64);
+	snprintf(msg, big / 3 * 4 + 64, "{\"kvs\":[{\"key\":\"%s\"}]}", keyb64);
 	assert_int_equal(etcd_wire_range_response(msg, strlen(msg), &r), -EBADMSG);
 	free(msg);
 	free(keyb64);
