@@ -99,7 +99,9 @@ const char *etcd_endpoint(struct etcd *etcd);
  *
  * Otherwise the watch ends with an error, never 0: a CANCELED message is
  * passed to fn and then ends it with ETCD_E_COMPACTED when compact_revision
- * is set, -EACCES or -ECANCELED otherwise; the stream's error object with
+ * is set, -EACCES or -ECANCELED otherwise (except a cancel for an expired
+ * token, which fn does not see: the client authenticates once and opens
+ * the watch again); the stream's error object with
  * the mapped gRPC code (14 "no leader" is ETCD_E_UNKNOWN); no complete line
  * for watch_idle_ms (a frozen member) or a broken connection with
  * ETCD_E_UNKNOWN; *stop set by another thread with -EINTR (seen within
