@@ -8,7 +8,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
-PKGS := fuse3 tdb libgcrypt json-c
+PKGS := fuse3 tdb libgcrypt json-c libcurl
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -27,7 +27,7 @@ else
 BUILD := build
 endif
 
-LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/fs/*.c)
+LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/cluster/*.c src/fs/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -40,7 +40,10 @@ BIN := $(BUILD)/secretsfs
 
 .PHONY: all check unit unit-san pytest layers run stop clean install deps bench
 
-all: $(BIN) bin/secretsfs
+# tests/live: programs the pytest suite runs against real services (etcd).
+LIVE_BINS := $(patsubst tests/live/%.c,$(BUILD)/tests/%,$(wildcard tests/live/*.c))
+
+all: $(BIN) bin/secretsfs $(LIVE_BINS)
 
 bin/secretsfs: $(BIN)
 	@mkdir -p bin
@@ -61,6 +64,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a tests/unit/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS) \
 		$(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/%: tests/live/%.c $(BUILD)/libsecretsfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS)
 
 deps:
 	scripts/install-deps
@@ -113,7 +120,8 @@ clean:
 #   make fuzz     build every tests/fuzz/fuzz_*.c with libFuzzer, ASan and
 #                 UBSan and run each for FUZZ_SECONDS (default 60); fails if
 #                 any target finds a crash, leak or undefined behaviour.
-# The parsers' layers (util crypto store secrets) are compiled with clang into
+# The parsers' layers (util crypto store secrets, and cluster's wire format
+# without its libcurl transport) are compiled with clang into
 # build-fuzz/, instrumented for coverage; not part of `make check`.
 FUZZ_CC ?= clang
 FUZZ_BUILD := build-fuzz
@@ -122,7 +130,8 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 	-D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -Iinclude -Isrc \
 	$(shell pkg-config --cflags tdb libgcrypt json-c 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs tdb libgcrypt json-c 2>/dev/null) -lpthread
-FUZZ_LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c)
+FUZZ_LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c) \
+	src/cluster/etcd_wire.c src/cluster/etcd_stream.c src/cluster/etcd_base64.c
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)

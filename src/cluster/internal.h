@@ -1,0 +1,92 @@
+/*
+ * Shared by src/cluster's sources only: the JSON helpers both halves of the
+ * wire format use (requests and unary answers in etcd_wire.c, the stream,
+ * status, auth and errors in etcd_stream.c), and the client's state that
+ * the unary calls (etcd.c) and the watch (etcd_watch.c) share.
+ */
+#ifndef SECRETSFS_CLUSTER_INTERNAL_H
+#define SECRETSFS_CLUSTER_INTERNAL_H
+
+#include <json-c/json.h>
+
+#include "cluster/etcd_wire.h"
+
+/* Parses exactly one JSON object from json[0..len): 0, -EBADMSG or -EFBIG. */
+int wire_parse(const char *json, size_t len, json_object **out);
+/* The object's member name, which must have the type wanted when present:
+ * 0 with *out NULL when absent, -EBADMSG when of another type. */
+int wire_member(json_object *obj, const char *name, json_type type, json_object **out);
+/* int64 (JSON string or number), absent = 0. */
+int wire_int64(json_object *obj, const char *name, int64_t *out);
+int wire_uint64(json_object *obj, const char *name, uint64_t *out);
+int wire_bool(json_object *obj, const char *name, bool *out);
+/* A string member copied (truncated) into buf; absent = "". */
+int wire_text(json_object *obj, const char *name, char *buf, size_t size);
+int wire_header(json_object *obj, struct etcd_header *out);
+int wire_kv(json_object *obj, struct etcd_kv *out);
+/* A list of kvs under name: *kvs malloc'd (NULL when absent or empty). */
+int wire_kvs(json_object *obj, const char *name, struct etcd_kv **kvs, size_t *n);
+void wire_kvs_free(struct etcd_kv *kvs, size_t n);
+/* Adds name: base64(data) to obj. */
+int wire_put_bytes(json_object *obj, const char *name, const void *data, size_t len);
+int wire_put_int64(json_object *obj, const char *name, int64_t v);
+int wire_put_bool(json_object *obj, const char *name, bool v);
+int wire_put_string(json_object *obj, const char *name, const char *s);
+/* The object as a malloc'd string (and drops the reference). */
+int wire_finish(json_object *obj, char **json);
+
+/* ---- the transport (etcd.c, etcd_watch.c) ---- */
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include "cluster/etcd.h"
+#include "crypto/crypto.h"
+
+#define TOKEN_MAX 4096
+#define PASSWORD_MAX 4096
+
+struct etcd {
+	char *endpoints[ETCD_ENDPOINTS_MAX];
+	size_t n_endpoints;
+	atomic_size_t current; /* where the next call starts */
+	char *user;
+	struct secbuf password; /* NUL-terminated */
+	char *ca_file, *cert_file, *key_file;
+	long timeout_ms, connect_timeout_ms, watch_idle_ms;
+
+	pthread_mutex_t lock; /* the unary handle */
+	CURL *easy;
+
+	pthread_mutex_t auth_lock;
+	char *token; /* a credential: wiped when replaced */
+};
+
+/* A response body, bounded by ETCD_WIRE_MSG_MAX (then too_big). */
+struct body {
+	char *data;
+	size_t len;
+	size_t cap;
+	bool too_big;
+};
+/* What one exchange came to: curl code, whether a byte was sent, status. */
+struct outcome {
+	CURLcode curl;
+	bool sent;
+	long http;
+};
+
+size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+void body_reset(struct body *b);
+/* URL, timeouts, keepalive, TLS files, no signals: 0 or -ENOMEM. */
+int common_opts(struct etcd *e, CURL *h, const char *url);
+/* Content-Type, extra (may be NULL), Authorization when token is set. */
+struct curl_slist *headers(const char *token, const char *extra);
+void free_headers(struct curl_slist *l); /* wipes (the token) and frees */
+/* Unary lock held: a fresh token from /v3/auth/authenticate. */
+int authenticate(struct etcd *e);
+/* Unary lock held: a copy of the token (NULL without a user), got first if none. */
+int token_copy(struct etcd *e, char **out);
+void free_token(char *t);
+
+#endif
