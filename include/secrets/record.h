@@ -21,6 +21,10 @@
 
 #define RECORD_KEY_FORMAT "sfs/format"
 #define RECORD_KEY_HEADER "sfs/header"
+/* A replica's own records (docs/replication.md): authenticated, in the
+ * state sum, never replicated. */
+#define RECORD_KEY_CLUSTER "sfs/cluster" /* how this replica reaches etcd */
+#define RECORD_KEY_REPLICA "sfs/replica" /* the etcd revision it has applied */
 #define RECORD_PREFIX_SECRET "secret/"
 #define RECORD_PREFIX_FOLDER "dir/"
 #define RECORD_PREFIX_VERSION "ver/"

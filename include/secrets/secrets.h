@@ -226,7 +226,16 @@ int sm_note_access(struct sm *sm, const char *name);
  * replica keeps alone ("sfs/state", "sfs/format") are refused (-EPERM).
  * -EBADMSG too on a store whose load found problems.
  */
-int sm_apply(struct sm *sm, const struct store_op *ops, size_t count);
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
+	     const struct store_op *local);
+/*
+ * A replica's own records (RECORD_KEY_CLUSTER, RECORD_KEY_REPLICA):
+ * authenticated like the rest and kept out of replication. sm_apply's
+ * local (may be NULL) is one of them, committed with the batch. Other
+ * keys: -EPERM. sm_local_get: -ENOENT when absent; *body malloc'd.
+ */
+int sm_local_get(struct sm *sm, const char *key, uint8_t **body, size_t *len);
+int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len);
 
 /*
  * fn(ctx, name, in_folder) runs after the secret or folder called name

@@ -139,20 +139,53 @@ static void swap_in(struct sm *sm, struct applied *a, size_t count)
 	}
 }
 
-int sm_apply(struct sm *sm, const struct store_op *ops, size_t count)
+static bool local_key(const char *key)
+{
+	return strcmp(key, RECORD_KEY_CLUSTER) == 0 || strcmp(key, RECORD_KEY_REPLICA) == 0;
+}
+
+int sm_local_get(struct sm *sm, const char *key, uint8_t **body, size_t *len)
+{
+	if (!local_key(key))
+		return -EPERM;
+	return authstore_get(sm->as, key, body, len);
+}
+
+int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
+{
+	if (!local_key(key))
+		return -EPERM;
+	if (sm->opt.readonly)
+		return -EROFS;
+	pthread_mutex_lock(&sm->write_lock);
+	int rc = authstore_begin(sm->as);
+	if (!rc && (rc = authstore_put(sm->as, key, body, len)))
+		authstore_cancel(sm->as);
+	else if (!rc)
+		rc = authstore_commit(sm->as);
+	pthread_mutex_unlock(&sm->write_lock);
+	return rc;
+}
+
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
+	     const struct store_op *local)
 {
 	struct applied *a = NULL;
 	int rc;
 	if (sm->nproblems)
 		return -EBADMSG; /* what the load refused is not built on */
-	if (!count)
+	if (local && !local_key(local->key))
+		return -EPERM;
+	if (!count && !local)
 		return 0;
-	if (!(a = calloc(count, sizeof(*a))))
+	if (!(a = calloc(count ? count : 1, sizeof(*a))))
 		return -ENOMEM;
 	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
-	if ((rc = write_batch(sm, ops, count, a))) {
+	if (!(rc = write_batch(sm, ops, count, a)) && local)
+		rc = authstore_put(sm->as, local->key, local->val, local->len);
+	if (rc) {
 		authstore_cancel(sm->as);
 		log_error("replication: a change of %zu records refused whole (%s); this replica "
 			  "keeps what it had", count, strerror(-rc));

@@ -225,6 +225,30 @@ static bool uncatalogued(struct sm *sm, const char *key)
 	return !hashmap_get(sm->folders, path) && !is_damaged(sm, path);
 }
 
+static bool local_record(const char *key)
+{
+	return strcmp(key, RECORD_KEY_CLUSTER) == 0 || strcmp(key, RECORD_KEY_REPLICA) == 0;
+}
+
+/* A replica's own records, read (and so counted in the sum) when present. */
+static int check_local_records(struct sm *sm)
+{
+	static const char *const keys[] = { RECORD_KEY_CLUSTER, RECORD_KEY_REPLICA };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		uint8_t *body = NULL;
+		size_t len;
+		int rc = authstore_get(sm->as, keys[i], &body, &len);
+		free(body);
+		if (rc == -EBADMSG)
+			rc = problem(sm, keys[i], "fails authentication");
+		else if (rc == -ENOENT)
+			rc = 0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Every record of the store, each accounted for (by its key alone). */
 static int visit_any(const char *key, void *ctx)
 {
@@ -249,7 +273,7 @@ static int visit_any(const char *key, void *ctx)
 			       "is not a record secretsfs writes");
 	if (has_prefix(key, RECORD_PREFIX_KEY) || catalog_is_bucket_key(key) ||
 	    strcmp(key, RECORD_KEY_FORMAT) == 0 || strcmp(key, RECORD_KEY_HEADER) == 0 ||
-	    strcmp(key, AUTHSTORE_KEY_STATE) == 0)
+	    strcmp(key, AUTHSTORE_KEY_STATE) == 0 || local_record(key))
 		return 0;
 	return problem(sm, key, "is not a record secretsfs writes");
 }
@@ -340,6 +364,8 @@ int load_index(struct sm *sm)
 		rc = check_ids(&l);
 	if (!rc)
 		rc = check_keys(sm);
+	if (!rc)
+		rc = check_local_records(sm);
 	if (!rc)
 		rc = check_records(&l);
 	/* Said even beside records that fail: those make the sum differ too,
