@@ -238,6 +238,30 @@ int sm_local_get(struct sm *sm, const char *key, uint8_t **body, size_t *len);
 int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len);
 
 /*
+ * A replica's cluster hooks (docs/replication.md), set by whoever opened
+ * the replica, before the domain serves anything; the domain never learns
+ * what is behind them. writable(ctx) is asked by every change that would
+ * be stored, before the writer lock: nonzero (-EROFS while the replica is
+ * offline) refuses the change at once with that error, nothing changed.
+ * A commit refused with -ESTALE (another host changed what the change was
+ * planned on) is planned again from the start: the writer lock let go,
+ * wait_applied(ctx, ms) waits until the replica has applied what made it
+ * stale (-ETIMEDOUT: it tries again anyway; another error ends the
+ * retries with it), at most SM_STALE_RETRIES (5) times, then -EBUSY,
+ * logged. Changes held in memory only (sm_discard_created, request tokens
+ * and dates, sm_note_access) and the replica's own records (sm_apply,
+ * sm_local_put) do not ask. NULL hooks: a local store.
+ */
+typedef int (*sm_writable_fn)(void *ctx);
+typedef int (*sm_wait_applied_fn)(void *ctx, long timeout_ms);
+void sm_set_cluster_hooks(struct sm *sm, sm_writable_fn writable, sm_wait_applied_fn wait_applied,
+			  void *ctx);
+/* 0 when a change could be stored now: -EROFS read-only, or what the
+ * writable hook says (for the FUSE adapter, which refuses an open for
+ * writing at once rather than at its close). */
+int sm_writable(struct sm *sm);
+
+/*
  * fn(ctx, name, in_folder) runs after the secret or folder called name
  * changed in the index, whatever changed it (a request, a rotation, a purge,
  * the first read of a day), on that thread, after the change is visible to

@@ -197,6 +197,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -EROFS;
 		goto out;
 	}
+	/* A replica offline: refused now, not at the close that commits. */
+	if (accmode != O_RDONLY && (rc = sm_writable(fs->sm)))
+		goto out;
 	h = handle_new(accmode == O_RDONLY ? HANDLE_READ : HANDLE_WRITE, ino);
 	if (!h) {
 		rc = -ENOMEM;
@@ -249,8 +252,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	bool made = false;
 	int rc = new_child(fs, parent, name, true, CHILD_FILE, &c);
 
-	if (!rc && fs->opt.readonly)
-		rc = -EROFS;
+	if (!rc)
+		rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
 	if (!rc)
 		rc = authorize_create(fs, req, c.name);
 	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the

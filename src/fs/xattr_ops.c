@@ -104,10 +104,14 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 {
 	struct fs *fs = fs_of(req);
 	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid(), fs->rotator };
-	struct target t;
+	struct target t = { 0 };
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, false);
-	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	/* Every attribute change is refused at once on a replica offline,
+	 * those kept in memory (request tokens) too: their commit would be. */
+	int rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+	if (!rc)
+		rc = target_of(fs, ino, &t);
 	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))
 		goto out;
 	if (!rc && t.kind == T_SECRET && strcmp(name, "user.sm.rotate") == 0) {
@@ -132,10 +136,14 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct xattr_caller who = { fuse_req_ctx(req)->uid, getuid(), fs->rotator };
-	struct target t;
+	struct target t = { 0 };
 	struct audit_caller caller = caller_of(req);
 	const char *event = xattr_event(name, true);
-	int rc = fs->opt.readonly ? -EROFS : target_of(fs, ino, &t);
+	/* Every attribute change is refused at once on a replica offline,
+	 * those kept in memory (request tokens) too: their commit would be. */
+	int rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+	if (!rc)
+		rc = target_of(fs, ino, &t);
 	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))
 		goto out;
 	if (!rc)

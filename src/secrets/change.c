@@ -100,7 +100,7 @@ int change_commit(struct sm *sm, struct change *c)
 		authstore_cancel(sm->as);
 	else
 		rc = authstore_commit(sm->as);
-	if (rc)
+	if (rc && rc != -ESTALE) /* stale: planned again, logged there */
 		log_error("store commit failed, nothing changed: %s",
 			  rc == -EBADMSG ? "a record it replaces fails authentication" : strerror(-rc));
 	return rc;

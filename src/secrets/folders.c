@@ -58,15 +58,14 @@ static void apply_owner_mode(uint32_t *mode, uint32_t *uid, uint32_t *gid, const
 		*gid = *new_gid;
 }
 
-int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, const uint32_t *uid,
-		      const uint32_t *gid)
+static int owner_mode_once(struct sm *sm, const char *path, const uint32_t *mode,
+			   const uint32_t *uid, const uint32_t *gid)
 {
 	struct change c = { 0 };
-	int rc = 0;
+	int rc;
 
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_folder *f = find_folder(sm, path);
 	struct sm_secret *s = f ? NULL : find_secret(sm, path);
 	if (f) {
@@ -103,12 +102,22 @@ int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, con
 		rc = -ENOENT;
 	}
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	change_free(&c);
 	return rc;
 }
 
-int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
+int sm_set_owner_mode(struct sm *sm, const char *path, const uint32_t *mode, const uint32_t *uid,
+		      const uint32_t *gid)
+{
+	int rc, tries = 0;
+	do
+		rc = owner_mode_once(sm, path, mode, uid, gid);
+	while (write_again(sm, path[0] ? path : "/", &rc, &tries));
+	return rc;
+}
+
+static int mkdir_once(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
 {
 	struct change c = { 0 };
 	const char *why;
@@ -116,9 +125,8 @@ int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint3
 
 	if (name_check(path, &why))
 		return refuse(-EINVAL, path, why);
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *held = find_secret(sm, path);
 	if (find_folder(sm, path) || is_live(held)) {
 		rc = -EEXIST;
@@ -148,19 +156,27 @@ int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint3
 	}
 	index_replace_folder(sm, path, f);
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	change_free(&c);
 	return rc;
 }
 
-int sm_rmdir(struct sm *sm, const char *path)
+int sm_mkdir(struct sm *sm, const char *path, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	int rc, tries = 0;
+	do
+		rc = mkdir_once(sm, path, mode, uid, gid);
+	while (write_again(sm, path, &rc, &tries));
+	return rc;
+}
+
+static int rmdir_once(struct sm *sm, const char *path)
 {
 	struct change c = { 0 };
-	int rc = 0;
+	int rc;
 
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_folder *f = path[0] ? find_folder(sm, path) : NULL;
 	if (!f) {
 		rc = is_live(find_secret(sm, path)) ? -ENOTDIR : path[0] ? -ENOENT : -EBUSY;
@@ -179,7 +195,16 @@ int sm_rmdir(struct sm *sm, const char *path)
 	}
 	index_replace_folder(sm, path, NULL);
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	change_free(&c);
+	return rc;
+}
+
+int sm_rmdir(struct sm *sm, const char *path)
+{
+	int rc, tries = 0;
+	do
+		rc = rmdir_once(sm, path);
+	while (write_again(sm, path, &rc, &tries));
 	return rc;
 }

@@ -38,6 +38,9 @@ struct sm {
 	pthread_rwlock_t hook_lock;  /* the change hook against its removal */
 	sm_change_hook_fn change_hook;
 	void *change_hook_ctx;
+	sm_writable_fn writable;         /* cluster hooks (writer.c); NULL: a local store */
+	sm_wait_applied_fn wait_applied;
+	void *cluster_ctx;
 };
 
 struct sm_problem {
@@ -53,6 +56,23 @@ int load_index(struct sm *sm);
  * authenticated: rekeyed under the key-encryption key that unlocked it,
  * its catalog rebuilt, every record tagged (rekey.c). Write lock held. */
 int rekey_legacy(struct sm *sm, int format);
+
+/* ---- the door of every mutation (writer.c) ---- */
+
+#define SM_STALE_RETRIES 5    /* plans again after -ESTALE, then -EBUSY */
+#define SM_STALE_WAIT_MS 2000 /* for the replica to apply what made it stale */
+
+/* 0 when the store may change now: -EROFS read-only, or the writable
+ * hook's error (a replica offline). */
+int write_allowed(struct sm *sm);
+/* write_allowed, then the writer lock (held on 0 only). */
+int write_begin(struct sm *sm);
+void write_end(struct sm *sm);
+/* After one run of an operation returned *rc: true to run it again from
+ * the start (*rc was -ESTALE: waits for the replica first); false to
+ * return *rc, which becomes -EBUSY after SM_STALE_RETRIES runs again
+ * (logged under what). Call with the writer lock released. */
+bool write_again(struct sm *sm, const char *what, int *rc, int *tries);
 
 /* After name changed in the index: tells the change hook, if any. */
 void index_changed(struct sm *sm, const char *name, bool in_folder);

@@ -55,9 +55,8 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 
 	if (!scratch && name_check(name, &why))
 		return refuse(-EINVAL, name, why);
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *old = find_secret(sm, name);
 	if (find_folder(sm, name) || is_live(old)) {
 		rc = -EEXIST;
@@ -103,14 +102,15 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 	s->scratch = scratch;
 	index_replace(sm, name, s);
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	return rc;
 }
 
-int sm_commit_created(struct sm *sm, const char *name)
+static int commit_created_once(struct sm *sm, const char *name)
 {
-	int rc = 0;
-	pthread_mutex_lock(&sm->write_lock);
+	int rc;
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *old = find_secret(sm, name);
 	if (old && (!old->persisted || old->restore_pending) && !old->scratch) {
 		struct sm_secret *s = secret_clone(old);
@@ -133,7 +133,16 @@ int sm_commit_created(struct sm *sm, const char *name)
 		index_replace(sm, name, s);
 	}
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
+	return rc;
+}
+
+int sm_commit_created(struct sm *sm, const char *name)
+{
+	int rc, tries = 0;
+	do
+		rc = commit_created_once(sm, name);
+	while (write_again(sm, name, &rc, &tries));
 	return rc;
 }
 
@@ -188,15 +197,14 @@ static int purge_now(struct sm *sm, const struct sm_secret *s, const char *how)
 	return 0;
 }
 
-int sm_delete(struct sm *sm, const char *name)
+static int delete_once(struct sm *sm, const char *name)
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
-	int rc = 0;
+	int rc;
 
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *old = find_secret(sm, name);
 	if (!is_live(old)) {
 		rc = find_folder(sm, name) ? -EISDIR : -ENOENT;
@@ -223,13 +231,22 @@ int sm_delete(struct sm *sm, const char *name)
 	index_replace(sm, name, s);
 	s = NULL;
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	secret_free(s);
 	change_free(&c);
 	return rc;
 }
 
-int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name)
+int sm_delete(struct sm *sm, const char *name)
+{
+	int rc, tries = 0;
+	do
+		rc = delete_once(sm, name);
+	while (write_again(sm, name, &rc, &tries));
+	return rc;
+}
+
+static int restore_once(struct sm *sm, const char *deleted_name, const char *new_name)
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
@@ -238,9 +255,8 @@ int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name)
 
 	if (name_check(new_name, &why))
 		return refuse(-EINVAL, new_name, why);
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *old = find_secret(sm, deleted_name);
 	bool renaming = strcmp(deleted_name, new_name) != 0;
 	if (!old || !old->deleted_ms) {
@@ -269,21 +285,39 @@ int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name)
 	index_replace(sm, new_name, s);
 	s = NULL;
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	secret_free(s);
 	change_free(&c);
 	return rc;
 }
 
+int sm_restore(struct sm *sm, const char *deleted_name, const char *new_name)
+{
+	int rc, tries = 0;
+	do
+		rc = restore_once(sm, deleted_name, new_name);
+	while (write_again(sm, deleted_name, &rc, &tries));
+	return rc;
+}
+
+static int purge_deleted_once(struct sm *sm, const char *name)
+{
+	int rc;
+	if ((rc = write_begin(sm)))
+		return rc;
+	struct sm_secret *s = find_secret(sm, name);
+	rc = s && s->deleted_ms ? purge_now(sm, s, "deleted for good (ForceDeleteWithoutRecovery)")
+				: -ENOENT;
+	write_end(sm);
+	return rc;
+}
+
 int sm_purge_deleted(struct sm *sm, const char *name)
 {
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
-	struct sm_secret *s = find_secret(sm, name);
-	int rc = s && s->deleted_ms ? purge_now(sm, s, "deleted for good (ForceDeleteWithoutRecovery)")
-				    : -ENOENT;
-	pthread_mutex_unlock(&sm->write_lock);
+	int rc, tries = 0;
+	do
+		rc = purge_deleted_once(sm, name);
+	while (write_again(sm, name, &rc, &tries));
 	return rc;
 }
 
@@ -309,22 +343,32 @@ static int collect_expired(const char *name, void *value, void *ctx)
 	return 0;
 }
 
-int sm_purge_expired(struct sm *sm)
+static int purge_expired_once(struct sm *sm)
 {
 	struct expired e = { time_now_ms(), NULL, 0 };
 	int rc = 0;
-	if (sm->opt.readonly)
+	/* The upkeep's: a store that cannot change now is purged later. */
+	if (write_allowed(sm))
 		return 0;
 	pthread_mutex_lock(&sm->write_lock);
 	hashmap_foreach(sm->secrets, collect_expired, &e);
 	for (size_t i = 0; i < e.count; i++) {
 		int one = purge_now(sm, find_secret(sm, e.names[i]), "recovery window over, deleted for good");
-		if (one)
+		if (one == -ESTALE || (one && !rc))
 			rc = one;
 	}
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	for (size_t i = 0; i < e.count; i++)
 		free(e.names[i]);
 	free(e.names);
+	return rc;
+}
+
+int sm_purge_expired(struct sm *sm)
+{
+	int rc, tries = 0;
+	do
+		rc = purge_expired_once(sm);
+	while (write_again(sm, "expired deletions", &rc, &tries));
 	return rc;
 }

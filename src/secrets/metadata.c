@@ -24,15 +24,21 @@
  * false keeps the change in memory, for tokens). An edit returning 1 means
  * "nothing to change".
  */
-int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum edit_mode mode)
+static int edit_once(struct sm *sm, const char *name, edit_fn edit, void *ctx,
+		     enum edit_mode mode)
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
 	int rc;
 
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	/* What stays in memory (tokens) needs no say from the cluster. */
+	if (mode == EDIT_MEMORY) {
+		if (sm->opt.readonly)
+			return -EROFS;
+		pthread_mutex_lock(&sm->write_lock);
+	} else if ((rc = write_begin(sm))) {
+		return rc;
+	}
 	struct sm_secret *old = find_secret(sm, name);
 	if (!is_live(old)) {
 		rc = -ENOENT;
@@ -62,9 +68,18 @@ int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum e
 	index_replace(sm, name, s);
 	s = NULL;
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	secret_free(s);
 	change_free(&c);
+	return rc;
+}
+
+int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum edit_mode mode)
+{
+	int rc, tries = 0;
+	do
+		rc = edit_once(sm, name, edit, ctx, mode);
+	while (write_again(sm, name, &rc, &tries));
 	return rc;
 }
 
@@ -396,12 +411,16 @@ int sm_flush_access(struct sm *sm)
 	pthread_mutex_unlock(&sm->access_lock);
 	if (rc || hashmap_count(names) == 0)
 		goto out;
-	/* Under the writer lock the indexed copies are stable and hold the dates. */
-	pthread_mutex_lock(&sm->write_lock);
+	/* Under the writer lock the indexed copies are stable and hold the
+	 * dates. A store that cannot change now keeps them in memory only,
+	 * as a store that another host made them stale on does: dates of
+	 * reads, not worth a retry. */
+	if ((rc = write_begin(sm)))
+		goto out;
 	void *args[2] = { sm, &c };
 	hashmap_foreach(names, stage_access, args);
 	rc = change_commit(sm, &c);
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 out:
 	change_free(&c);
 	hashmap_free(names);

@@ -85,9 +85,8 @@ int sm_rekey(struct sm *sm, const struct unlock_secret *unlock, uint64_t *versio
 			  sm->nproblems);
 		return -EBADMSG;
 	}
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	if (!(rc = keyring_next_new(sm->kr, unlock, &next)) &&
 	    !(rc = rewrap_all(sm, next, false, versions))) {
 		keyring_next_adopt(sm->kr, next);
@@ -95,7 +94,7 @@ int sm_rekey(struct sm *sm, const struct unlock_secret *unlock, uint64_t *versio
 		log_info("%s: rekeyed: a new master key, new named keys, %llu data keys "
 			 "re-wrapped", store_path(sm->store), (unsigned long long)*versions);
 	}
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	keyring_next_free(next);
 	return rc;
 }

@@ -310,8 +310,8 @@ static int check_folder_target(struct sm *sm, const char *to)
 	return rc;
 }
 
-int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
-	      sm_move_check_fn check, void *ctx)
+static int rename_once(struct sm *sm, const char *from, const char *to, bool noreplace,
+		       sm_move_check_fn check, void *ctx)
 {
 	const char *why;
 	int rc;
@@ -319,9 +319,8 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
 	bool to_scratch = name_is_scratch(to);
 	if (!to_scratch && name_check(to, &why))
 		return refuse(-EINVAL, to, why);
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *fs = find_secret(sm, from), *ts = find_secret(sm, to);
 	if (to_scratch) {
 		if (!is_live(fs))
@@ -362,6 +361,16 @@ int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
 		rc = -ENOENT;
 	}
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
+	return rc;
+}
+
+int sm_rename(struct sm *sm, const char *from, const char *to, bool noreplace,
+	      sm_move_check_fn check, void *ctx)
+{
+	int rc, tries = 0;
+	do
+		rc = rename_once(sm, from, to, noreplace, check, ctx);
+	while (write_again(sm, from, &rc, &tries));
 	return rc;
 }

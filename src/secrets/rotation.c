@@ -121,12 +121,12 @@ static int set_status(struct sm *sm, const char *name, const char *status, const
 	return 0;
 }
 
-int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap)
+static int rotation_start_once(struct sm *sm, const char *name, char token[37], char *command,
+			       size_t cap)
 {
-	int rc = 0;
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	int rc;
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *s = find_secret(sm, name);
 	if (!is_live(s) || s->scratch || !s->persisted) {
 		rc = -ENOENT;
@@ -161,10 +161,21 @@ int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *com
 	if (!rc)
 		log_info("%s: RotateSecret started, token %s", name, token);
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	return rc;
 }
 
+int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap)
+{
+	int rc, tries = 0;
+	do
+		rc = rotation_start_once(sm, name, token, command, cap);
+	while (write_again(sm, name, &rc, &tries));
+	return rc;
+}
+
+/* Memory only, as the end of a failed rotation: neither asks the cluster,
+ * so a rotation that began always ends (its writes were refused). */
 int sm_rotation_step(struct sm *sm, const char *name, const char *step)
 {
 	char status[64];
@@ -175,7 +186,8 @@ int sm_rotation_step(struct sm *sm, const char *name, const char *step)
 	return rc;
 }
 
-int sm_rotation_end(struct sm *sm, const char *name, const char *token, const char *failure)
+static int rotation_end_once(struct sm *sm, const char *name, const char *token,
+			     const char *failure)
 {
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
@@ -236,6 +248,15 @@ out:
 	pthread_mutex_unlock(&sm->write_lock);
 	secret_free(s);
 	change_free(&c);
+	return rc;
+}
+
+int sm_rotation_end(struct sm *sm, const char *name, const char *token, const char *failure)
+{
+	int rc, tries = 0;
+	do
+		rc = rotation_end_once(sm, name, token, failure);
+	while (write_again(sm, name, &rc, &tries));
 	return rc;
 }
 

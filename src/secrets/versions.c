@@ -512,25 +512,34 @@ int sm_put_value(struct sm *sm, const char *name, const uint8_t *value, size_t l
 	return sm_put_value_staged(sm, name, value, len, NULL, 0, version_id);
 }
 
-int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, size_t len,
-			const char *const *stages, size_t nstages,
-			char version_id[SM_VERSION_ID_MAX + 1])
+/*
+ * creating: the internal id of the secret this put creates, kept from its
+ * first run; a run again after -ESTALE that finds another secret under the
+ * name (another host created it first) is CreateSecret's EEXIST.
+ */
+static int put_once(struct sm *sm, const char *name, const uint8_t *value, size_t len,
+		    const struct put_request *req, char version_id[SM_VERSION_ID_MAX + 1],
+		    char creating[SM_UUID_HEX_LEN + 1])
 {
-	struct put_request req = { stages, nstages, NULL };
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
 	bool added;
 	int rc;
 
 	version_id[0] = '\0';
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
+	if ((rc = write_begin(sm)))
+		return rc;
 	struct sm_secret *old = find_secret(sm, name);
 	if (!old) {
 		rc = -ENOENT;
 		goto out;
 	}
+	if (creating[0] && strcmp(creating, old->uuid) != 0) {
+		rc = refuse(-EEXIST, name, "CreateSecret: another host created this name first");
+		goto out;
+	}
+	if (!old->persisted && !old->scratch)
+		memcpy(creating, old->uuid, SM_UUID_HEX_LEN + 1);
 	if (!(s = secret_clone(old))) {
 		rc = -ENOMEM;
 		goto out;
@@ -552,7 +561,7 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 	s->restore_pending = false;
 	s->deleted_ms = s->purge_ms = 0;
 	bool had_request = s->request_token != NULL || s->request_created_ms;
-	rc = add_version(sm, s, value, len, &req, &c, version_id, &added);
+	rc = add_version(sm, s, value, len, req, &c, version_id, &added);
 	bool spent = had_request && !s->request_token && !s->request_created_ms;
 	if (rc) {
 		/* Refused: the secret as it was, its token and date kept for a
@@ -575,8 +584,21 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 	index_replace(sm, name, s);
 	s = NULL;
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	secret_free(s);
 	change_free(&c);
+	return rc;
+}
+
+int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, size_t len,
+			const char *const *stages, size_t nstages,
+			char version_id[SM_VERSION_ID_MAX + 1])
+{
+	struct put_request req = { stages, nstages, NULL };
+	char creating[SM_UUID_HEX_LEN + 1] = "";
+	int rc, tries = 0;
+	do
+		rc = put_once(sm, name, value, len, &req, version_id, creating);
+	while (write_again(sm, name, &rc, &tries));
 	return rc;
 }
