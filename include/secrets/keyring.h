@@ -51,6 +51,19 @@ int keyring_write_key_file(const char *path);
  * state record (format 3): one transaction. */
 int keyring_create(struct store *st, const struct unlock_secret *unlock, const char *region,
 		   const char *account);
+/*
+ * A replica of a store kept elsewhere, begun in the empty store st: its
+ * "sfs/format" and "sfs/header" records as given (the bytes another
+ * host's store holds), the master key unlocked from them, the header's
+ * tag checked under it, and the state record of a store holding only the
+ * header, so that st opens as that store, empty; its other records come
+ * through sm_apply. -EACCES (wrong key), -ENOKEY (the other kind of
+ * secret), -EBADMSG (the header fails its tag), -EIO (not a format-3
+ * header); st keeps what was written: the caller removes the file.
+ */
+int keyring_create_replica(struct store *st, const uint8_t *format, size_t format_len,
+			   const uint8_t *header, size_t header_len,
+			   const struct unlock_secret *unlock);
 /* Unlocks the master key, checks the header and loads the named keys. A
  * named key whose record fails authentication is kept as damaged (its
  * secrets' versions fail to open) and counted by keyring_damaged; the

@@ -229,6 +229,19 @@ int sm_note_access(struct sm *sm, const char *name);
 int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 	     const struct store_op *local);
 /*
+ * A new replica at path (which must not exist: -EEXIST) of a store kept
+ * elsewhere, for a host that joins it: format and header are the store's
+ * "sfs/format" and "sfs/header" records as its hosts hold them. The file
+ * opens (sm_open) as that store with nothing in it yet; the replica fills
+ * it through sm_apply. A secret that does not unlock the header (-EACCES,
+ * -ENOKEY for the other kind), a header that fails its tag (-EBADMSG) or
+ * that is not a format-3 store's (-EIO): refused, logged, the file
+ * removed.
+ */
+int sm_create_replica(const char *path, const uint8_t *format, size_t format_len,
+		      const uint8_t *header, size_t header_len,
+		      const struct unlock_secret *unlock);
+/*
  * A replica's own records (RECORD_KEY_CLUSTER, RECORD_KEY_REPLICA):
  * authenticated like the rest and kept out of replication. sm_apply's
  * local (may be NULL) is one of them, committed with the batch. Other

@@ -372,6 +372,78 @@ out:
 	return rc;
 }
 
+/* The given format and header, as they are, into the empty store st. */
+static int put_raw_header(struct store *st, const uint8_t *format, size_t format_len,
+			  const uint8_t *header, size_t header_len)
+{
+	int rc = store_begin(st);
+	if (rc)
+		return rc;
+	if ((rc = store_put(st, RECORD_KEY_FORMAT, format, format_len)) ||
+	    (rc = store_put(st, RECORD_KEY_HEADER, header, header_len))) {
+		store_cancel(st);
+		return rc;
+	}
+	return store_commit(st);
+}
+
+int keyring_create_replica(struct store *st, const uint8_t *format, size_t format_len,
+			   const uint8_t *header, size_t header_len,
+			   const struct unlock_secret *unlock)
+{
+	uint8_t *peeked = NULL, *stored = NULL, sealed[SEALED_MASTER_LEN];
+	size_t peeked_len = 0, stored_len = 0;
+	uint8_t *kek = crypto_secure_alloc(CRYPTO_KEY_LEN);
+	struct keyring *kr = keyring_new();
+	char why[128];
+	int rc, fmt;
+
+	if (!kr || !kek) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = put_raw_header(st, format, format_len, header, header_len)))
+		goto out;
+	if ((rc = read_header(st, kr, &fmt, sealed, &peeked, &peeked_len, why, sizeof(why))) ||
+	    (fmt != AUTHSTORE_FORMAT && (rc = -EIO))) {
+		log_error("%s: the store to join: %s", store_path(st),
+			  rc && fmt == AUTHSTORE_FORMAT ? why : "not an authenticated store (format 3)");
+		goto out;
+	}
+	if (kr->kind != unlock->kind) {
+		rc = -ENOKEY;
+		goto out;
+	}
+	if ((rc = keyring_derive_kek(unlock, kr->salt, &kr->params, kek)) ||
+	    (rc = open_master(kr, st, fmt, kek, sealed)))
+		goto out;
+	/* The header tagged again under the master key it sealed, and the
+	 * state record made, as keyring_create does. The tag is a MAC of the
+	 * body: the bytes written are the bytes given exactly when the given
+	 * header's tag holds. */
+	if ((rc = authstore_open(st, kr->store_id, kr->master, 0, &kr->as)) ||
+	    (rc = authstore_begin_rewrite(kr->as, NULL)))
+		goto out;
+	if ((rc = authstore_put(kr->as, RECORD_KEY_HEADER, peeked, peeked_len))) {
+		authstore_cancel(kr->as);
+		goto out;
+	}
+	if ((rc = authstore_commit(kr->as)) ||
+	    (rc = store_get(st, RECORD_KEY_HEADER, &stored, &stored_len)))
+		goto out;
+	if (stored_len != header_len || memcmp(stored, header, header_len) != 0) {
+		log_error("%s: the header of the store to join fails authentication: changed "
+			  "without the key", store_path(st));
+		rc = -EBADMSG;
+	}
+out:
+	free(peeked);
+	free(stored);
+	crypto_secure_free(kek, CRYPTO_KEY_LEN);
+	keyring_free(kr);
+	return rc;
+}
+
 struct authstore *keyring_authstore(struct keyring *kr)
 {
 	return kr->as;
