@@ -262,7 +262,7 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len);
  * planned on) is planned again from the start: the writer lock let go,
  * wait_applied(ctx, ms) waits until the replica has applied what made it
  * stale (-ETIMEDOUT: it tries again anyway; another error ends the
- * retries with it), at most SM_STALE_RETRIES (5) times, then -EBUSY,
+ * retries with it), at most SM_STALE_RETRIES (20) times, then -EBUSY,
  * logged. Changes held in memory only (sm_discard_created, request tokens
  * and dates, sm_note_access) and the replica's own records (sm_apply,
  * sm_local_put) do not ask. NULL hooks: a local store.
