@@ -262,11 +262,12 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len);
  * planned on) is planned again from the start: the writer lock let go,
  * wait_applied(ctx, ms) waits until the replica has applied what made it
  * stale (-ETIMEDOUT: it tries again anyway; another error ends the
- * retries with it), at most SM_STALE_RETRIES (20) times, then -EBUSY,
+ * retries with it), at most SM_STALE_RETRIES times, then -EBUSY,
  * logged. Changes held in memory only (sm_discard_created, request tokens
  * and dates, sm_note_access) and the replica's own records (sm_apply,
  * sm_local_put) do not ask. NULL hooks: a local store.
  */
+#define SM_STALE_RETRIES 20 /* plans again after -ESTALE, then -EBUSY */
 typedef int (*sm_writable_fn)(void *ctx);
 typedef int (*sm_wait_applied_fn)(void *ctx, long timeout_ms);
 void sm_set_cluster_hooks(struct sm *sm, sm_writable_fn writable, sm_wait_applied_fn wait_applied,
