@@ -103,7 +103,7 @@ struct change {
 
 /* Takes ownership of val (NULL: delete key). */
 void change_add(struct change *c, const char *key, char *val, size_t len);
-void change_put_secret(struct change *c, const struct sm_secret *s);
+void change_put_secret(struct change *c, struct sm_secret *s); /* raises s->seq */
 void change_del_secret(struct change *c, const char *name);
 void change_del_versions(struct change *c, const struct sm_secret *s);
 void change_put_folder(struct change *c, const struct sm_folder *f);

@@ -327,6 +327,36 @@ static void test_keep_declines(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
 }
 
+/* A genuine but older record of a secret (etcd's admin putting an old
+ * copy back) is refused whole and logged; the same record again is
+ * nothing to do. */
+static void test_older_record_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "one", vid), 0);
+	struct batch first = { 0 };
+	/* keep A's first value commit aside (the last pending batch) */
+	assert_true(f->npending > 0);
+	first = f->pending[f->npending - 1];
+	f->pending[f->npending - 1].count = 0;
+	for (size_t i = 0; i + 1 < f->npending; i++)
+		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL, NULL,
+					  NULL), 0);
+	pending_free(f);
+	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "two", vid), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+	batch_free(&first);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +367,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_local_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_declines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_older_record_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
