@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "secrets/internal.h"
 #include "util/log.h"
 
@@ -42,6 +44,29 @@ static int check_key(const char *key)
 	return -EPERM;
 }
 
+/* A named key's record must be newer than the one held: a disabled key
+ * enabled again by an old copy put back would open what it must not. */
+static int check_key_counter(struct sm *sm, const char *key)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int64_t seq = 0;
+	int rc = authstore_get(sm->as, key, &body, &len);
+	struct json_object *o = rc ? NULL : record_json_parse(body, len);
+	if (!rc && (!o || record_json_int(o, "seq", false, &seq)))
+		rc = -EBADMSG;
+	int64_t held = rc ? -1 : keyring_key_seq(sm->kr, key + strlen(RECORD_PREFIX_KEY));
+	if (held >= 0 && (held || seq) && seq <= held) {
+		log_error("replication: record %s is older than the one this replica holds "
+			  "(change %lld, held %lld): a rollback, refused", key, (long long)seq,
+			  (long long)held);
+		rc = -EBADMSG;
+	}
+	json_object_put(o);
+	free(body);
+	return rc;
+}
+
 /* The record just written (or deleted) under a->key, decoded for the index. */
 static int decode(struct sm *sm, struct applied *a, bool deleted)
 {
@@ -50,7 +75,7 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 	int rc = 0;
 	if (has_prefix(a->key, RECORD_PREFIX_KEY)) {
 		a->kind = A_KEY;
-		return 0;
+		return deleted ? 0 : check_key_counter(sm, a->key);
 	}
 	if (has_prefix(a->key, RECORD_PREFIX_SECRET)) {
 		a->kind = A_SECRET;
