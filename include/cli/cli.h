@@ -126,6 +126,32 @@ struct cli_open {
 };
 int cli_open_domain(const char *path, struct cli_open *how, struct sm **out);
 
+/*
+ * A store replicated through etcd (cluster.c, docs/replication.md).
+ * cli_cluster_init makes the store at path (which must not exist) from
+ * etcd under cfg->prefix: a new store published there when the prefix is
+ * empty, else a replica of the store it holds, filled from etcd (the
+ * secret must unlock it). cli_cluster_attach: a mounted domain's replica,
+ * caught up and applying other hosts' changes (NULL for a store of this
+ * host alone); detach before sm_close. Each refusal is printed.
+ */
+struct replica_config;
+struct replica;
+struct unlock_secret;
+int cli_cluster_init(const char *path, const struct unlock_secret *secret,
+		     const struct replica_config *cfg, const char *region, const char *account);
+int cli_cluster_attach(struct sm *sm, struct replica **out);
+void cli_cluster_detach(struct sm *sm, struct replica *r);
+
+/*
+ * What `secretsfs status MOUNTPOINT` prints (status.c): the daemon of a
+ * mount writes it to a file of its own every second (mode, state, applied
+ * revision, endpoints, last word from etcd); r NULL: a local store.
+ */
+int cli_status_start(const char *mountpoint_abs, const char *store_path, struct replica *r);
+void cli_status_stop(void);
+int cmd_status(int argc, char **argv);
+
 int cmd_check(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);

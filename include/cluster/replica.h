@@ -79,7 +79,8 @@ struct replica;
 
 /*
  * A replica of store st (already open; not owned) through etcd as c says.
- * Installs the commit hook; starts nothing. applied is the revision the
+ * Installs the commit hook; starts nothing. st NULL: a client only, for
+ * replica_fetch_header before a store file exists. applied is the revision the
  * store's "sfs/replica" names (0: none yet).
  */
 int replica_open(const struct replica_config *c, struct store *st, int64_t applied,
@@ -102,11 +103,12 @@ int replica_fetch_header(struct replica *r, uint8_t **format, size_t *format_len
 int replica_publish(struct replica *r);
 
 /*
- * Brings the store to etcd's current revision before serving: a paged
- * read of the whole prefix at one revision, applied through apply as one
- * batch (records etcd no longer has are deleted), when the store has
- * applied nothing yet or its revision was compacted away; otherwise the
- * changes since, read through a watch, until the current revision.
+ * A replica that has applied nothing yet (a host joining) is filled before
+ * it serves: a paged read of the whole prefix at one revision, applied
+ * through apply as one batch (records etcd no longer has are deleted).
+ * One that holds a revision serves it at once, and the thread catches up
+ * (reads may lag; a write planned on a record that changed meanwhile
+ * fails its compare and is planned again).
  */
 int replica_catch_up(struct replica *r, replica_apply_fn apply, void *ctx);
 /* The thread that applies other hosts' changes from now on. */

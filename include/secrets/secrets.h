@@ -60,6 +60,8 @@ int sm_problems(struct sm *sm, int (*fn)(const char *record, const char *why, vo
 		void *ctx);
 void sm_close(struct sm *sm);
 struct keyring *sm_keyring(struct sm *sm);
+/* The store the domain reads and writes (owned by the domain). */
+struct store *sm_store(struct sm *sm);
 /* Opened read-only, or made so by damage served around (skip_damaged). */
 bool sm_readonly(const struct sm *sm);
 

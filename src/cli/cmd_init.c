@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cluster/replica.h"
 #include "crypto/crypto.h"
 #include "secrets/keyring.h"
 #include "store/store.h"
@@ -21,7 +23,15 @@ static const char usage[] =
 	"  --passphrase-file F  unlock with the first line of F as the passphrase\n"
 	"  --allow-short-passphrase  accept a passphrase under " PASSPHRASE_MIN_TEXT " characters\n"
 	"  --region R           region in ARNs (default us-east-1)\n"
-	"  --account N          12-digit account id in ARNs (default 000000000000)\n";
+	"  --account N          12-digit account id in ARNs (default 000000000000)\n"
+	"\n"
+	"Many hosts, one store (docs/cluster.md): with --etcd, the store lives in etcd\n"
+	"and STORE is this host's replica of it. An empty prefix gets a new store;\n"
+	"a prefix that holds one is joined (the key or passphrase must unlock it).\n"
+	"  --etcd URL[,URL...]  etcd members (http:// or https://)\n"
+	"  --etcd-prefix P      key prefix in etcd (default /secretsfs/)\n"
+	"  --etcd-user U        etcd user, with --etcd-password-file F\n"
+	"  --etcd-ca F, --etcd-cert F, --etcd-key F  TLS: CA, client certificate and key\n";
 
 static int valid_region(const char *r)
 {
@@ -61,6 +71,13 @@ int cmd_init(int argc, char **argv)
 		{ "region", required_argument, NULL, 'r' },
 		{ "account", required_argument, NULL, 'a' },
 		{ "allow-short-passphrase", no_argument, NULL, 'S' },
+		{ "etcd", required_argument, NULL, 'E' },
+		{ "etcd-prefix", required_argument, NULL, 'P' },
+		{ "etcd-user", required_argument, NULL, 'U' },
+		{ "etcd-password-file", required_argument, NULL, 'W' },
+		{ "etcd-ca", required_argument, NULL, 'C' },
+		{ "etcd-cert", required_argument, NULL, 'T' },
+		{ "etcd-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -68,6 +85,9 @@ int cmd_init(int argc, char **argv)
 	const char *region = "us-east-1", *account = "000000000000";
 	struct unlock_input in = { 0 };
 	struct store *st = NULL;
+	const char *etcd = NULL, *prefix = "/secretsfs/", *etcd_user = NULL, *etcd_pw = NULL;
+	const char *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL;
+	struct replica_config cfg = { 0 };
 	int c, status = 1;
 	bool allow_short = false;
 
@@ -78,6 +98,13 @@ int cmd_init(int argc, char **argv)
 		case 'r': region = optarg; break;
 		case 'a': account = optarg; break;
 		case 'S': allow_short = true; break;
+		case 'E': etcd = optarg; break;
+		case 'P': prefix = optarg; break;
+		case 'U': etcd_user = optarg; break;
+		case 'W': etcd_pw = optarg; break;
+		case 'C': etcd_ca = optarg; break;
+		case 'T': etcd_cert = optarg; break;
+		case 'K': etcd_key = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return EXIT_MISUSE;
 		}
@@ -99,6 +126,26 @@ int cmd_init(int argc, char **argv)
 		cli_error("'%s' is not a 12-digit account id", account);
 		return EXIT_MISUSE;
 	}
+	if (!etcd && (etcd_user || etcd_pw || etcd_ca || etcd_cert || etcd_key ||
+		      strcmp(prefix, "/secretsfs/") != 0)) {
+		cli_error("the --etcd-* options need --etcd");
+		return EXIT_MISUSE;
+	}
+	if (etcd && (!etcd_user != !etcd_pw)) {
+		cli_error("give --etcd-user and --etcd-password-file together");
+		return EXIT_MISUSE;
+	}
+	if (etcd && (prefix[0] != '/' || prefix[strlen(prefix) - 1] != '/' ||
+		     strlen(prefix) > 200)) {
+		cli_error("--etcd-prefix %s: must start and end with '/' (at most 200 "
+			  "characters)", prefix);
+		return EXIT_MISUSE;
+	}
+	if (etcd && replica_config_set_endpoints(&cfg, etcd)) {
+		cli_error("--etcd %s: a comma-separated list of http:// or https:// URLs", etcd);
+		replica_config_free(&cfg);
+		return EXIT_MISUSE;
+	}
 	if (access(path, F_OK) == 0) {
 		cli_error("%s: already exists; refusing to overwrite a store", path);
 		return 1;
@@ -108,7 +155,22 @@ int cmd_init(int argc, char **argv)
 	if (unlock_input_read(&in, key_file, passphrase_file, 1) ||
 	    passphrase_judge(&in.secret, allow_short))
 		goto out;
-	int rc = store_open(path, STORE_CREATE, &st);
+	int rc;
+	if (etcd) {
+		if (!(cfg.prefix = strdup(prefix)) ||
+		    (etcd_user && !(cfg.user = strdup(etcd_user))) ||
+		    (etcd_pw && !(cfg.password_file = realpath(etcd_pw, NULL))) ||
+		    (etcd_ca && !(cfg.ca_file = realpath(etcd_ca, NULL))) ||
+		    (etcd_cert && !(cfg.cert_file = realpath(etcd_cert, NULL))) ||
+		    (etcd_key && !(cfg.key_file = realpath(etcd_key, NULL)))) {
+			cli_error("etcd options: %s", strerror(errno));
+			goto out;
+		}
+		if (!cli_cluster_init(path, &in.secret, &cfg, region, account))
+			status = 0;
+		goto out;
+	}
+	rc = store_open(path, STORE_CREATE, &st);
 	if (rc) {
 		cli_error("%s: cannot create store: %s", path, strerror(-rc));
 		goto out;
@@ -124,6 +186,7 @@ int cmd_init(int argc, char **argv)
 	status = 0;
 out:
 	store_close(st);
+	replica_config_free(&cfg);
 	unlock_input_free(&in);
 	crypto_shutdown();
 	return status;

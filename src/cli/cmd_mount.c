@@ -269,6 +269,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		     int foreground, int status_fd)
 {
 	struct sm *sm = NULL;
+	struct replica *replica = NULL;
 	struct fs *fs = NULL;
 	struct policy *policy = NULL;
 	pthread_t purger;
@@ -302,6 +303,8 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 				.consequence = "; nothing mounted",
 				.damage_advice = "; -o skip_damaged serves the rest" };
 	if (cli_open_domain(store_path, &how, &sm))
+		goto out;
+	if (cli_cluster_attach(sm, &replica))
 		goto out;
 	if (sm_readonly(sm) && !mo->readonly)
 		fprintf(stderr, "secretsfs: %s: %s; mounted read-only, the damaged secrets "
@@ -352,6 +355,8 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.policy = policy,
 	};
 	rc = fs_mount(sm, mountpoint, &fo, &fs);
+	if (!rc)
+		cli_status_start(mountpoint_abs, store_path, replica);
 	free(mountpoint_abs);
 	free(rotation_dir_abs);
 	free(audit_abs);
@@ -392,6 +397,9 @@ out:
 		pthread_mutex_unlock(&purge_lock);
 		pthread_join(purger, NULL);
 	}
+	cli_status_stop();
+	/* The replica's thread calls into the domain, and so into fs's hook. */
+	cli_cluster_detach(sm, replica);
 	fs_destroy(fs);
 	policy_free(policy);
 	sm_close(sm);

@@ -24,6 +24,7 @@ static const char usage[] =
 	"  passwd STORE        change the key file or passphrase (unmounted)\n"
 	"  rekey STORE         replace the master key (unmounted)\n"
 	"  compact STORE       give back the space of old versions (unmounted)\n"
+	"  status MOUNTPOINT   mode (local or etcd), replication state, revision applied\n"
 	"  rotate FILE         RotateSecret now, with the secret's rotation command\n"
 	"  random-password [OPTIONS]\n"
 	"                      GetRandomPassword on standard output\n"
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
 		return cmd_rekey(argc - 1, argv + 1);
 	if (strcmp(cmd, "compact") == 0)
 		return cmd_compact(argc - 1, argv + 1);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);
 	return EXIT_MISUSE;
 }

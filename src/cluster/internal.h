@@ -89,4 +89,43 @@ int authenticate(struct etcd *e);
 int token_copy(struct etcd *e, char **out);
 void free_token(char *t);
 
+/* ---- the replica (replica.c, replica_sync.c) ---- */
+
+#include <stdatomic.h>
+
+#include "cluster/replica.h"
+#include "util/hashmap.h"
+
+struct replica {
+	struct etcd *etcd;
+	struct store *st;
+	char *prefix;
+	size_t prefix_len;
+
+	pthread_mutex_t lock; /* what follows, up to the thread */
+	pthread_cond_t applied_cond;
+	int64_t applied;         /* the etcd revision this replica holds */
+	int64_t stale_revision;  /* what the last refused commit saw */
+	enum replica_state state;
+	int64_t last_contact_ms;
+	struct hashmap *own;     /* key -> int64_t *: revision of this host's last write */
+
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	pthread_t applier;       /* the thread inside apply: its commits are not sent */
+	atomic_bool applying;
+	replica_apply_fn apply;
+	void *apply_ctx;
+};
+
+/* The etcd key of tdb key (prefix + key), malloc'd; NULL on -ENOMEM. */
+char *replica_etcd_key(const struct replica *r, const char *key, size_t *len);
+/* Lock held by neither: state and contact time after an answer or none. */
+void replica_heard(struct replica *r, enum replica_state s);
+/* One or more revisions' records through the apply function, as the applier. */
+int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n, int64_t revision);
+/* This host's own write of key at revision (skip the watch's older ones). */
+int64_t replica_own_revision(struct replica *r, const char *key);
+
 #endif

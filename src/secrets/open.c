@@ -163,6 +163,11 @@ bool sm_readonly(const struct sm *sm)
 	return sm->opt.readonly;
 }
 
+struct store *sm_store(struct sm *sm)
+{
+	return sm->store;
+}
+
 struct keyring *sm_keyring(struct sm *sm)
 {
 	return sm->kr;
