@@ -231,6 +231,18 @@ int sm_note_access(struct sm *sm, const char *name);
 int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 	     const struct store_op *local);
 /*
+ * sm_apply, with keep(ctx, key) asked for each record under the domain's
+ * writer lock, which every local change holds from its plan to its
+ * commit (the store's commit hook included): records it says no to are
+ * left out. For a replica that skips what this host itself wrote later
+ * (its commit hook notes that): decided outside the lock, a local commit
+ * could land between the choice and the apply, and the apply would put
+ * an older record back over it. keep must not call into sm.
+ */
+typedef bool (*sm_apply_keep_fn)(void *ctx, const char *key);
+int sm_apply_filtered(struct sm *sm, const struct store_op *ops, size_t count,
+		      const struct store_op *local, sm_apply_keep_fn keep, void *ctx);
+/*
  * A new replica at path (which must not exist: -EEXIST) of a store kept
  * elsewhere, for a host that joins it: format and header are the store's
  * "sfs/format" and "sfs/header" records as its hosts hold them. The file

@@ -167,20 +167,16 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
 	return rc;
 }
 
-int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local)
+/* The batch in one transaction and into the index; writer lock held. */
+static int apply_locked(struct sm *sm, const struct store_op *ops, size_t count,
+			const struct store_op *local)
 {
 	struct applied *a = NULL;
 	int rc;
-	if (sm->nproblems)
-		return -EBADMSG; /* what the load refused is not built on */
-	if (local && !local_key(local->key))
-		return -EPERM;
 	if (!count && !local)
 		return 0;
 	if (!(a = calloc(count ? count : 1, sizeof(*a))))
 		return -ENOMEM;
-	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
 	if (!(rc = write_batch(sm, ops, count, a)) && local)
@@ -195,11 +191,45 @@ int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 		goto out;
 	swap_in(sm, a, count);
 out:
-	pthread_mutex_unlock(&sm->write_lock);
 	for (size_t i = 0; i < count; i++) {
 		secret_free(a[i].secret);
 		folder_free(a[i].folder);
 	}
 	free(a);
+	return rc;
+}
+
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
+	     const struct store_op *local)
+{
+	return sm_apply_filtered(sm, ops, count, local, NULL, NULL);
+}
+
+int sm_apply_filtered(struct sm *sm, const struct store_op *ops, size_t count,
+		      const struct store_op *local, sm_apply_keep_fn keep, void *ctx)
+{
+	struct store_op *kept = NULL;
+	size_t n = 0;
+	int rc;
+	if (sm->nproblems)
+		return -EBADMSG; /* what the load refused is not built on */
+	if (local && !local_key(local->key))
+		return -EPERM;
+	if (keep && count && !(kept = calloc(count, sizeof(*kept))))
+		return -ENOMEM;
+	pthread_mutex_lock(&sm->write_lock);
+	/* Decided under the writer lock, which every local commit holds from
+	 * its plan to its end: no commit of this host lands between the
+	 * choice and the apply. */
+	if (keep) {
+		for (size_t i = 0; i < count; i++)
+			if (keep(ctx, ops[i].key))
+				kept[n++] = ops[i];
+		rc = apply_locked(sm, kept, n, local);
+	} else {
+		rc = apply_locked(sm, ops, count, local);
+	}
+	pthread_mutex_unlock(&sm->write_lock);
+	free(kept);
 	return rc;
 }

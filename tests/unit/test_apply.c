@@ -304,6 +304,51 @@ static void test_local_records(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v", 1), 1);
 }
 
+/* sm_apply_filtered: keep decides, by key, under the writer lock. */
+struct keep_ctx {
+	const char *refused_prefix;
+	int asked;
+};
+
+static bool keep_some(void *ctx, const char *key)
+{
+	struct keep_ctx *k = ctx;
+	k->asked++;
+	return strncmp(key, k->refused_prefix, strlen(k->refused_prefix)) != 0;
+}
+
+static void test_filtered_apply_leaves_out_what_keep_refuses(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "one", vid), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "two", vid), 0);
+	assert_int_equal(f->npending, 1);
+	/* As if B had itself written a later secret/s: its record is kept. */
+	struct keep_ctx k = { "secret/", 0 };
+	struct store_op rev = { .key = "sfs/replica", .val = (const uint8_t *)"7", .len = 1 };
+	assert_int_equal(sm_apply_filtered(f->b, f->pending[0].ops, f->pending[0].count, &rev,
+					   keep_some, &k), 0);
+	assert_int_equal(k.asked, (int)f->pending[0].count);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "one", 3), 1);
+	assert_int_equal(tu_sm_nversions(f->b, "s"), 1);
+	uint8_t *body = NULL;
+	size_t len;
+	assert_int_equal(sm_local_get(f->b, "sfs/replica", &body, &len), 0);
+	assert_memory_equal(body, "7", 1);
+	free(body);
+	/* Keeping everything is sm_apply. */
+	k.refused_prefix = "nothing/";
+	assert_int_equal(sm_apply_filtered(f->b, f->pending[0].ops, f->pending[0].count, NULL,
+					   keep_some, &k), 0);
+	pending_free(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +358,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_of_another_store_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_local_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filtered_apply_leaves_out_what_keep_refuses,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
