@@ -222,26 +222,18 @@ int sm_note_access(struct sm *sm, const char *name);
  * Replication (docs/replication.md): the records one commit on another
  * host changed (as its store's commit hook saw them: key, stored bytes,
  * NULL for a deletion), applied to this replica in one transaction, and
- * the index and the change hook brought up to date. Every record must
+ * the index and the change hook brought up to date. keep (may be NULL)
+ * is asked of each op's key once the writer lock is held, and an op it
+ * declines is left out: whether this host wrote the key since is only
+ * true or false under that lock. Every record must
  * authenticate under this store's key and every secret and folder record
  * decode, or nothing is applied (-EBADMSG, logged by record); records a
  * replica keeps alone ("sfs/state", "sfs/format") are refused (-EPERM).
  * -EBADMSG too on a store whose load found problems.
  */
-int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local);
-/*
- * sm_apply, with keep(ctx, key) asked for each record under the domain's
- * writer lock, which every local change holds from its plan to its
- * commit (the store's commit hook included): records it says no to are
- * left out. For a replica that skips what this host itself wrote later
- * (its commit hook notes that): decided outside the lock, a local commit
- * could land between the choice and the apply, and the apply would put
- * an older record back over it. keep must not call into sm.
- */
 typedef bool (*sm_apply_keep_fn)(void *ctx, const char *key);
-int sm_apply_filtered(struct sm *sm, const struct store_op *ops, size_t count,
-		      const struct store_op *local, sm_apply_keep_fn keep, void *ctx);
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
+	     const struct store_op *local, sm_apply_keep_fn keep, void *keep_ctx);
 /*
  * A new replica at path (which must not exist: -EEXIST) of a store kept
  * elsewhere, for a host that joins it: format and header are the store's
@@ -274,11 +266,12 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len);
  * planned on) is planned again from the start: the writer lock let go,
  * wait_applied(ctx, ms) waits until the replica has applied what made it
  * stale (-ETIMEDOUT: it tries again anyway; another error ends the
- * retries with it), at most SM_STALE_RETRIES (5) times, then -EBUSY,
+ * retries with it), at most SM_STALE_RETRIES times, then -EBUSY,
  * logged. Changes held in memory only (sm_discard_created, request tokens
  * and dates, sm_note_access) and the replica's own records (sm_apply,
  * sm_local_put) do not ask. NULL hooks: a local store.
  */
+#define SM_STALE_RETRIES 20 /* plans again after -ESTALE, then -EBUSY */
 typedef int (*sm_writable_fn)(void *ctx);
 typedef int (*sm_wait_applied_fn)(void *ctx, long timeout_ms);
 void sm_set_cluster_hooks(struct sm *sm, sm_writable_fn writable, sm_wait_applied_fn wait_applied,

@@ -7,6 +7,7 @@
 #include "cluster/replica.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "util/timeutil.h"
 
 /* How long a commit whose outcome is unknown is read back before -EIO. */
-#define RESOLVE_DEADLINE_MS 15000
+#define RESOLVE_DEADLINE_MS 8000
 
 char *replica_etcd_key(const struct replica *r, const char *key, size_t *len)
 {
@@ -163,11 +164,15 @@ static int cas_build(struct replica *r, const struct store_op *ops, size_t n, st
 }
 
 /* Does etcd hold what ops say now: their new values (committed: 1), their
- * old ones (not committed: 0), or neither (-ESTALE)? */
+ * old ones (not committed: 0), or neither (-ESTALE)? *revision: the
+ * commit's own revision when it committed (never a later writer's: this
+ * host would then skip that writer's change of the key), else the newest
+ * seen. */
 static int read_back(struct replica *r, const struct store_op *ops, const struct cas *c,
 		     int64_t *revision)
 {
 	bool all_new = true, all_old = true, created_ours = false;
+	int64_t ours = 0, newest = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		struct etcd_range_req q = { .key = c->keys[i], .key_len = strlen(c->keys[i]) };
 		struct etcd_range_resp a = { 0 };
@@ -182,15 +187,19 @@ static int read_back(struct replica *r, const struct store_op *ops, const struct
 						   memcmp(kv->value, ops[i].old, ops[i].old_len) == 0
 					 : !kv;
 		/* A record this commit created with its own bytes (a sealed
-		 * version's nonce is fresh) is proof it committed. */
-		if (is_new && ops[i].val && !ops[i].old)
+		 * version's nonce is fresh) is proof it committed, and its
+		 * revision is the commit's. */
+		if (is_new && ops[i].val && !ops[i].old) {
 			created_ours = true;
-		if (kv && kv->mod_revision > *revision)
-			*revision = kv->mod_revision;
+			ours = kv->mod_revision;
+		}
+		if (kv && kv->mod_revision > newest)
+			newest = kv->mod_revision;
 		all_new &= is_new;
 		all_old &= is_old;
 		etcd_range_resp_free(&a);
 	}
+	*revision = created_ours ? ours : newest;
 	if (all_new || created_ours)
 		return 1;
 	return all_old ? 0 : -ESTALE;
@@ -212,8 +221,10 @@ static int resolve(struct replica *r, const struct store_op *ops, const struct c
 			return 0;
 		if (rc == -ESTALE)
 			return rc;
-		if (rc)
+		if (rc) {
+			log_info("etcd replica: reading the commit back: %s; again", strerror(-rc));
 			continue; /* still no answer */
+		}
 		/* Not applied, and what it compares still holds: the same txn
 		 * again cannot apply twice. */
 		struct etcd_txn_resp a = { 0 };
@@ -306,7 +317,13 @@ int replica_open(const struct replica_config *c, struct store *st, int64_t appli
 				  .ca_file = c->ca_file,
 				  .cert_file = c->cert_file,
 				  .key_file = c->key_file,
-				  .watch_idle_ms = 6000 };
+				  /* Short: a member that hangs (no quorum, or stopped)
+				   * must make this host offline, and its writes
+				   * EROFS, within seconds. A slow answer past them
+				   * is an unknown outcome, read back. */
+				  .timeout_ms = 2000,
+				  .connect_timeout_ms = 500,
+				  .watch_idle_ms = 4000 };
 	struct replica *r = calloc(1, sizeof(*r));
 	int rc;
 	*out = NULL;
@@ -377,6 +394,11 @@ int replica_wait(struct replica *r, long timeout_ms)
 	while (r->applied < r->stale_revision && !rc)
 		rc = pthread_cond_timedwait(&r->applied_cond, &r->lock, &until) ? -ETIMEDOUT : 0;
 	pthread_mutex_unlock(&r->lock);
+	/* Two hosts that lost to each other would plan and send again in
+	 * step, and lose again: a few random milliseconds part them. */
+	unsigned seed = (unsigned)time_now_ms() ^ (unsigned)(uintptr_t)&until;
+	struct timespec jitter = { 0, (long)(rand_r(&seed) % 8000) * 1000L };
+	nanosleep(&jitter, NULL);
 	return rc;
 }
 

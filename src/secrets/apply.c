@@ -22,6 +22,7 @@ struct applied {
 	const char *name;        /* the secret's name or folder's path (in key) */
 	struct sm_secret *secret; /* NULL: gone */
 	struct sm_folder *folder; /* NULL: gone */
+	bool skipped;             /* declined by keep: not written */
 };
 
 static bool has_prefix(const char *key, const char *prefix)
@@ -79,13 +80,17 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 
 /* The batch into the open transaction; 0 when every record went in. */
 static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
-		       struct applied *out)
+		       struct applied *out, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	int rc = 0;
 	for (size_t i = 0; !rc && i < count; i++) {
 		out[i].key = ops[i].key;
 		if ((rc = check_key(ops[i].key)))
 			break;
+		if (keep && !keep(keep_ctx, ops[i].key)) {
+			out[i].skipped = true;
+			continue;
+		}
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);
 			if (rc == -ENOENT)
@@ -95,7 +100,8 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		}
 	}
 	for (size_t i = 0; !rc && i < count; i++)
-		rc = decode(sm, &out[i], !ops[i].val);
+		if (!out[i].skipped)
+			rc = decode(sm, &out[i], !ops[i].val);
 	return rc;
 }
 
@@ -167,19 +173,23 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
 	return rc;
 }
 
-/* The batch in one transaction and into the index; writer lock held. */
-static int apply_locked(struct sm *sm, const struct store_op *ops, size_t count,
-			const struct store_op *local)
+int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
+	     const struct store_op *local, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	struct applied *a = NULL;
 	int rc;
+	if (sm->nproblems)
+		return -EBADMSG; /* what the load refused is not built on */
+	if (local && !local_key(local->key))
+		return -EPERM;
 	if (!count && !local)
 		return 0;
 	if (!(a = calloc(count ? count : 1, sizeof(*a))))
 		return -ENOMEM;
+	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
-	if (!(rc = write_batch(sm, ops, count, a)) && local)
+	if (!(rc = write_batch(sm, ops, count, a, keep, keep_ctx)) && local)
 		rc = authstore_put(sm->as, local->key, local->val, local->len);
 	if (rc) {
 		authstore_cancel(sm->as);
@@ -191,45 +201,11 @@ static int apply_locked(struct sm *sm, const struct store_op *ops, size_t count,
 		goto out;
 	swap_in(sm, a, count);
 out:
+	pthread_mutex_unlock(&sm->write_lock);
 	for (size_t i = 0; i < count; i++) {
 		secret_free(a[i].secret);
 		folder_free(a[i].folder);
 	}
 	free(a);
-	return rc;
-}
-
-int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local)
-{
-	return sm_apply_filtered(sm, ops, count, local, NULL, NULL);
-}
-
-int sm_apply_filtered(struct sm *sm, const struct store_op *ops, size_t count,
-		      const struct store_op *local, sm_apply_keep_fn keep, void *ctx)
-{
-	struct store_op *kept = NULL;
-	size_t n = 0;
-	int rc;
-	if (sm->nproblems)
-		return -EBADMSG; /* what the load refused is not built on */
-	if (local && !local_key(local->key))
-		return -EPERM;
-	if (keep && count && !(kept = calloc(count, sizeof(*kept))))
-		return -ENOMEM;
-	pthread_mutex_lock(&sm->write_lock);
-	/* Decided under the writer lock, which every local commit holds from
-	 * its plan to its end: no commit of this host lands between the
-	 * choice and the apply. */
-	if (keep) {
-		for (size_t i = 0; i < count; i++)
-			if (keep(ctx, ops[i].key))
-				kept[n++] = ops[i];
-		rc = apply_locked(sm, kept, n, local);
-	} else {
-		rc = apply_locked(sm, ops, count, local);
-	}
-	pthread_mutex_unlock(&sm->write_lock);
-	free(kept);
 	return rc;
 }

@@ -61,7 +61,6 @@ int rekey_legacy(struct sm *sm, int format);
 
 /* ---- the door of every mutation (writer.c) ---- */
 
-#define SM_STALE_RETRIES 5    /* plans again after -ESTALE, then -EBUSY */
 #define SM_STALE_WAIT_MS 2000 /* for the replica to apply what made it stale */
 
 /* 0 when the store may change now: -EROFS read-only, or the writable

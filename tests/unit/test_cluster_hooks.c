@@ -119,20 +119,20 @@ static void test_put_value_planned_again(void **state)
 	struct fx *f = *state;
 	char vid[SM_VERSION_ID_MAX + 1], cur[SM_VERSION_ID_MAX + 1];
 
-	reset(f, 5); /* the most that is tried again */
+	reset(f, SM_STALE_RETRIES); /* the most that is tried again */
 	assert_int_equal(tu_sm_put_str(f->sm, "app/db", "second", vid), 0);
-	assert_int_equal(f->commits, 6);
-	assert_int_equal(f->waits, 5);
+	assert_int_equal(f->commits, SM_STALE_RETRIES + 1);
+	assert_int_equal(f->waits, SM_STALE_RETRIES);
 	assert_int_equal(f->wait_ms, 2000);
 	assert_int_equal(tu_sm_value_is(f->sm, "app/db", NULL, "second", 6), 1);
 	assert_int_equal(tu_sm_label(f->sm, "app/db", "AWSCURRENT", cur), 0);
 	assert_string_equal(cur, vid);
 	assert_int_equal(tu_sm_nversions(f->sm, "app/db"), 2);
 
-	reset(f, 6); /* one more: given up */
+	reset(f, SM_STALE_RETRIES + 1); /* one more: given up */
 	assert_int_equal(tu_sm_put_str(f->sm, "app/db", "third", vid), -EBUSY);
-	assert_int_equal(f->commits, 6);
-	assert_int_equal(f->waits, 5);
+	assert_int_equal(f->commits, SM_STALE_RETRIES + 1);
+	assert_int_equal(f->waits, SM_STALE_RETRIES);
 	assert_int_equal(tu_sm_value_is(f->sm, "app/db", NULL, "second", 6), 1);
 	assert_int_equal(tu_sm_nversions(f->sm, "app/db"), 2);
 	/* Nothing was left behind: the next write goes through. */
@@ -175,9 +175,9 @@ static void test_rename_planned_again(void **state)
 	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "app/db", &at), -ENOENT);
 	assert_int_equal(tu_sm_value_is(f->sm, "app/db2", NULL, "first", 5), 1);
 
-	reset(f, 6);
+	reset(f, SM_STALE_RETRIES + 1);
 	assert_int_equal(sm_rename(f->sm, "app/db2", "app/db3", false, NULL, NULL), -EBUSY);
-	assert_int_equal(f->waits, 5);
+	assert_int_equal(f->waits, SM_STALE_RETRIES);
 	assert_int_equal(sm_attr(f->sm, SM_VIEW_LIVE, "app/db3", &at), -ENOENT);
 	assert_int_equal(tu_sm_value_is(f->sm, "app/db2", NULL, "first", 5), 1);
 }
@@ -194,7 +194,7 @@ static void test_label_planned_again(void **state)
 	assert_int_equal(tu_sm_label(f->sm, "app/db", "blue", got), 0);
 	assert_string_equal(got, cur);
 
-	reset(f, 6);
+	reset(f, SM_STALE_RETRIES + 1);
 	assert_int_equal(sm_update_stage(f->sm, "app/db", "green", cur), -EBUSY);
 	assert_int_equal(tu_sm_label(f->sm, "app/db", "green", got), 0);
 	assert_string_equal(got, "");
