@@ -8,7 +8,9 @@
  * owner and mode), change.c (the records one transaction writes), index.c
  * (the in-memory index), versions.c (sealing, snapshots, PutSecretValue),
  * metadata.c (descriptions, tags, labels, keys, tokens), describe.c
- * (DescribeSecret).
+ * (DescribeSecret), writer.c (the door of every mutation: writable, the
+ * writer lock, plans made again after -ESTALE), join.c (a joining host's
+ * file), apply.c (another host's commits).
  */
 #ifndef SECRETSFS_SECRETS_INTERNAL_H
 #define SECRETSFS_SECRETS_INTERNAL_H
