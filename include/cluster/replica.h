@@ -115,6 +115,12 @@ int replica_publish(struct replica *r);
  * fails its compare and is planned again).
  */
 int replica_catch_up(struct replica *r, replica_apply_fn apply, void *ctx);
+/* What the watch thread does with one message (events applied, one
+ * revision at a time, through the apply function replica_catch_up or
+ * replica_start set): exported so a test can feed it duplicated,
+ * reordered and older events. */
+struct etcd_watch_msg;
+int replica_on_watch_message(struct replica *r, const struct etcd_watch_msg *m);
 /* The thread that applies other hosts' changes from now on. */
 int replica_start(struct replica *r, replica_apply_fn apply, void *ctx);
 

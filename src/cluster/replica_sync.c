@@ -143,6 +143,12 @@ static int on_message(void *ctx, const struct etcd_watch_msg *m)
 	return done ? 1 : 0;
 }
 
+int replica_on_watch_message(struct replica *r, const struct etcd_watch_msg *m)
+{
+	struct watching w = { r, 0, false };
+	return on_message(&w, m);
+}
+
 static int watch_from_applied(struct replica *r, int64_t until, bool *heard)
 {
 	unsigned char end[1024];

@@ -15,7 +15,6 @@ import errno
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -525,3 +524,175 @@ def test_join_with_the_wrong_key_is_refused(cluster, hosts, tmp_path):
             "--etcd-prefix", a.prefix)
     assert r.returncode != 0
     assert not store.exists()
+
+
+# ------------------------------------------------- faults, and what etcd's admin can do
+
+SHARED = ("secret/", "dir/", "ver/", "key/", "cat/", "sfs/header", "sfs/format")
+
+
+def etcd_records(cluster, prefix):
+    """Every record under prefix: {tdb key: bytes}, by a linearizable range."""
+    member = next(m for m in cluster.members
+                  if not m.stopped and m.proc and m.proc.poll() is None)
+    code, body = cluster.post(member, "/v3/kv/range",
+                              {"key": b64(prefix), "range_end": b64(prefix_end(prefix))},
+                              timeout=10)
+    assert code == 200, body
+    return {base64.b64decode(kv["key"]).decode()[len(prefix):]: base64.b64decode(kv["value"])
+            for kv in body.get("kvs", [])}
+
+
+def replica_records(host):
+    """The shared records of an unmounted host's replica file: {key: bytes}."""
+    import tdb  # Debian's python3-tdb
+    t = tdb.Tdb(str(host.store), 0, tdb.DEFAULT, os.O_RDONLY)
+    try:
+        return {k.decode(): t[k] for k in t.keys()
+                if k.decode().startswith(SHARED)}
+    finally:
+        t.close()
+
+
+def assert_replicas_match_etcd(cluster, hs):
+    """Test 9's checker: every host's replica holds exactly etcd's records,
+    byte for byte: every secret, every version, every label (the hosts are
+    unmounted first, so their files are at rest)."""
+    for h in hs:
+        if is_mounted(h.mnt):
+            h.unmount()
+    want = etcd_records(cluster, hs[0].prefix)
+    assert any(k.startswith("ver/") for k in want), sorted(want)
+    for h in hs:
+        got = replica_records(h)
+        assert sorted(got) == sorted(want), \
+            f"{h.name}: keys differ: only here {sorted(set(got) - set(want))}, " \
+            f"only in etcd {sorted(set(want) - set(got))}"
+        bad = [k for k in want if got[k] != want[k]]
+        assert not bad, f"{h.name}: records differ from etcd's: {bad}"
+
+
+def put_raw(cluster, prefix, key, value):
+    """What etcd's admin can do without the key: put any bytes anywhere."""
+    member = next(m for m in cluster.members
+                  if not m.stopped and m.proc and m.proc.poll() is None)
+    code, body = cluster.post(member, "/v3/kv/put",
+                              {"key": b64(prefix + key), "value": b64(value)}, timeout=10)
+    assert code == 200, body
+
+
+@needs_cluster_cli
+def test_leader_killed_during_writes_nothing_acknowledged_lost_none_doubled(own_cluster, hosts):
+    """Test 3: kill -9 of the etcd leader during a stream of writes on A:
+    every close that returned 0 is a version on both hosts, no value is a
+    version twice, and the hosts end identical to etcd."""
+    etcd = own_cluster()
+    a, b = hosts(etcd, 2)
+    acked, failed, stop = [], [], threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            v = f"v{i}"
+            try:
+                write_file(a.p("stream"), v)
+                acked.append(v)
+            except OSError as e:
+                failed.append((v, errno.errorcode.get(e.errno, e.errno)))
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.0)
+    leader = etcd.leader()
+    assert leader is not None
+    etcd.kill(leader)
+    time.sleep(6.0)
+    stop.set()
+    t.join(60)
+    assert not t.is_alive()
+    assert acked, failed
+    # A write may end EIO (its answer lost with the leader) or EROFS while
+    # no leader answers; nothing else.
+    assert all(err in ("EIO", "EROFS", "EBUSY") for _, err in failed), failed
+    write_file(a.p("after"), "x")  # a leader again: writes work
+
+    def settled():
+        va = sorted(os.listdir(a.p(".versions/stream")))
+        vb = sorted(os.listdir(b.p(".versions/stream")))
+        return va if va == vb else None
+    versions = eventually(settled, 15, "both hosts list the same versions")
+    values = [read_file(a.p(f".versions/stream/{v}")).decode() for v in versions]
+    assert len(values) == len(set(values)), "a value written once is two versions"
+    # Only the newest versions are kept (the service keeps 100): the acked
+    # values still listed are exactly those at least as new as the oldest one kept.
+    kept_from = min(int(v[1:]) for v in values)
+    missing = [v for v in acked if int(v[1:]) >= kept_from and v not in values]
+    assert not missing, f"acknowledged writes lost: {missing}"
+    assert_replicas_match_etcd(etcd, [a, b])
+
+
+@needs_cluster_cli
+def test_replicas_match_etcd_after_mixed_work(cluster, hosts):
+    """Test 9: after creates, updates, labels, tags, renames, folders and
+    deletions from two hosts, each replica file holds etcd's records byte
+    for byte."""
+    a, b = hosts(cluster, 2)
+    os.mkdir(a.p("app"))
+    write_file(a.p("app/db"), "one")
+    eventually(lambda: value_of(b.p("app/db")) == b"one", 3, "app/db on B")
+    write_file(b.p("app/db"), "two")
+    eventually(lambda: value_of(a.p("app/db")) == b"two", 3, "the update on A")
+    os.setxattr(a.p("app/db"), "user.tag.team", b"payments")
+    write_file(b.p("app/api"), "key")
+    os.rename(b.p("app/api"), b.p("app/api-key"))
+    write_file(a.p("gone"), "x")
+    eventually(lambda: value_of(b.p("gone")) == b"x", 3, "gone on B")
+    os.unlink(b.p("gone"))
+    same_everywhere([a, b], 10)
+    assert_replicas_match_etcd(cluster, [a, b])
+
+
+@needs_cluster_cli
+def test_etcd_admin_cannot_change_or_roll_back_a_secret(cluster, hosts):
+    """Whoever writes to etcd holds no key: a record changed by one byte is
+    not applied, nor is a genuine but older copy put back; both are
+    logged, and the hosts keep serving the current value."""
+    a, b = hosts(cluster, 2)
+    write_file(a.p("db"), "old password")
+    eventually(lambda: value_of(b.p("db")) == b"old password", 3, "db on B")
+    old = etcd_records(cluster, a.prefix)["secret/db"]
+    write_file(a.p("db"), "new password")
+    eventually(lambda: value_of(b.p("db")) == b"new password", 3, "the update on B")
+    current = etcd_records(cluster, a.prefix)["secret/db"]
+
+    changed = bytearray(current)
+    changed[-3] ^= 0x01
+    put_raw(cluster, a.prefix, "secret/db", bytes(changed))
+    put_raw(cluster, a.prefix, "secret/db", old)
+    write_file(a.p("marker"), "m")  # a later revision: both above were seen
+    eventually(lambda: value_of(b.p("marker")) == b"m", 3, "the marker on B")
+    for h in (a, b):
+        assert read_file(h.p("db")) == b"new password", h.name
+    for h in (a, b):
+        log = h.log.read_text(errors="replace")
+        assert "do not authenticate" in log, h.name
+        assert "a rollback, refused" in log, h.name
+
+
+@needs_cluster_cli
+def test_passwd_rekey_and_key_refused_on_a_replica_file(cluster, hosts):
+    (a,) = hosts(cluster, 1)
+    a.unmount()
+    before = a.store.read_bytes()
+    new_key = a.dir / "new.key"
+    assert sfs("keygen", new_key).returncode == 0
+    for args in (("passwd", a.store, "--key-file", a.key, "--new-key-file", new_key),
+                 ("rekey", a.store, "--key-file", a.key),
+                 ("key", "create", a.store, "extra", "--key-file", a.key)):
+        r = sfs(*args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert "replica of a store in etcd" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert a.store.read_bytes() == before
