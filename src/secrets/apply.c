@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "secrets/internal.h"
 #include "util/log.h"
 
@@ -22,6 +24,7 @@ struct applied {
 	const char *name;        /* the secret's name or folder's path (in key) */
 	struct sm_secret *secret; /* NULL: gone */
 	struct sm_folder *folder; /* NULL: gone */
+	bool skipped;             /* declined by keep: not written */
 };
 
 static bool has_prefix(const char *key, const char *prefix)
@@ -41,6 +44,29 @@ static int check_key(const char *key)
 	return -EPERM;
 }
 
+/* A named key's record must be newer than the one held: a disabled key
+ * enabled again by an old copy put back would open what it must not. */
+static int check_key_counter(struct sm *sm, const char *key)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int64_t seq = 0;
+	int rc = authstore_get(sm->as, key, &body, &len);
+	struct json_object *o = rc ? NULL : record_json_parse(body, len);
+	if (!rc && (!o || record_json_int(o, "seq", false, &seq)))
+		rc = -EBADMSG;
+	int64_t held = rc ? -1 : keyring_key_seq(sm->kr, key + strlen(RECORD_PREFIX_KEY));
+	if (held >= 0 && (held || seq) && seq <= held) {
+		log_error("replication: record %s is older than the one this replica holds "
+			  "(change %lld, held %lld): a rollback, refused", key, (long long)seq,
+			  (long long)held);
+		rc = -EBADMSG;
+	}
+	json_object_put(o);
+	free(body);
+	return rc;
+}
+
 /* The record just written (or deleted) under a->key, decoded for the index. */
 static int decode(struct sm *sm, struct applied *a, bool deleted)
 {
@@ -49,7 +75,7 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 	int rc = 0;
 	if (has_prefix(a->key, RECORD_PREFIX_KEY)) {
 		a->kind = A_KEY;
-		return 0;
+		return deleted ? 0 : check_key_counter(sm, a->key);
 	}
 	if (has_prefix(a->key, RECORD_PREFIX_SECRET)) {
 		a->kind = A_SECRET;
@@ -68,6 +94,16 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 		rc = record_decode_secret(body, len, &a->secret) ? -EBADMSG : 0;
 		if (!rc && strcmp(a->secret->name, a->name) != 0)
 			rc = -EBADMSG; /* a tag binds the key, so only a key holder's bug */
+		const struct sm_secret *held = rc ? NULL : find_secret(sm, a->name);
+		if (held && held->persisted && (held->seq || a->secret->seq) &&
+		    a->secret->seq <= held->seq) {
+			/* Genuine but older: put back by whoever can write to etcd. */
+			log_error("replication: record %s is older than the one this replica holds "
+				  "(change %lld, held %lld): a rollback, refused", a->key,
+				  (long long)a->secret->seq, (long long)held->seq);
+			free(body);
+			return -EBADMSG;
+		}
 	} else {
 		rc = record_decode_folder(a->name, body, len, &a->folder) ? -EBADMSG : 0;
 	}
@@ -77,15 +113,32 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 	return rc;
 }
 
+/* The replica holds these very bytes (a revision delivered again, or
+ * this host's own write coming back): nothing to do. */
+static bool holds_already(struct sm *sm, const struct store_op *op)
+{
+	uint8_t *held = NULL;
+	size_t len = 0;
+	int rc = store_get(sm->store, op->key, &held, &len);
+	bool same = op->val ? rc == 0 && len == op->len && memcmp(held, op->val, len) == 0
+			    : rc == -ENOENT;
+	free(held);
+	return same;
+}
+
 /* The batch into the open transaction; 0 when every record went in. */
 static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
-		       struct applied *out)
+		       struct applied *out, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	int rc = 0;
 	for (size_t i = 0; !rc && i < count; i++) {
 		out[i].key = ops[i].key;
 		if ((rc = check_key(ops[i].key)))
 			break;
+		if ((keep && !keep(keep_ctx, ops[i].key)) || holds_already(sm, &ops[i])) {
+			out[i].skipped = true;
+			continue;
+		}
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);
 			if (rc == -ENOENT)
@@ -95,7 +148,8 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		}
 	}
 	for (size_t i = 0; !rc && i < count; i++)
-		rc = decode(sm, &out[i], !ops[i].val);
+		if (!out[i].skipped)
+			rc = decode(sm, &out[i], !ops[i].val);
 	return rc;
 }
 
@@ -168,7 +222,7 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
 }
 
 int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local)
+	     const struct store_op *local, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	struct applied *a = NULL;
 	int rc;
@@ -183,7 +237,7 @@ int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
-	if (!(rc = write_batch(sm, ops, count, a)) && local)
+	if (!(rc = write_batch(sm, ops, count, a, keep, keep_ctx)) && local)
 		rc = authstore_put(sm->as, local->key, local->val, local->len);
 	if (rc) {
 		authstore_cancel(sm->as);
