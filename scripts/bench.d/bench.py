@@ -48,6 +48,7 @@ W11_DELETE = 1000  # secrets deleted after the cycles, so that compact has space
 SCALE_N = int(os.environ.get("BENCH_SCALE", "100000"))  # 0: skip the scale run
 SCALE_FOLDERS = 10
 SCALE_SAMPLE = 2000
+CLUSTER = os.environ.get("BENCH_CLUSTER", "1") != "0"  # 0: skip the etcd phase (cluster.py)
 
 DURABILITY = ("ext4 (direct), gocryptfs, securefs and bindfs do not fsync per file (data "
               "reaches the disk at the kernel's writeback); tmpfs never does; secretsfs commits "
@@ -964,6 +965,17 @@ def targets(R, W, M=None):
     return out
 
 
+def cluster_targets(W):
+    """The cluster phase's PASS/MISS lines (scripts/bench.d/cluster.py)."""
+    if not CLUSTER or "secretsfs" not in FSES:
+        return []
+    c = W.get("cluster")
+    if not c:
+        return [("SKIP", "cluster targets", "the cluster phase did not run (see errors)")]
+    import cluster
+    return cluster.targets(c)
+
+
 def chart(R, out_dir):
     fses = [f for f in FSES if "sf_128" in R.get(f, {})]
     if not fses:
@@ -1084,6 +1096,12 @@ def main():
         for f in list(setups):
             if f != "ext4":
                 MOUNTS.unmount(setups[f].mnt)
+        # Replicated through etcd, beside a local store of its own (cluster.py).
+        if CLUSTER and "secretsfs" in FSES:
+            import cluster
+            r = attempt("secretsfs", "cluster", lambda: cluster.run(base, log))
+            if r:
+                W["cluster"] = r
     except Stop as e:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
@@ -1101,7 +1119,7 @@ def main():
     runtime = time.time() - wall0
     rows = build_rows(R, W)
     cols, lines = table(rows, W)
-    tg = targets(R, W, M)
+    tg = targets(R, W, M) + cluster_targets(W)
     png = None
     try:
         png = chart(R, OUT)
@@ -1154,7 +1172,7 @@ def main():
                              st["VmRSS"], st["VmHWM"], st["VmLck"], st.get("Threads", 0)))
 
     text = "\n".join(head) + "\nsetups:\n" + "\n".join(setup_lines) + "\n\n" + \
-        render_text(cols, lines) + "\n\n" + "\n".join(notes) + "\n\ntargets (128 B, N=2000):\n" + \
+        render_text(cols, lines) + "\n\n" + "\n".join(notes) + "\n\ntargets (128 B, N=2000; cluster: etcd phase):\n" + \
         "\n".join("%s  %s: %s" % t for t in tg)
     if errors:
         text += "\n\nerrors:\n" + "\n".join("  " + e for e in errors)
@@ -1207,7 +1225,8 @@ def report_targets(path):
     again (with this version's wording), without running anything."""
     with open(path) as f:
         doc = json.load(f)
-    for t in targets(doc["results"], doc.get("secretsfs") or {}, doc.get("machine") or {}):
+    W = doc.get("secretsfs") or {}
+    for t in targets(doc["results"], W, doc.get("machine") or {}) + cluster_targets(W):
         print("%s  %s: %s" % t)
     return 0
 

@@ -1120,3 +1120,42 @@ def test_mount_at_once_after_kill9(make_mount, dead_mounts_cleared):
         assert r.returncode == 0, r.stderr
         assert mounts_at(m.mnt) == [("fuse.secretsfs", str(m.store))]
         assert read_file(m.p("app")) == b"x"
+
+
+# ------------------------------------------------- units for a replicated store
+
+CLUSTER_UNITS = ("etcd-defrag.service", "etcd-defrag.timer", "etcd-snapshot.service",
+                 "etcd-snapshot.timer")
+
+
+def test_cluster_unit_files():
+    """The etcd units and the secretsfs drop-in that docs/cluster.md installs
+    by hand (make install leaves them out: they belong on the hosts that run
+    etcd, or to one instance): they parse, systemd-analyze accepts them,
+    the page names each, and the etcd settings file names only flags etcd
+    3.4 knows the way the page says (ETCD_ + the flag)."""
+    doc = (REPO / "docs" / "cluster.md").read_text()
+    src = REPO / "scripts" / "systemd"
+    for name in CLUSTER_UNITS + ("secretsfs-etcd.conf", "etcd.env"):
+        assert f"scripts/systemd/{name}" in doc, name
+    for name in CLUSTER_UNITS:
+        unit = parse_unit((src / name).read_text())
+        kind = name.rsplit(".", 1)[1]
+        assert values(unit, kind.capitalize(), "OnCalendar" if kind == "timer"
+                      else "ExecStart"), name
+    drop = parse_unit((src / "secretsfs-etcd.conf").read_text())
+    assert "network-online.target" in values(drop, "Unit", "After")[0]
+    assert not values(drop, "Unit", "Requires"), "reads must go on without etcd"
+    env = read_env_file(src / "etcd.env")
+    assert env["ETCD_PRE_VOTE"] == "true"
+    assert env["ETCD_CLIENT_CERT_AUTH"] == "true"
+    # Under the replica's 4 s watch watchdog, or idle watches reconnect.
+    assert env["ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL"] in ("1s", "2s")
+    etcd_help = run(["/usr/bin/etcd", "--help"]).stdout if os.path.exists("/usr/bin/etcd") else ""
+    for k in env:
+        flag = "--" + k[len("ETCD_"):].lower().replace("_", "-")
+        if etcd_help:
+            assert flag in etcd_help, flag
+    if shutil.which("systemd-analyze"):
+        r = run(["systemd-analyze", "verify", *(src / n for n in CLUSTER_UNITS)])
+        assert r.returncode == 0, r.stderr
