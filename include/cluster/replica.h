@@ -118,7 +118,9 @@ int replica_catch_up(struct replica *r, replica_apply_fn apply, void *ctx);
 /* What the watch thread does with one message (events applied, one
  * revision at a time, through the apply function replica_catch_up or
  * replica_start set): exported so a test can feed it duplicated,
- * reordered and older events. */
+ * reordered and older events. A repeat of the revision applied is
+ * nothing; an older one is never applied and returns -ESTALE, on which
+ * the thread reads the whole store again (what it created is missing). */
 struct etcd_watch_msg;
 int replica_on_watch_message(struct replica *r, const struct etcd_watch_msg *m);
 /* The thread that applies other hosts' changes from now on. */

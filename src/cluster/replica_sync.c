@@ -85,10 +85,20 @@ static int apply_revision(struct replica *r, const struct etcd_event *ev, size_t
 	struct store_op *ops;
 	size_t m = 0;
 	pthread_mutex_lock(&r->lock);
-	bool old = revision <= r->applied;
+	int64_t applied = r->applied;
 	pthread_mutex_unlock(&r->lock);
-	if (old)
-		return 0; /* a repeat (3.4.23 can send one) or older: never back */
+	if (revision == applied)
+		return 0; /* a repeat (3.4.23 can send one) */
+	if (revision < applied) {
+		/* Older than one applied: a watch going back in time (etcd
+		 * 3.4.23 has such bugs). Never applied over the newer one; but
+		 * what that older revision created is missing here, so the
+		 * whole store is read again. */
+		log_warn("etcd replica: revision %lld arrived after %lld (the watch went back in "
+			 "time): reading the whole store again", (long long)revision,
+			 (long long)applied);
+		return -ESTALE;
+	}
 	if (!(ops = calloc(n, sizeof(*ops))))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -339,9 +349,10 @@ static void *run(void *arg)
 			break;
 		if (heard)
 			backoff = 100;
-		if (rc == ETCD_E_COMPACTED) {
-			log_warn("etcd replica: etcd compacted past revision %lld: reading the whole "
-				 "store again", (long long)r->applied);
+		if (rc == ETCD_E_COMPACTED || rc == -ESTALE) {
+			if (rc == ETCD_E_COMPACTED)
+				log_warn("etcd replica: etcd compacted past revision %lld: reading "
+					 "the whole store again", (long long)r->applied);
 			replica_heard(r, REPLICA_RESYNCING);
 			if (!(rc = resync(r))) {
 				replica_heard(r, REPLICA_SYNCED);
