@@ -222,11 +222,22 @@ int cli_cluster_attach(struct sm *sm, struct replica **out)
 	return rc;
 }
 
+static int refuse_detached(void *ctx)
+{
+	(void)ctx;
+	return -EROFS;
+}
+
 void cli_cluster_detach(struct sm *sm, struct replica *r)
 {
 	if (!r)
 		return;
-	sm_set_cluster_hooks(sm, NULL, NULL, NULL);
+	/* The read dates go out while etcd can still take them; after the
+	 * replica is gone no change may land in this file alone (sm_close
+	 * would otherwise store them here only, and the file would hold a
+	 * record etcd never saw). */
+	sm_flush_access(sm);
+	sm_set_cluster_hooks(sm, refuse_detached, NULL, NULL);
 	replica_close(r);
 }
 

@@ -25,6 +25,7 @@ struct applied {
 	struct sm_secret *secret; /* NULL: gone */
 	struct sm_folder *folder; /* NULL: gone */
 	bool skipped;             /* declined by keep: not written */
+	int64_t held_seq;         /* the stored secret record's change counter; -1: none */
 };
 
 static bool has_prefix(const char *key, const char *prefix)
@@ -94,13 +95,14 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 		rc = record_decode_secret(body, len, &a->secret) ? -EBADMSG : 0;
 		if (!rc && strcmp(a->secret->name, a->name) != 0)
 			rc = -EBADMSG; /* a tag binds the key, so only a key holder's bug */
-		const struct sm_secret *held = rc ? NULL : find_secret(sm, a->name);
-		if (held && held->persisted && (held->seq || a->secret->seq) &&
-		    a->secret->seq <= held->seq) {
+		/* Against the record this replica stores (the index's copy can
+		 * run ahead of it: a write refused elsewhere raised it). */
+		if (!rc && a->held_seq >= 0 && (a->held_seq || a->secret->seq) &&
+		    a->secret->seq <= a->held_seq) {
 			/* Genuine but older: put back by whoever can write to etcd. */
 			log_error("replication: record %s is older than the one this replica holds "
 				  "(change %lld, held %lld): a rollback, refused", a->key,
-				  (long long)a->secret->seq, (long long)held->seq);
+				  (long long)a->secret->seq, (long long)a->held_seq);
 			free(body);
 			return -EBADMSG;
 		}
@@ -126,6 +128,24 @@ static bool holds_already(struct sm *sm, const struct store_op *op)
 	return same;
 }
 
+/* The change counter of the record stored under key now; -1: none (or
+ * one that does not read, which the tag check then judges). */
+static int64_t stored_seq(struct sm *sm, const char *key)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int64_t seq = -1;
+	if (authstore_get(sm->as, key, &body, &len) == 0) {
+		struct json_object *o = record_json_parse(body, len);
+		seq = 0;
+		if (!o || record_json_int(o, "seq", false, &seq))
+			seq = -1;
+		json_object_put(o);
+	}
+	free(body);
+	return seq;
+}
+
 /* The batch into the open transaction; 0 when every record went in. */
 static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		       struct applied *out, sm_apply_keep_fn keep, void *keep_ctx)
@@ -139,6 +159,9 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 			out[i].skipped = true;
 			continue;
 		}
+		out[i].held_seq = -1;
+		if (ops[i].val && has_prefix(ops[i].key, RECORD_PREFIX_SECRET))
+			out[i].held_seq = stored_seq(sm, ops[i].key);
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);
 			if (rc == -ENOENT)
@@ -237,7 +260,17 @@ int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
-	if (!(rc = write_batch(sm, ops, count, a, keep, keep_ctx)) && local)
+	rc = write_batch(sm, ops, count, a, keep, keep_ctx);
+	size_t written = 0;
+	for (size_t i = 0; i < count; i++)
+		written += !a[i].skipped;
+	if (!rc && count && !written) {
+		/* Nothing new (this host's own writes coming back): no commit;
+		 * the revision is written with the next batch that brings one. */
+		authstore_cancel(sm->as);
+		goto out;
+	}
+	if (!rc && local)
 		rc = authstore_put(sm->as, local->key, local->val, local->len);
 	if (rc) {
 		authstore_cancel(sm->as);
