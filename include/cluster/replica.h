@@ -71,9 +71,13 @@ void replica_config_free(struct replica_config *c);
 
 /* The domain's apply (sm_apply with "sfs/replica" committed alongside):
  * records of one or more etcd revisions, all-or-nothing. local is the
- * "sfs/replica" record to write in the same transaction. */
+ * "sfs/replica" record to write in the same transaction. keep(kctx, key)
+ * must be asked of each op once the domain's writer lock is held (false:
+ * leave it out): whether this host wrote the key at a later revision is
+ * only settled under that lock. */
 typedef int (*replica_apply_fn)(void *ctx, const struct store_op *ops, size_t count,
-				const struct store_op *local);
+				const struct store_op *local, bool (*keep)(void *kctx, const char *key),
+				void *kctx);
 
 struct replica;
 

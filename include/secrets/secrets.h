@@ -222,14 +222,18 @@ int sm_note_access(struct sm *sm, const char *name);
  * Replication (docs/replication.md): the records one commit on another
  * host changed (as its store's commit hook saw them: key, stored bytes,
  * NULL for a deletion), applied to this replica in one transaction, and
- * the index and the change hook brought up to date. Every record must
+ * the index and the change hook brought up to date. keep (may be NULL)
+ * is asked of each op's key once the writer lock is held, and an op it
+ * declines is left out: whether this host wrote the key since is only
+ * true or false under that lock. Every record must
  * authenticate under this store's key and every secret and folder record
  * decode, or nothing is applied (-EBADMSG, logged by record); records a
  * replica keeps alone ("sfs/state", "sfs/format") are refused (-EPERM).
  * -EBADMSG too on a store whose load found problems.
  */
+typedef bool (*sm_apply_keep_fn)(void *ctx, const char *key);
 int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local);
+	     const struct store_op *local, sm_apply_keep_fn keep, void *keep_ctx);
 /*
  * A new replica at path (which must not exist: -EEXIST) of a store kept
  * elsewhere, for a host that joins it: format and header are the store's

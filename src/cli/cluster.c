@@ -17,9 +17,10 @@
 #include "store/store.h"
 
 static int apply_to_domain(void *ctx, const struct store_op *ops, size_t count,
-			   const struct store_op *local)
+			   const struct store_op *local, bool (*keep)(void *kctx, const char *key),
+			   void *kctx)
 {
-	return sm_apply(ctx, ops, count, local);
+	return sm_apply(ctx, ops, count, local, keep, kctx);
 }
 
 static int domain_writable(void *ctx)

@@ -221,8 +221,10 @@ static int resolve(struct replica *r, const struct store_op *ops, const struct c
 			return 0;
 		if (rc == -ESTALE)
 			return rc;
-		if (rc)
+		if (rc) {
+			log_info("etcd replica: reading the commit back: %s; again", strerror(-rc));
 			continue; /* still no answer */
+		}
 		/* Not applied, and what it compares still holds: the same txn
 		 * again cannot apply twice. */
 		struct etcd_txn_resp a = { 0 };

@@ -19,8 +19,23 @@
 
 #define PAGE_KEYS 500
 
+struct keeping {
+	struct replica *r;
+	int64_t revision;
+};
+
+/* Asked under the domain's writer lock: a key this host wrote at this
+ * revision or later keeps this host's bytes (deciding it before the lock
+ * let a write committed meanwhile be overwritten by an older one). */
+static bool keep_unless_own_newer(void *ctx, const char *key)
+{
+	const struct keeping *k = ctx;
+	return replica_own_revision(k->r, key) < k->revision;
+}
+
 int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n, int64_t revision)
 {
+	struct keeping keeping = { r, revision };
 	char text[32];
 	int rc = 0;
 	snprintf(text, sizeof(text), "%lld", (long long)revision);
@@ -32,7 +47,7 @@ int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n,
 	if (n) {
 		r->applier = pthread_self();
 		atomic_store(&r->applying, true);
-		rc = r->apply(r->apply_ctx, ops, n, &local);
+		rc = r->apply(r->apply_ctx, ops, n, &local, keep_unless_own_newer, &keeping);
 		atomic_store(&r->applying, false);
 	}
 	if (rc == -EBADMSG) {
@@ -83,8 +98,6 @@ static int apply_revision(struct replica *r, const struct etcd_event *ev, size_t
 				 (long long)revision, key ? key : "(outside the prefix)");
 			continue;
 		}
-		if (replica_own_revision(r, key) >= revision)
-			continue; /* this host wrote it since */
 		ops[m].key = key;
 		if (ev[i].type == ETCD_EVENT_PUT) {
 			ops[m].val = ev[i].kv.value ? ev[i].kv.value : (const uint8_t *)"";

@@ -22,6 +22,7 @@ struct applied {
 	const char *name;        /* the secret's name or folder's path (in key) */
 	struct sm_secret *secret; /* NULL: gone */
 	struct sm_folder *folder; /* NULL: gone */
+	bool skipped;             /* declined by keep: not written */
 };
 
 static bool has_prefix(const char *key, const char *prefix)
@@ -79,13 +80,17 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 
 /* The batch into the open transaction; 0 when every record went in. */
 static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
-		       struct applied *out)
+		       struct applied *out, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	int rc = 0;
 	for (size_t i = 0; !rc && i < count; i++) {
 		out[i].key = ops[i].key;
 		if ((rc = check_key(ops[i].key)))
 			break;
+		if (keep && !keep(keep_ctx, ops[i].key)) {
+			out[i].skipped = true;
+			continue;
+		}
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);
 			if (rc == -ENOENT)
@@ -95,7 +100,8 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		}
 	}
 	for (size_t i = 0; !rc && i < count; i++)
-		rc = decode(sm, &out[i], !ops[i].val);
+		if (!out[i].skipped)
+			rc = decode(sm, &out[i], !ops[i].val);
 	return rc;
 }
 
@@ -168,7 +174,7 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
 }
 
 int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
-	     const struct store_op *local)
+	     const struct store_op *local, sm_apply_keep_fn keep, void *keep_ctx)
 {
 	struct applied *a = NULL;
 	int rc;
@@ -183,7 +189,7 @@ int sm_apply(struct sm *sm, const struct store_op *ops, size_t count,
 	pthread_mutex_lock(&sm->write_lock);
 	if ((rc = authstore_begin(sm->as)))
 		goto out;
-	if (!(rc = write_batch(sm, ops, count, a)) && local)
+	if (!(rc = write_batch(sm, ops, count, a, keep, keep_ctx)) && local)
 		rc = authstore_put(sm->as, local->key, local->val, local->len);
 	if (rc) {
 		authstore_cancel(sm->as);

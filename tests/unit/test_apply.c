@@ -160,7 +160,7 @@ static int replicate(struct fx *f)
 {
 	int rc = 0;
 	for (size_t i = 0; !rc && i < f->npending; i++)
-		rc = sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL);
+		rc = sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL, NULL, NULL);
 	pending_free(f);
 	return rc;
 }
@@ -253,13 +253,14 @@ static void test_refused_batches_change_nothing(void **state)
 	struct store_op *rec = find_op(f, "secret/");
 	assert_non_null(rec);
 	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
-	assert_int_equal(sm_apply(f->b, f->pending[0].ops, f->pending[0].count, NULL), -EBADMSG);
+	assert_int_equal(sm_apply(f->b, f->pending[0].ops, f->pending[0].count, NULL, NULL, NULL),
+			 -EBADMSG);
 	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
 
 	struct store_op bad = { .key = "sfs/state", .val = (const uint8_t *)"x", .len = 1 };
-	assert_int_equal(sm_apply(f->b, &bad, 1, NULL), -EPERM);
+	assert_int_equal(sm_apply(f->b, &bad, 1, NULL, NULL, NULL), -EPERM);
 	struct store_op fmt = { .key = "sfs/format", .val = (const uint8_t *)"9", .len = 1 };
-	assert_int_equal(sm_apply(f->b, &fmt, 1, NULL), -EPERM);
+	assert_int_equal(sm_apply(f->b, &fmt, 1, NULL, NULL, NULL), -EPERM);
 
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
 	reopen_b(f);
@@ -285,7 +286,7 @@ static void test_record_of_another_store_refused(void **state)
 	size_t len;
 	assert_int_equal(tu_get_record(path, "secret/x", &raw, &len), 0);
 	struct store_op op = { .key = "secret/x", .val = raw, .len = len };
-	assert_int_equal(sm_apply(f->b, &op, 1, NULL), -EBADMSG);
+	assert_int_equal(sm_apply(f->b, &op, 1, NULL, NULL, NULL), -EBADMSG);
 	struct sm_attr at;
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "x", &at), -ENOENT);
 	free(raw);
@@ -305,7 +306,8 @@ static void test_local_records(void **state)
 	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
 	for (size_t i = 0; i < f->npending; i++) {
 		struct store_op rev = { .key = "sfs/replica", .val = (const uint8_t *)"42", .len = 2 };
-		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, &rev), 0);
+		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, &rev, NULL,
+					  NULL), 0);
 	}
 	pending_free(f);
 	reopen_b(f);
@@ -319,8 +321,29 @@ static void test_local_records(void **state)
 	assert_int_equal(sm_local_get(f->b, "secret/s", &body, &len), -EPERM);
 	assert_int_equal(sm_local_put(f->b, "secret/s", "x", 1), -EPERM);
 	struct store_op bad = { .key = "secret/s", .val = (const uint8_t *)"x", .len = 1 };
-	assert_int_equal(sm_apply(f->b, NULL, 0, &bad), -EPERM);
+	assert_int_equal(sm_apply(f->b, NULL, 0, &bad, NULL, NULL), -EPERM);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v", 1), 1);
+}
+
+static bool keep_all_but_secret(void *ctx, const char *key)
+{
+	(void)ctx;
+	return strncmp(key, "secret/", 7) != 0;
+}
+
+/* An op keep declines is left out (the replica's own newer write of the
+ * key stays), the rest of the batch applies. */
+static void test_keep_declines(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	create_put_replicated(f, "s", "old");
+	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
+	for (size_t i = 0; i < f->npending; i++)
+		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL,
+					  keep_all_but_secret, NULL), 0);
+	pending_free(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
 }
 
 int main(void)
@@ -332,6 +355,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_of_another_store_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_local_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_declines, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

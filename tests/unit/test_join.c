@@ -169,7 +169,7 @@ static void test_joined_replica_reads_like_the_store(void **state)
 	/* The store's commits, in order, as a replica applies them. */
 	assert_true(f->nbatches >= 8);
 	for (size_t i = 0; i < f->nbatches; i++)
-		assert_int_equal(sm_apply(b, f->batches[i].ops, f->batches[i].count, NULL), 0);
+		assert_int_equal(sm_apply(b, f->batches[i].ops, f->batches[i].count, NULL, NULL, NULL), 0);
 	assert_like_a(f, b);
 	/* Its own load check passes: the file is a whole store. */
 	sm_close(b);
