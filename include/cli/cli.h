@@ -142,6 +142,9 @@ int cli_cluster_init(const char *path, const struct unlock_secret *secret,
 		     const struct replica_config *cfg, const char *region, const char *account);
 int cli_cluster_attach(struct sm *sm, struct replica **out);
 void cli_cluster_detach(struct sm *sm, struct replica *r);
+/* -EPERM, printed, when the store at path is a replica: what (a command
+ * that writes the file directly) would change this host's copy alone. */
+int cli_refuse_on_replica(struct sm *sm, const char *path, const char *what);
 
 /*
  * What `secretsfs status MOUNTPOINT` prints (status.c): the daemon of a

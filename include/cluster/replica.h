@@ -130,6 +130,8 @@ struct replica_status {
 	int64_t applied_revision;
 	int64_t last_contact_ms; /* epoch ms of the last word from etcd; 0: none */
 	char endpoint[256];      /* the member talked to last */
+	const char *const *endpoints; /* all configured (the replica's: valid while it is) */
+	size_t n_endpoints;
 };
 void replica_status(struct replica *r, struct replica_status *out);
 

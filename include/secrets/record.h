@@ -63,6 +63,8 @@ struct sm_secret {
 	int64_t created_ms, changed_ms, accessed_ms;
 	int64_t deleted_ms;     /* 0: live; else when DeleteSecret ran */
 	int64_t purge_ms;       /* with deleted_ms: when it is removed for good */
+	int64_t seq;            /* raised by every write of the record: a replica never
+				 * takes an older one back (docs/replication.md); 0: none */
 	uint32_t mode, uid, gid;
 	uint32_t scratch_size;  /* memory only: a scratch file's value length (in sm->scratch) */
 	struct sm_version *versions; /* oldest first */

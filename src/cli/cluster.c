@@ -229,3 +229,17 @@ void cli_cluster_detach(struct sm *sm, struct replica *r)
 	sm_set_cluster_hooks(sm, NULL, NULL, NULL);
 	replica_close(r);
 }
+
+int cli_refuse_on_replica(struct sm *sm, const char *path, const char *what)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rc = sm_local_get(sm, RECORD_KEY_CLUSTER, &body, &len);
+	free(body);
+	if (rc == -ENOENT)
+		return 0;
+	cli_error("%s: %s: %s on the file would change this host's copy alone (not built for "
+		  "replicas: docs/replication.md)", path,
+		  rc ? "its cluster record cannot be read" : "a replica of a store in etcd", what);
+	return -EPERM;
+}

@@ -78,7 +78,8 @@ static int offline(const char *path, const char *verb, const char *arg, const ch
 				.readonly = list, .skip_damaged = list,
 				.busy_advice = ": give that mount point instead",
 				.consequence = list ? NULL : "; nothing changed" };
-	if (cli_open_domain(path, &how, &sm))
+	if (cli_open_domain(path, &how, &sm) ||
+	    (!list && cli_refuse_on_replica(sm, path, "a key change (give the mount point)")))
 		goto out;
 	kr = sm_keyring(sm);
 	char key_id[SM_KEY_ID_LEN + 1];

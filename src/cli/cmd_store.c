@@ -219,7 +219,8 @@ static int change_unlock(int argc, char **argv, const char *usage, bool new_mast
 	struct cli_open how = { .key_file = a.key_file, .passphrase_file = a.passphrase_file,
 				.busy_advice = "; unmount it first",
 				.consequence = "; nothing changed", .input = &old };
-	if (cli_open_domain(path, &how, &sm))
+	if (cli_open_domain(path, &how, &sm) ||
+	    cli_refuse_on_replica(sm, path, new_master ? "rekey" : "passwd"))
 		goto out;
 	bool keep = new_master && !a.new_key_file && !a.new_passphrase_file;
 	if (!keep && unlock_input_read_new(&fresh, a.new_key_file, a.new_passphrase_file,

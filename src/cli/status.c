@@ -71,9 +71,11 @@ static json_object *status_json(void)
 	json_object_object_add(o, "state", json_object_new_string(replica_state_name(s.state)));
 	json_object_object_add(o, "applied_revision",
 			       pub.r ? json_object_new_int64(s.applied_revision) : NULL);
-	if (pub.r && s.endpoint[0])
-		json_object_array_add(eps, json_object_new_string(s.endpoint));
+	for (size_t i = 0; i < s.n_endpoints; i++)
+		json_object_array_add(eps, json_object_new_string(s.endpoints[i]));
 	json_object_object_add(o, "endpoints", eps);
+	json_object_object_add(o, "endpoint", pub.r && s.endpoint[0]
+						      ? json_object_new_string(s.endpoint) : NULL);
 	json_object_object_add(o, "last_contact_ms",
 			       pub.r && s.last_contact_ms ? json_object_new_int64(s.last_contact_ms)
 							  : NULL);
@@ -164,8 +166,8 @@ static const char usage[] =
 	"\n"
 	"Prints one JSON object about the store mounted at MOUNTPOINT: mode (local,\n"
 	"or etcd for a replica), state (synced, degraded, offline, resyncing), the etcd\n"
-	"revision applied, the endpoint talked to, and the milliseconds since etcd's\n"
-	"last word (since_last_contact_ms).\n";
+	"revision applied, the endpoints configured and the one talked to last, and\n"
+	"the milliseconds since etcd's last word (since_last_contact_ms).\n";
 
 /* The status file of the daemon of mount, if it is still that daemon's. */
 static json_object *read_status(const char *mountpoint_abs, uid_t uid)

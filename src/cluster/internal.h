@@ -101,6 +101,8 @@ struct replica {
 	struct store *st;
 	char *prefix;
 	size_t prefix_len;
+	char **endpoints; /* as configured, for status */
+	size_t n_endpoints;
 
 	pthread_mutex_t lock; /* what follows, up to the thread */
 	pthread_cond_t applied_cond;

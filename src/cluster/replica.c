@@ -212,6 +212,14 @@ static int resolve(struct replica *r, const struct store_op *ops, const struct c
 	int64_t deadline = time_now_ms() + RESOLVE_DEADLINE_MS;
 	long pause_ms = 100;
 	while (time_now_ms() < deadline) {
+		/* Offline (no leader, no member): nothing will answer before the
+		 * deadline; the outcome stays unknown, and the watch brings the
+		 * change if etcd applies it later. */
+		pthread_mutex_lock(&r->lock);
+		bool offline = r->state == REPLICA_OFFLINE;
+		pthread_mutex_unlock(&r->lock);
+		if (offline)
+			break;
 		struct timespec ts = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 		if (pause_ms < 1000)
@@ -284,8 +292,10 @@ static int on_commit(void *ctx, const struct store_op *all, size_t count)
 		log_warn("etcd replica: no answer to a commit of %zu records; reading it back", n);
 		rc = resolve(r, ops, &c, &txn, &revision);
 		if (rc == -EIO)
-			log_error("etcd replica: a commit's outcome is still unknown after %d s: "
-				  "refused here (%s first)", RESOLVE_DEADLINE_MS / 1000, ops[0].key);
+			log_error("etcd replica: a commit's outcome is still unknown (no answer for "
+				  "%d s, or etcd offline): refused here (%s first); if etcd applies "
+				  "it later, it arrives like another host's change",
+				  RESOLVE_DEADLINE_MS / 1000, ops[0].key);
 		else
 			log_info("etcd replica: the commit's outcome: %s",
 				 rc ? "not applied" : "applied");
@@ -335,10 +345,16 @@ int replica_open(const struct replica_config *c, struct store *st, int64_t appli
 	r->applied = applied;
 	r->state = REPLICA_DEGRADED; /* nothing heard yet */
 	r->prefix_len = strlen(c->prefix);
-	if (!(r->prefix = strdup(c->prefix)) || !(r->own = hashmap_new(256))) {
+	if (!(r->prefix = strdup(c->prefix)) || !(r->own = hashmap_new(256)) ||
+	    !(r->endpoints = calloc(c->n_endpoints, sizeof(*r->endpoints)))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
+	for (; r->n_endpoints < c->n_endpoints; r->n_endpoints++)
+		if (!(r->endpoints[r->n_endpoints] = strdup(c->endpoints[r->n_endpoints]))) {
+			rc = -ENOMEM;
+			goto fail;
+		}
 	if ((rc = etcd_open(&ec, &r->etcd)))
 		goto fail;
 	if (st)
@@ -374,6 +390,9 @@ void replica_close(struct replica *r)
 		hashmap_free(r->own);
 	}
 	free(r->prefix);
+	for (size_t i = 0; i < r->n_endpoints; i++)
+		free(r->endpoints[i]);
+	free(r->endpoints);
 	pthread_cond_destroy(&r->applied_cond);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
@@ -419,6 +438,8 @@ void replica_status(struct replica *r, struct replica_status *out)
 	out->last_contact_ms = r->last_contact_ms;
 	pthread_mutex_unlock(&r->lock);
 	snprintf(out->endpoint, sizeof(out->endpoint), "%s", etcd_endpoint(r->etcd));
+	out->endpoints = (const char *const *)r->endpoints;
+	out->n_endpoints = r->n_endpoints;
 }
 
 static int get_one(struct replica *r, const char *key, uint8_t **val, size_t *len)

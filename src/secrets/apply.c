@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "secrets/internal.h"
 #include "util/log.h"
 
@@ -42,6 +44,29 @@ static int check_key(const char *key)
 	return -EPERM;
 }
 
+/* A named key's record must be newer than the one held: a disabled key
+ * enabled again by an old copy put back would open what it must not. */
+static int check_key_counter(struct sm *sm, const char *key)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int64_t seq = 0;
+	int rc = authstore_get(sm->as, key, &body, &len);
+	struct json_object *o = rc ? NULL : record_json_parse(body, len);
+	if (!rc && (!o || record_json_int(o, "seq", false, &seq)))
+		rc = -EBADMSG;
+	int64_t held = rc ? -1 : keyring_key_seq(sm->kr, key + strlen(RECORD_PREFIX_KEY));
+	if (held >= 0 && (held || seq) && seq <= held) {
+		log_error("replication: record %s is older than the one this replica holds "
+			  "(change %lld, held %lld): a rollback, refused", key, (long long)seq,
+			  (long long)held);
+		rc = -EBADMSG;
+	}
+	json_object_put(o);
+	free(body);
+	return rc;
+}
+
 /* The record just written (or deleted) under a->key, decoded for the index. */
 static int decode(struct sm *sm, struct applied *a, bool deleted)
 {
@@ -50,7 +75,7 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 	int rc = 0;
 	if (has_prefix(a->key, RECORD_PREFIX_KEY)) {
 		a->kind = A_KEY;
-		return 0;
+		return deleted ? 0 : check_key_counter(sm, a->key);
 	}
 	if (has_prefix(a->key, RECORD_PREFIX_SECRET)) {
 		a->kind = A_SECRET;
@@ -69,6 +94,16 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 		rc = record_decode_secret(body, len, &a->secret) ? -EBADMSG : 0;
 		if (!rc && strcmp(a->secret->name, a->name) != 0)
 			rc = -EBADMSG; /* a tag binds the key, so only a key holder's bug */
+		const struct sm_secret *held = rc ? NULL : find_secret(sm, a->name);
+		if (held && held->persisted && (held->seq || a->secret->seq) &&
+		    a->secret->seq <= held->seq) {
+			/* Genuine but older: put back by whoever can write to etcd. */
+			log_error("replication: record %s is older than the one this replica holds "
+				  "(change %lld, held %lld): a rollback, refused", a->key,
+				  (long long)a->secret->seq, (long long)held->seq);
+			free(body);
+			return -EBADMSG;
+		}
 	} else {
 		rc = record_decode_folder(a->name, body, len, &a->folder) ? -EBADMSG : 0;
 	}
@@ -76,6 +111,19 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 		log_error("replication: record %s authenticates but does not decode", a->key);
 	free(body);
 	return rc;
+}
+
+/* The replica holds these very bytes (a revision delivered again, or
+ * this host's own write coming back): nothing to do. */
+static bool holds_already(struct sm *sm, const struct store_op *op)
+{
+	uint8_t *held = NULL;
+	size_t len = 0;
+	int rc = store_get(sm->store, op->key, &held, &len);
+	bool same = op->val ? rc == 0 && len == op->len && memcmp(held, op->val, len) == 0
+			    : rc == -ENOENT;
+	free(held);
+	return same;
 }
 
 /* The batch into the open transaction; 0 when every record went in. */
@@ -87,7 +135,7 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		out[i].key = ops[i].key;
 		if ((rc = check_key(ops[i].key)))
 			break;
-		if (keep && !keep(keep_ctx, ops[i].key)) {
+		if ((keep && !keep(keep_ctx, ops[i].key)) || holds_already(sm, &ops[i])) {
 			out[i].skipped = true;
 			continue;
 		}

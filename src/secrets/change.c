@@ -25,9 +25,13 @@ void change_add(struct change *c, const char *key, char *val, size_t len)
 	c->ops[c->count++] = (struct change_op){ k, val, len };
 }
 
-void change_put_secret(struct change *c, const struct sm_secret *s)
+void change_put_secret(struct change *c, struct sm_secret *s)
 {
 	char key[SM_NAME_MAX + 32];
+	/* Every write of the record a step up, kept by s as it goes into the
+	 * index: what a replica compares to refuse an older copy (a failed
+	 * commit leaves a gap, which is harmless). */
+	s->seq++;
 	char *text = record_encode_secret(s);
 	if (!text || record_key_secret(s->name, key, sizeof(key))) {
 		free(text);

@@ -8,7 +8,9 @@
  * owner and mode), change.c (the records one transaction writes), index.c
  * (the in-memory index), versions.c (sealing, snapshots, PutSecretValue),
  * metadata.c (descriptions, tags, labels, keys, tokens), describe.c
- * (DescribeSecret).
+ * (DescribeSecret), writer.c (the door of every mutation: writable, the
+ * writer lock, plans made again after -ESTALE), join.c (a joining host's
+ * file), apply.c (another host's commits).
  */
 #ifndef SECRETSFS_SECRETS_INTERNAL_H
 #define SECRETSFS_SECRETS_INTERNAL_H
@@ -103,7 +105,7 @@ struct change {
 
 /* Takes ownership of val (NULL: delete key). */
 void change_add(struct change *c, const char *key, char *val, size_t len);
-void change_put_secret(struct change *c, const struct sm_secret *s);
+void change_put_secret(struct change *c, struct sm_secret *s); /* raises s->seq */
 void change_del_secret(struct change *c, const char *name);
 void change_del_versions(struct change *c, const struct sm_secret *s);
 void change_put_folder(struct change *c, const struct sm_folder *f);
@@ -226,6 +228,7 @@ struct named_key {
 	bool enabled;
 	bool damaged;      /* its record failed authentication: unusable */
 	int64_t created_ms;
+	int64_t seq;       /* the record's change counter (as for secrets): 0 none */
 	uint8_t *material; /* secure memory; NULL when damaged */
 };
 
@@ -253,6 +256,8 @@ int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *bo
  * from the store as it now is: replaced, dropped when the record is gone,
  * kept unusable when it fails (sm_apply). */
 int keyring_reload_key(struct keyring *kr, const char *record_key);
+/* The change counter of the named key id held in memory; -1: none held. */
+int64_t keyring_key_seq(struct keyring *kr, const char *id);
 /* The record of k with its material sealed under master, into the open transaction. */
 int named_key_put(struct keyring *kr, const struct named_key *k, const uint8_t *master);
 /* The header's JSON with the master key sealed under kek; malloc'd. */

@@ -60,7 +60,7 @@ int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *bo
 	char aad[160];
 	struct named_key k = { 0 };
 	const char *id = NULL, *alias = NULL, *sealed_hex = NULL;
-	int64_t created = 0;
+	int64_t created = 0, seq = 0;
 	int rc = 0;
 
 	if (!err) {
@@ -70,6 +70,7 @@ int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *bo
 		    record_json_string(o, "alias", false, &alias) ||
 		    record_json_string(o, "sealed", true, &sealed_hex) ||
 		    record_json_int(o, "created", false, &created) ||
+		    record_json_int(o, "seq", false, &seq) || seq < 0 ||
 		    !json_object_object_get_ex(o, "enabled", &en) ||
 		    !json_object_is_type(en, json_type_boolean) || strcmp(id, rid) != 0 ||
 		    strlen(id) != SM_KEY_ID_LEN || hex_decode(sealed_hex, sealed, sizeof(sealed))) {
@@ -83,6 +84,7 @@ int named_key_load(struct keyring *kr, const char *record_key, const uint8_t *bo
 	 * versions fail to open (EIO) instead of vanishing. */
 	snprintf(k.id, sizeof(k.id), "%s", strlen(rid) == SM_KEY_ID_LEN ? rid : "?");
 	k.created_ms = created;
+	k.seq = seq;
 	if (err) {
 		k.damaged = true;
 		goto add;
@@ -125,6 +127,9 @@ int named_key_put(struct keyring *kr, const struct named_key *k, const uint8_t *
 		rc = record_json_add(o, "enabled", json_object_new_boolean(k->enabled));
 	if (!rc)
 		rc = record_json_add(o, "created", json_object_new_int64(k->created_ms));
+	/* One up from what is held: the caller keeps it once committed. */
+	if (!rc)
+		rc = record_json_add(o, "seq", json_object_new_int64(k->seq + 1));
 	if (!rc)
 		rc = record_json_add(o, "sealed", json_object_new_string(sealed_hex));
 	if (!rc) {
@@ -183,6 +188,7 @@ static int create_named_key(struct keyring *kr, const char *alias, char key_id[S
 	kr->keys = keys;
 	if ((rc = commit_key(kr, &k)))
 		goto out;
+	k.seq++;
 	log_info("created named key alias/%s (%s)", alias, key_id);
 	rc = add_key(kr, &k);
 out:
@@ -211,6 +217,15 @@ int keyring_reload_key(struct keyring *kr, const char *record_key)
 	pthread_rwlock_unlock(&kr->lock);
 	free(body);
 	return rc;
+}
+
+int64_t keyring_key_seq(struct keyring *kr, const char *id)
+{
+	pthread_rwlock_rdlock(&kr->lock);
+	const struct named_key *k = find_id(kr, id);
+	int64_t seq = k && !k->damaged ? k->seq : -1;
+	pthread_rwlock_unlock(&kr->lock);
+	return seq;
 }
 
 int keyring_default_key(struct keyring *kr, char key_id[SM_KEY_ID_LEN + 1])
@@ -374,6 +389,8 @@ static int write_enabled(struct keyring *kr, struct named_key *k, bool enabled)
 	int rc = commit_key(kr, k);
 	if (rc)
 		k->enabled = was;
+	else
+		k->seq++;
 	return rc;
 }
 

@@ -266,6 +266,8 @@ char *record_encode_secret(const struct sm_secret *s)
 	rc |= record_json_add(o, "created", json_object_new_int64(s->created_ms));
 	rc |= record_json_add(o, "changed", json_object_new_int64(s->changed_ms));
 	rc |= record_json_add(o, "accessed", json_object_new_int64(s->accessed_ms));
+	if (s->seq)
+		rc |= record_json_add(o, "seq", json_object_new_int64(s->seq));
 	if (s->deleted_ms) {
 		rc |= record_json_add(o, "deleted", json_object_new_int64(s->deleted_ms));
 		rc |= record_json_add(o, "purge", json_object_new_int64(s->purge_ms));
@@ -408,6 +410,7 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 		goto fail;
 	if (record_json_int(o, "created", true, &s->created_ms) || record_json_int(o, "changed", true, &s->changed_ms) ||
 	    record_json_int(o, "accessed", false, &s->accessed_ms) ||
+	    record_json_int(o, "seq", false, &s->seq) || s->seq < 0 ||
 	    record_json_int(o, "deleted", false, &s->deleted_ms) || record_json_int(o, "purge", false, &s->purge_ms))
 		goto fail;
 	if (record_json_int(o, "mode", true, &n) || n < 0 || n > 07777)

@@ -346,6 +346,65 @@ static void test_keep_declines(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
 }
 
+/* A genuine but older record of a secret (etcd's admin putting an old
+ * copy back) is refused whole and logged; the same record again is
+ * nothing to do. */
+static void test_older_record_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "one", vid), 0);
+	struct batch first = { 0 };
+	/* keep A's first value commit aside (the last pending batch) */
+	assert_true(f->npending > 0);
+	first = f->pending[f->npending - 1];
+	f->pending[f->npending - 1].count = 0;
+	for (size_t i = 0; i + 1 < f->npending; i++)
+		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL, NULL,
+					  NULL), 0);
+	pending_free(f);
+	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "two", vid), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+	batch_free(&first);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
+}
+
+/* A named key disabled on A stays disabled on B when an old copy of its
+ * record (enabled) is put back. */
+static void test_older_key_record_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	struct batch made = { 0 };
+	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
+	/* the first commit made the default key: keep a copy of its batch */
+	assert_true(f->npending >= 2);
+	for (size_t i = 0; i < f->pending[0].count; i++) {
+		const struct store_op *o = &f->pending[0].ops[i];
+		uint8_t *v = malloc(o->len);
+		memcpy(v, o->val, o->len);
+		made.ops[made.count++] = (struct store_op){ .key = strdup(o->key), .val = v,
+							    .len = o->len };
+	}
+	assert_int_equal(strncmp(made.ops[0].key, "key/", 4), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(keyring_set_enabled(sm_keyring(f->a), "alias/aws/secretsmanager", false),
+			 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
+	batch_free(&made);
+	/* B's key is still disabled: a new version cannot be sealed with it */
+	assert_int_not_equal(tu_sm_put_str(f->b, "s", "w", vid), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +415,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_local_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_declines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_older_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_older_key_record_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
