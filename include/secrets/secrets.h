@@ -282,16 +282,25 @@ void sm_set_cluster_hooks(struct sm *sm, sm_writable_fn writable, sm_wait_applie
 int sm_writable(struct sm *sm);
 
 /*
- * fn(ctx, name, in_folder) runs after the secret or folder called name
- * changed in the index, whatever changed it (a request, a rotation, a purge,
- * the first read of a day), on that thread, after the change is visible to
- * readers; in_folder is false when only name's own attributes changed (its
- * LastAccessedDate), true when its folder's listing may have too. The FUSE
- * layer uses it to drop the kernel's cached attributes exactly when they go
- * stale. fn must not call back into sm. NULL removes the hook; once
- * sm_set_change_hook returns, the old hook runs no more.
+ * fn(ctx, name, what) runs after the secret or folder called name changed
+ * in the index, whatever changed it (a request, a rotation, a purge, the
+ * first read of a day, another host's commit), on that thread, after the
+ * change is visible to readers. what is a set of SM_CHANGE_* bits:
+ * SM_CHANGE_FOLDER when name's folder's listing may have changed too (not
+ * for its LastAccessedDate alone); SM_CHANGE_REMOTE when the change is
+ * another host's commit applied by sm_apply, so no request to this host's
+ * mount made it (fn runs on the applying thread, holding the writer lock:
+ * it must not wait for a request of the mount); SM_CHANGE_GONE when name
+ * now lists neither a live secret nor a folder. The FUSE layer uses it to
+ * drop the kernel's cached attributes exactly when they go stale, and to
+ * tell the kernel of names another host made or removed. fn must not call
+ * back into sm. NULL removes the hook; once sm_set_change_hook returns,
+ * the old hook runs no more.
  */
-typedef void (*sm_change_hook_fn)(void *ctx, const char *name, bool in_folder);
+#define SM_CHANGE_FOLDER 0x1u
+#define SM_CHANGE_REMOTE 0x2u
+#define SM_CHANGE_GONE 0x4u
+typedef void (*sm_change_hook_fn)(void *ctx, const char *name, unsigned what);
 void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx);
 /* Stores the access dates noted since the last flush: one transaction. */
 int sm_flush_access(struct sm *sm);

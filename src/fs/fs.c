@@ -82,21 +82,32 @@ void forget_entry(struct fs *fs, const char *vpath)
 
 /*
  * The change hook (sm_set_change_hook): the secret or folder name changed,
- * by a request, a rotation, a purge or a first read of the day. Its own node
- * (and its folder's, when in_folder) lose their cached attributes; the
- * kernel discards a GETATTR answer older than the invalidation.
+ * by a request, a rotation, a purge, a first read of the day or another
+ * host's commit. Its own node (and its folder's, with SM_CHANGE_FOLDER)
+ * lose their cached attributes; the kernel discards a GETATTR answer older
+ * than the invalidation. A change of this host's came through a request the
+ * kernel made, which raised its inotify events; one another host made
+ * (SM_CHANGE_REMOTE) did not, so the kernel is told of a name it knew
+ * that is gone, from the notifier's thread (this one holds the writer
+ * lock). That name's node stops answering to it now, as after an unlink,
+ * so that a lookup after this change makes a new node.
  */
-static void on_index_change(void *ctx, const char *name, bool in_folder)
+static void on_index_change(void *ctx, const char *name, unsigned what)
 {
 	struct fs *fs = ctx;
 	char parent[VPATH_MAX];
 	const char *slash = strrchr(name, '/');
 	size_t plen = slash ? (size_t)(slash - name) : 0;
-	forget_attributes(fs, nodes_find(fs->nodes, name));
-	if (in_folder && plen < sizeof(parent)) {
+	fuse_ino_t ino = nodes_find(fs->nodes, name);
+	forget_attributes(fs, ino);
+	if ((what & SM_CHANGE_FOLDER) && plen < sizeof(parent)) {
 		memcpy(parent, name, plen);
 		parent[plen] = '\0';
 		forget_attributes(fs, nodes_find(fs->nodes, parent));
+	}
+	if ((what & SM_CHANGE_REMOTE) && (what & SM_CHANGE_GONE) && ino) {
+		nodes_detach(fs->nodes, name);
+		notifier_post(fs->notifier, name, ino);
 	}
 }
 
@@ -178,6 +189,10 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 		goto fail;
 	}
 	fs->mounted = true;
+	if ((rc = notifier_start(fs, &fs->notifier))) {
+		log_error("cannot start the kernel notices' thread: %s", strerror(-rc));
+		goto fail;
+	}
 	sm_set_change_hook(sm, on_index_change, fs);
 	if ((rc = rotator_start(sm, opt->mountpoint ? opt->mountpoint : "/", opt->rotation_dir,
 				&fs->rotator))) {
@@ -230,6 +245,7 @@ void fs_destroy(struct fs *fs)
 		return;
 	rotator_stop(fs->rotator);
 	sm_set_change_hook(fs->sm, NULL, NULL);
+	notifier_stop(fs->notifier); /* no hook posts now */
 	audit_close(fs->audit);
 	if (fs->se) {
 		if (fs->mounted)

@@ -7,7 +7,9 @@
  * entries.c (names, inodes, attributes), handles.c (open files, writers,
  * commits), dirs.c (listings, statfs), xattr_ops.c (the extended-attribute
  * requests), authorize.c (the caller, the access policy, the audit's
- * records around a change). Each request handler op_* is in the table in fs.c.
+ * records around a change), notifier.c (names another host removed, told
+ * to the kernel from a thread of its own). Each request handler op_*
+ * is in the table in fs.c.
  */
 #ifndef SECRETSFS_FS_INTERNAL_H
 #define SECRETSFS_FS_INTERNAL_H
@@ -35,6 +37,7 @@ struct fs {
 	struct handle *writers;   /* open write handles, for their sizes */
 	struct rotator *rotator;
 	struct node_table *nodes;
+	struct notifier *notifier;
 	struct fuse_session *se;
 	struct fs_options opt;
 	bool mounted;
@@ -77,6 +80,15 @@ double attr_validity(struct fs *fs, fuse_ino_t ino, const char *vpath, struct st
 void forget_attributes(struct fs *fs, fuse_ino_t ino);
 /* Drops the kernel's cached name vpath (not from a request on its folder). */
 void forget_entry(struct fs *fs, const char *vpath);
+
+/* Names another host removed, told to the kernel from a thread that holds
+ * no lock of the daemon (notifier.c). notifier_post only queues: the
+ * kernel is to unhash name, which it knew as node child, as an unlink
+ * does. notifier_stop drops what is still queued. */
+struct notifier;
+int notifier_start(struct fs *fs, struct notifier **out);
+void notifier_post(struct notifier *nt, const char *name, uint64_t child);
+void notifier_stop(struct notifier *nt);
 
 /* The caller, the access policy and the audit trail (authorize.c). */
 struct audit_caller caller_of(fuse_req_t req);

@@ -191,7 +191,7 @@ static void swap_in(struct sm *sm, struct applied *a, size_t count)
 						  s->name);
 				pthread_rwlock_unlock(&sm->index_lock);
 			}
-			index_replace(sm, a[i].name, s);
+			index_apply(sm, a[i].name, s);
 			break;
 		}
 		case A_FOLDER: {
@@ -202,7 +202,7 @@ static void swap_in(struct sm *sm, struct applied *a, size_t count)
 			if (!f && folder_has_children(sm, a[i].name) &&
 			    !(f = new_folder(a[i].name, 0755, 0, 0, 0)))
 				log_error("replication: out of memory keeping folder %s", a[i].name);
-			index_replace_folder(sm, a[i].name, f);
+			index_apply_folder(sm, a[i].name, f);
 			break;
 		}
 		case A_KEY:

@@ -24,7 +24,6 @@ bool is_live(const struct sm_secret *s)
 	return s && !s->deleted_ms && !s->hidden;
 }
 
-/* Swap a secret in the index (new_s NULL removes it); frees the old copy. */
 void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx)
 {
 	pthread_rwlock_wrlock(&sm->hook_lock);
@@ -33,17 +32,21 @@ void sm_set_change_hook(struct sm *sm, sm_change_hook_fn fn, void *ctx)
 	pthread_rwlock_unlock(&sm->hook_lock);
 }
 
-void index_changed(struct sm *sm, const char *name, bool in_folder)
+void index_changed(struct sm *sm, const char *name, unsigned what)
 {
 	pthread_rwlock_rdlock(&sm->hook_lock);
 	if (sm->change_hook)
-		sm->change_hook(sm->change_hook_ctx, name, in_folder);
+		sm->change_hook(sm->change_hook_ctx, name, what);
 	pthread_rwlock_unlock(&sm->hook_lock);
 }
 
-void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
+/* Swap a secret in the index (new_s NULL removes it); frees the old copy.
+ * remote: SM_CHANGE_REMOTE for a change sm_apply made, else 0. */
+static void replace_secret(struct sm *sm, const char *name, struct sm_secret *new_s,
+			   unsigned remote)
 {
 	void *old = NULL;
+	unsigned what = SM_CHANGE_FOLDER | remote | (is_live(new_s) ? 0 : SM_CHANGE_GONE);
 	pthread_rwlock_wrlock(&sm->index_lock);
 	if (new_s) {
 		if (hashmap_put(sm->secrets, name, new_s, &old)) {
@@ -57,13 +60,15 @@ void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
 		old = hashmap_remove(sm->secrets, name);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
-	index_changed(sm, name, true); /* name may be old's own: before the free */
+	index_changed(sm, name, what); /* name may be old's own: before the free */
 	secret_free(old);
 }
 
-void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f)
+static void replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f,
+			   unsigned remote)
 {
 	void *old = NULL;
+	unsigned what = SM_CHANGE_FOLDER | remote | (new_f ? 0 : SM_CHANGE_GONE);
 	pthread_rwlock_wrlock(&sm->index_lock);
 	if (new_f) {
 		if (hashmap_put(sm->folders, path, new_f, &old)) {
@@ -75,8 +80,28 @@ void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new
 		old = hashmap_remove(sm->folders, path);
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
-	index_changed(sm, path, true);
+	index_changed(sm, path, what);
 	folder_free(old);
+}
+
+void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s)
+{
+	replace_secret(sm, name, new_s, 0);
+}
+
+void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f)
+{
+	replace_folder(sm, path, new_f, 0);
+}
+
+void index_apply(struct sm *sm, const char *name, struct sm_secret *new_s)
+{
+	replace_secret(sm, name, new_s, SM_CHANGE_REMOTE);
+}
+
+void index_apply_folder(struct sm *sm, const char *path, struct sm_folder *new_f)
+{
+	replace_folder(sm, path, new_f, SM_CHANGE_REMOTE);
 }
 
 struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,

@@ -76,7 +76,7 @@ void write_end(struct sm *sm);
 bool write_again(struct sm *sm, const char *what, int *rc, int *tries);
 
 /* After name changed in the index: tells the change hook, if any. */
-void index_changed(struct sm *sm, const char *name, bool in_folder);
+void index_changed(struct sm *sm, const char *name, unsigned what);
 
 struct sm_snapshot {
 	char name[SM_NAME_MAX + 1];
@@ -149,6 +149,10 @@ bool is_damaged(struct sm *sm, const char *name);
 /* Swap after a commit (NULL removes); frees the old copy. Write lock held. */
 void index_replace(struct sm *sm, const char *name, struct sm_secret *new_s);
 void index_replace_folder(struct sm *sm, const char *path, struct sm_folder *new_f);
+/* The same for a change another host made (sm_apply): the change hook is
+ * told SM_CHANGE_REMOTE. */
+void index_apply(struct sm *sm, const char *name, struct sm_secret *new_s);
+void index_apply_folder(struct sm *sm, const char *path, struct sm_folder *new_f);
 struct sm_folder *new_folder(const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
 			     int64_t now);
 struct sm_folder *clone_folder(const struct sm_folder *f, const char *path);

@@ -370,7 +370,7 @@ int sm_note_access(struct sm *sm, const char *name)
 		pthread_mutex_lock(&sm->access_lock);
 		rc = hashmap_put(sm->accessed, name, (void *)1, NULL);
 		pthread_mutex_unlock(&sm->access_lock);
-		index_changed(sm, name, false); /* its atime */
+		index_changed(sm, name, 0); /* its atime */
 	}
 	return rc;
 }

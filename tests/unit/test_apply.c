@@ -33,6 +33,7 @@ struct fx {
 	struct batch pending[MAX_BATCHES]; /* A's commits not yet replicated */
 	size_t npending;
 	char changed[1024];    /* names B's change hook was told of */
+	char changed_a[1024];  /* and A's */
 };
 
 static void batch_free(struct batch *b)
@@ -75,12 +76,24 @@ static int capture(void *ctx, const struct store_op *ops, size_t count)
 	return 0;
 }
 
-static void note_change(void *ctx, const char *name, bool in_folder)
+/* name:FLAGS; for each change told, R remote, G gone, F its folder too. */
+static void note_into(char *buf, size_t cap, const char *name, unsigned what)
+{
+	size_t used = strlen(buf);
+	snprintf(buf + used, cap - used, "%s:%s%s%s;", name, what & SM_CHANGE_REMOTE ? "R" : "",
+		 what & SM_CHANGE_GONE ? "G" : "", what & SM_CHANGE_FOLDER ? "F" : "");
+}
+
+static void note_change(void *ctx, const char *name, unsigned what)
 {
 	struct fx *f = ctx;
-	size_t used = strlen(f->changed);
-	(void)in_folder;
-	snprintf(f->changed + used, sizeof(f->changed) - used, "%s;", name);
+	note_into(f->changed, sizeof(f->changed), name, what);
+}
+
+static void note_change_a(void *ctx, const char *name, unsigned what)
+{
+	struct fx *f = ctx;
+	note_into(f->changed_a, sizeof(f->changed_a), name, what);
 }
 
 static int open_host(struct fx *f, const char *path, bool hooked, struct sm **out)
@@ -189,7 +202,7 @@ static void test_writes_reach_the_replica(void **state)
 	assert_int_equal(replicate(f), 0);
 	create_put_replicated(f, "app/db", "first");
 	assert_int_equal(tu_sm_value_is(f->b, "app/db", NULL, "first", 5), 1);
-	assert_non_null(strstr(f->changed, "app/db;"));
+	assert_non_null(strstr(f->changed, "app/db:RF;"));
 	assert_int_equal(tu_sm_put_str(f->a, "app/db", "second", vid), 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(tu_sm_value_is(f->b, "app/db", NULL, "second", 6), 1);
@@ -204,13 +217,19 @@ static void test_writes_reach_the_replica(void **state)
 }
 
 /* A deletion (purged at once: a window of 0 days) removes the secret and
- * its versions on B too. */
+ * its versions on B too, and B's change hook hears it as another host's. */
 static void test_deletion_reaches_the_replica(void **state)
 {
 	struct fx *f = *state;
 	create_put_replicated(f, "gone", "value");
+	sm_set_change_hook(f->a, note_change_a, f);
+	f->changed[0] = '\0';
 	assert_int_equal(sm_delete(f->a, "gone"), 0);
+	/* The host that deleted it is told a change of its own, the other
+	 * one another host's: the FUSE layer tells its kernel of that one. */
+	assert_non_null(strstr(f->changed_a, "gone:GF;"));
 	assert_int_equal(replicate(f), 0);
+	assert_non_null(strstr(f->changed, "gone:RGF;"));
 	struct sm_attr at;
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
 	reopen_b(f);
