@@ -67,6 +67,22 @@ static int save_applied(struct sm *sm, struct replica *r)
 	return sm_local_put(sm, RECORD_KEY_REPLICA, text, strlen(text));
 }
 
+/* The end of an init: the revision applied recorded and said, or on
+ * failure (rc) the new file removed; either way, all closed. */
+static int finish(const char *path, struct sm *sm, struct replica *r, int rc, const char *done,
+		  const char *prefix)
+{
+	if (!rc && (rc = save_applied(sm, r)))
+		cli_error("%s: cannot record the revision applied: %s", path, strerror(-rc));
+	if (!rc)
+		printf("%s: %s the store in etcd under %s\n", path, done, prefix);
+	replica_close(r);
+	sm_close(sm);
+	if (rc)
+		unlink(path);
+	return rc;
+}
+
 /* A new store: made here, then published into the empty prefix. */
 static int create_new(const char *path, const struct unlock_secret *secret,
 		      const struct replica_config *cfg, const char *region, const char *account)
@@ -96,24 +112,11 @@ static int create_new(const char *path, const struct unlock_secret *secret,
 		cli_error("%s: cannot prepare the store: %s", path, strerror(-rc));
 		goto fail;
 	}
-	if ((rc = replica_open(cfg, sm_store(sm), 0, &r)) || (rc = replica_publish(r))) {
+	if ((rc = replica_open(cfg, sm_store(sm), 0, &r)) || (rc = replica_publish(r)))
 		cli_error("%s: cannot create the store in etcd under %s: %s", path, cfg->prefix,
 			  rc == -EEXIST ? "another host made one there first" : strerror(-rc));
-		goto fail;
-	}
-	if ((rc = save_applied(sm, r))) {
-		cli_error("%s: cannot record the revision applied: %s", path, strerror(-rc));
-		goto fail;
-	}
-	printf("%s: new store created in etcd under %s\n", path, cfg->prefix);
-	replica_close(r);
-	sm_close(sm);
-	return 0;
 fail:
-	replica_close(r);
-	sm_close(sm);
-	unlink(path);
-	return rc;
+	return finish(path, sm, r, rc, "created", cfg->prefix);
 }
 
 /* A store that etcd holds: a local replica made from its header and filled. */
@@ -126,8 +129,8 @@ static int join(const char *path, const struct unlock_secret *secret,
 	int rc = sm_create_replica(path, format, format_len, header, header_len, secret);
 	if (rc) {
 		cli_error("%s: cannot join the store in etcd under %s: %s", path, cfg->prefix,
-			  rc == -ENOKEY || rc == -EKEYREJECTED ? "the key does not unlock it"
-							       : strerror(-rc));
+			  rc == -ENOKEY || rc == -EACCES ? "the key or passphrase does not unlock it"
+							 : strerror(-rc));
 		return rc;
 	}
 	if ((rc = open_with(path, secret, &sm)) || (rc = save_config(sm, cfg))) {
@@ -135,23 +138,10 @@ static int join(const char *path, const struct unlock_secret *secret,
 		goto fail;
 	}
 	if ((rc = replica_open(cfg, sm_store(sm), 0, &r)) ||
-	    (rc = replica_catch_up(r, apply_to_domain, sm))) {
+	    (rc = replica_catch_up(r, apply_to_domain, sm)))
 		cli_error("%s: cannot read the store from etcd: %s", path, strerror(-rc));
-		goto fail;
-	}
-	if ((rc = save_applied(sm, r))) {
-		cli_error("%s: cannot record the revision applied: %s", path, strerror(-rc));
-		goto fail;
-	}
-	printf("%s: joined the store in etcd under %s\n", path, cfg->prefix);
-	replica_close(r);
-	sm_close(sm);
-	return 0;
 fail:
-	replica_close(r);
-	sm_close(sm);
-	unlink(path);
-	return rc;
+	return finish(path, sm, r, rc, "joined", cfg->prefix);
 }
 
 int cli_cluster_init(const char *path, const struct unlock_secret *secret,

@@ -112,6 +112,13 @@ struct replica {
 	int64_t last_contact_ms;
 	struct hashmap *own;     /* key -> int64_t *: revision of this host's last write */
 
+	struct unresolved {      /* commits refused EIO with their outcome unknown */
+		char *key;       /* a record the commit created, and its bytes */
+		uint8_t *val;
+		size_t len;
+	} unresolved[8];
+	size_t next_unresolved;
+
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
@@ -127,6 +134,12 @@ char *replica_etcd_key(const struct replica *r, const char *key, size_t *len);
 void replica_heard(struct replica *r, enum replica_state s);
 /* One or more revisions' records through the apply function, as the applier. */
 int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n, int64_t revision);
+/* A commit refused EIO with its outcome unknown, remembered by one record
+ * it wrote; the watch says so if etcd applied it after all. */
+void replica_note_unresolved(struct replica *r, const struct store_op *ops, size_t n);
+/* Lock held by neither: logs and forgets an unresolved commit this put is. */
+void replica_check_unresolved(struct replica *r, const char *key, const uint8_t *val, size_t len,
+			      int64_t revision);
 /* This host's own write of key at revision (skip the watch's older ones). */
 int64_t replica_own_revision(struct replica *r, const char *key);
 

@@ -249,6 +249,52 @@ static int resolve(struct replica *r, const struct store_op *ops, const struct c
 	return -EIO;
 }
 
+void replica_note_unresolved(struct replica *r, const struct store_op *ops, size_t n)
+{
+	const struct store_op *mark = NULL;
+	for (size_t i = 0; i < n && !mark; i++)
+		if (ops[i].val && !ops[i].old)
+			mark = &ops[i]; /* created here: its bytes are this commit's alone */
+	for (size_t i = 0; i < n && !mark; i++)
+		if (ops[i].val)
+			mark = &ops[i];
+	if (!mark)
+		return;
+	char *key = strdup(mark->key);
+	uint8_t *val = malloc(mark->len ? mark->len : 1);
+	if (!key || !val) {
+		free(key);
+		free(val);
+		return;
+	}
+	memcpy(val, mark->val, mark->len);
+	pthread_mutex_lock(&r->lock);
+	struct unresolved *u = &r->unresolved[r->next_unresolved++ % 8];
+	free(u->key);
+	free(u->val);
+	*u = (struct unresolved){ key, val, mark->len };
+	pthread_mutex_unlock(&r->lock);
+}
+
+void replica_check_unresolved(struct replica *r, const char *key, const uint8_t *val, size_t len,
+			      int64_t revision)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < 8; i++) {
+		struct unresolved *u = &r->unresolved[i];
+		if (u->key && strcmp(u->key, key) == 0 && u->len == len &&
+		    memcmp(u->val, val, len) == 0) {
+			log_warn("etcd replica: a commit refused here with EIO (its outcome unknown; "
+				 "%s) was applied by etcd after all, at revision %lld: it is here now",
+				 key, (long long)revision);
+			free(u->key);
+			free(u->val);
+			memset(u, 0, sizeof(*u));
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* The commit hook: shared records to etcd first. */
 static int on_commit(void *ctx, const struct store_op *all, size_t count)
 {
@@ -291,6 +337,8 @@ static int on_commit(void *ctx, const struct store_op *all, size_t count)
 	} else if (rc == ETCD_E_UNKNOWN) {
 		log_warn("etcd replica: no answer to a commit of %zu records; reading it back", n);
 		rc = resolve(r, ops, &c, &txn, &revision);
+		if (rc == -EIO)
+			replica_note_unresolved(r, ops, n);
 		if (rc == -EIO)
 			log_error("etcd replica: a commit's outcome is still unknown (no answer for "
 				  "%d s, or etcd offline): refused here (%s first); if etcd applies "
@@ -385,6 +433,10 @@ void replica_close(struct replica *r)
 	if (r->etcd && r->st)
 		store_set_commit_hook(r->st, NULL, NULL);
 	etcd_close(r->etcd);
+	for (size_t i = 0; i < 8; i++) {
+		free(r->unresolved[i].key);
+		free(r->unresolved[i].val);
+	}
 	if (r->own) {
 		hashmap_foreach(r->own, free_own, NULL);
 		hashmap_free(r->own);

@@ -112,6 +112,7 @@ static int apply_revision(struct replica *r, const struct etcd_event *ev, size_t
 		if (ev[i].type == ETCD_EVENT_PUT) {
 			ops[m].val = ev[i].kv.value ? ev[i].kv.value : (const uint8_t *)"";
 			ops[m].len = ev[i].kv.value_len;
+			replica_check_unresolved(r, key, ops[m].val, ops[m].len, revision);
 		}
 		m++;
 	}

@@ -15,6 +15,7 @@
 
 #include "testutil.h"
 #include "cluster/etcd_wire.h"
+#include "cluster/internal.h" /* the replica's memory of unresolved commits */
 #include "cluster/replica.h"
 #include "secrets/secrets.h"
 
@@ -225,11 +226,39 @@ static void test_newer_first_never_goes_back(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v3", 2), 1);
 }
 
+/* A commit refused EIO (outcome unknown) that etcd applied after all is
+ * recognised when its revision arrives, and then forgotten. */
+static void test_unresolved_commit_recognised(void **state)
+{
+	struct fx *f = *state;
+	write_on_a(f);
+	size_t last = f->ncommits - 1;
+	for (size_t i = 0; i < last; i++)
+		assert_int_equal(feed(f, i), 0);
+	/* B "sent" A's last commit and got no answer: remember its records */
+	struct commit *c = &f->commits[last];
+	struct store_op ops[MAX_OPS];
+	for (size_t i = 0; i < c->n; i++)
+		ops[i] = (struct store_op){ .key = (char *)c->events[i].kv.key + strlen(PREFIX),
+					    .val = c->events[i].kv.value,
+					    .len = c->events[i].kv.value_len };
+	replica_note_unresolved(f->r, ops, c->n);
+	size_t held = 0;
+	for (size_t i = 0; i < 8; i++)
+		held += f->r->unresolved[i].key != NULL;
+	assert_int_equal(held, 1);
+	assert_int_equal(feed(f, last), 0);
+	for (size_t i = 0; i < 8; i++)
+		assert_null(f->r->unresolved[i].key);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v3", 2), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_in_order_repeated_and_older, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_first_never_goes_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unresolved_commit_recognised, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
