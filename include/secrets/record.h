@@ -96,6 +96,7 @@ struct sm_folder {
 	char *path;             /* "" is the top level */
 	uint32_t mode, uid, gid;
 	int64_t created_ms, changed_ms;
+	int64_t seq;            /* change counter, as a secret's (record.h above) */
 	bool persisted;         /* false: implied by a secret's name */
 };
 

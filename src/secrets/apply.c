@@ -25,7 +25,7 @@ struct applied {
 	struct sm_secret *secret; /* NULL: gone */
 	struct sm_folder *folder; /* NULL: gone */
 	bool skipped;             /* declined by keep: not written */
-	int64_t held_seq;         /* the stored secret record's change counter; -1: none */
+	int64_t held_seq;         /* the stored secret or folder record's change counter; -1: none */
 };
 
 static bool has_prefix(const char *key, const char *prefix)
@@ -108,6 +108,14 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 		}
 	} else {
 		rc = record_decode_folder(a->name, body, len, &a->folder) ? -EBADMSG : 0;
+		if (!rc && a->held_seq >= 0 && (a->held_seq || a->folder->seq) &&
+		    a->folder->seq <= a->held_seq) {
+			log_error("replication: record %s is older than the one this replica holds "
+				  "(change %lld, held %lld): a rollback, refused", a->key,
+				  (long long)a->folder->seq, (long long)a->held_seq);
+			free(body);
+			return -EBADMSG;
+		}
 	}
 	if (rc == -EBADMSG)
 		log_error("replication: record %s authenticates but does not decode", a->key);
@@ -160,7 +168,8 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 			continue;
 		}
 		out[i].held_seq = -1;
-		if (ops[i].val && has_prefix(ops[i].key, RECORD_PREFIX_SECRET))
+		if (ops[i].val && (has_prefix(ops[i].key, RECORD_PREFIX_SECRET) ||
+				   has_prefix(ops[i].key, RECORD_PREFIX_FOLDER)))
 			out[i].held_seq = stored_seq(sm, ops[i].key);
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);

@@ -56,9 +56,10 @@ void change_del_versions(struct change *c, const struct sm_secret *s)
 			change_add(c, key, NULL, 0);
 }
 
-void change_put_folder(struct change *c, const struct sm_folder *f)
+void change_put_folder(struct change *c, struct sm_folder *f)
 {
 	char key[SM_NAME_MAX + 32];
+	f->seq++; /* as change_put_secret */
 	char *text = record_encode_folder(f);
 	if (!text || record_key_folder(f->path, key, sizeof(key))) {
 		free(text);

@@ -124,6 +124,7 @@ struct sm_folder *clone_folder(const struct sm_folder *f, const char *path)
 	struct sm_folder *c = new_folder(path ? path : f->path, f->mode, f->uid, f->gid, f->created_ms);
 	if (c) {
 		c->changed_ms = f->changed_ms;
+		c->seq = f->seq;
 		c->persisted = f->persisted;
 	}
 	return c;

@@ -108,7 +108,7 @@ void change_add(struct change *c, const char *key, char *val, size_t len);
 void change_put_secret(struct change *c, struct sm_secret *s); /* raises s->seq */
 void change_del_secret(struct change *c, const char *name);
 void change_del_versions(struct change *c, const struct sm_secret *s);
-void change_put_folder(struct change *c, const struct sm_folder *f);
+void change_put_folder(struct change *c, struct sm_folder *f); /* raises f->seq */
 void change_free(struct change *c);
 int change_commit(struct sm *sm, struct change *c);
 

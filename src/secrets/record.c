@@ -523,6 +523,8 @@ char *record_encode_folder(const struct sm_folder *f)
 	rc |= record_json_add(o, "gid", json_object_new_int64(f->gid));
 	rc |= record_json_add(o, "created", json_object_new_int64(f->created_ms));
 	rc |= record_json_add(o, "changed", json_object_new_int64(f->changed_ms));
+	if (f->seq)
+		rc |= record_json_add(o, "seq", json_object_new_int64(f->seq));
 	if (rc == 0) {
 		const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 		if (t)
@@ -553,7 +555,8 @@ int record_decode_folder(const char *path, const uint8_t *data, size_t len, stru
 	if (record_json_int(o, "gid", true, &n) || n < 0 || n > UINT32_MAX)
 		goto fail;
 	f->gid = (uint32_t)n;
-	if (record_json_int(o, "created", true, &f->created_ms) || record_json_int(o, "changed", true, &f->changed_ms))
+	if (record_json_int(o, "created", true, &f->created_ms) || record_json_int(o, "changed", true, &f->changed_ms) ||
+	    record_json_int(o, "seq", false, &f->seq) || f->seq < 0)
 		goto fail;
 	f->persisted = true;
 	*out = f;

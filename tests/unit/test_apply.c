@@ -405,6 +405,35 @@ static void test_older_key_record_refused(void **state)
 	assert_int_not_equal(tu_sm_put_str(f->b, "s", "w", vid), 0);
 }
 
+/* A folder's owner and mode cannot be put back to an older record either. */
+static void test_older_folder_record_refused(void **state)
+{
+	struct fx *f = *state;
+	struct batch made = { 0 };
+	assert_int_equal(sm_mkdir(f->a, "app", 0750, 1000, 1000), 0);
+	assert_true(f->npending >= 1);
+	struct batch *first = &f->pending[f->npending - 1];
+	for (size_t i = 0; i < first->count; i++) {
+		const struct store_op *o = &first->ops[i];
+		uint8_t *v = o->val ? malloc(o->len) : NULL;
+		if (v)
+			memcpy(v, o->val, o->len);
+		made.ops[made.count++] = (struct store_op){ .key = strdup(o->key), .val = v,
+							    .len = o->len };
+	}
+	assert_int_equal(replicate(f), 0);
+	uint32_t mode = 0700;
+	assert_int_equal(sm_set_owner_mode(f->a, "app", &mode, NULL, NULL), 0);
+	assert_int_equal(replicate(f), 0);
+	struct sm_attr at;
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "app", &at), 0);
+	assert_int_equal(at.mode, 0700);
+	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
+	batch_free(&made);
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "app", &at), 0);
+	assert_int_equal(at.mode, 0700);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +446,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keep_declines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_record_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_key_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_older_folder_record_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
