@@ -65,6 +65,7 @@ struct sm_secret {
 	int64_t purge_ms;       /* with deleted_ms: when it is removed for good */
 	int64_t seq;            /* raised by every write of the record: a replica never
 				 * takes an older one back (docs/replication.md); 0: none */
+	int64_t stored_accessed_ms; /* memory only: the accessed date the stored record has */
 	uint32_t mode, uid, gid;
 	uint32_t scratch_size;  /* memory only: a scratch file's value length (in sm->scratch) */
 	struct sm_version *versions; /* oldest first */

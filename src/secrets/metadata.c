@@ -389,7 +389,9 @@ static int stage_access(const char *name, void *value, void *ctx)
 	struct change *c = args[1];
 	(void)value;
 	struct sm_secret *s = find_secret(sm, name);
-	if (is_live(s) && s->persisted)
+	/* Already stored with this date (another host's flush, in a replica,
+	 * got there first): writing it again would only raise its counter. */
+	if (is_live(s) && s->persisted && s->accessed_ms != s->stored_accessed_ms)
 		change_put_secret(c, s);
 	return 0;
 }

@@ -410,6 +410,7 @@ int record_decode_secret(const uint8_t *data, size_t len, struct sm_secret **out
 		goto fail;
 	if (record_json_int(o, "created", true, &s->created_ms) || record_json_int(o, "changed", true, &s->changed_ms) ||
 	    record_json_int(o, "accessed", false, &s->accessed_ms) ||
+	    ((s->stored_accessed_ms = s->accessed_ms), false) ||
 	    record_json_int(o, "seq", false, &s->seq) || s->seq < 0 ||
 	    record_json_int(o, "deleted", false, &s->deleted_ms) || record_json_int(o, "purge", false, &s->purge_ms))
 		goto fail;

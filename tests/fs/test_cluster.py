@@ -427,7 +427,16 @@ def test_no_quorum_reads_go_on_writes_fail_with_erofs(own_cluster, hosts):
         except OSError:
             return False
     eventually(writes_again, 20, "A writes again", step=0.5)
-    write_file(b.p("app/fromb"), "b")
+
+    def b_writes_again():
+        # B's replica leaves "offline" when its own watch thread hears a
+        # leader again: within its backoff (at most 2 s) of A's.
+        try:
+            write_file(b.p("app/fromb"), "b")
+            return True
+        except OSError:
+            return False
+    eventually(b_writes_again, 10, "B writes again", step=0.25)
     tr = same_everywhere([a, b], 10)
     assert tr["app/db"] == b"after" and tr["app/fromb"] == b"b"
     eventually(lambda: a.status()["state"] == "synced", 10, "A synced")
@@ -630,7 +639,14 @@ def test_leader_killed_during_writes_nothing_acknowledged_lost_none_doubled(own_
     # A write may end EIO (its answer lost with the leader) or EROFS while
     # no leader answers; nothing else.
     assert all(err in ("EIO", "EROFS", "EBUSY") for _, err in failed), failed
-    write_file(a.p("after"), "x")  # a leader again: writes work
+
+    def writes_work():
+        try:
+            write_file(a.p("after"), "x")  # a leader again: writes work
+            return True
+        except OSError:
+            return False
+    eventually(writes_work, 15, "A writes again", step=0.25)
 
     def settled():
         va = sorted(os.listdir(a.p(".versions/stream")))
