@@ -264,6 +264,15 @@ const char *etcd_endpoint(struct etcd *e)
 
 /* ---- one HTTP exchange ------------------------------------------------- */
 
+void body_free(struct body *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->cap);
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
 size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct body *b = userdata;
@@ -276,9 +285,14 @@ size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 		size_t cap = b->cap ? b->cap : 1024;
 		while (cap < b->len + n + 1)
 			cap *= 2;
-		char *d = realloc(b->data, cap);
+		char *d = malloc(cap);
 		if (!d)
 			return 0;
+		if (b->data) {
+			memcpy(d, b->data, b->len);
+			explicit_bzero(b->data, b->cap);
+			free(b->data);
+		}
 		b->data = d;
 		b->cap = cap;
 	}
@@ -427,18 +441,20 @@ static int exchange_errno(struct etcd *e, const char *path, const struct outcome
 			  const struct body *resp)
 {
 	if (resp->too_big) {
-		log_error("etcd: %s: answer over %u bytes", path, ETCD_WIRE_MSG_MAX);
-		return -EFBIG;
+		/* Sent, and answered: whatever it asked may have been done. */
+		log_error("etcd: %s: answer over %u bytes; its outcome is unknown", path,
+			  ETCD_WIRE_MSG_MAX);
+		return oc->http == 200 ? ETCD_E_UNKNOWN : -EFBIG;
 	}
 	int grpc = 0;
 	char msg[256] = "";
 	if (oc->curl == CURLE_OK && resp->len > 0)
 		etcd_wire_error(resp->data, resp->len, &grpc, msg, sizeof(msg));
 	int rc = etcd_errno(oc->curl, oc->sent, oc->http, grpc, msg);
-	if (rc == ETCD_E_UNKNOWN) /* the member may be frozen: start elsewhere next time */
-		atomic_store(&e->current, (atomic_load(&e->current) + 1) % e->n_endpoints);
 	log_warn("etcd: %s%s: %s (curl: %s, http %ld, grpc %d: %s)", etcd_endpoint(e), path,
 		 strerror(-rc), curl_easy_strerror(oc->curl), oc->http, grpc, msg);
+	if (rc == ETCD_E_UNKNOWN) /* the member may be frozen: start elsewhere next time */
+		atomic_store(&e->current, (atomic_load(&e->current) + 1) % e->n_endpoints);
 	return rc;
 }
 
@@ -545,12 +561,12 @@ static int unary(struct etcd *e, const char *path, const char *body, struct body
 		struct body resp_ = { 0 };                                        \
 		rc_ = unary((e), (path), json_, &resp_);                          \
 		free(json_);                                                      \
-		if (!rc_) {                                                       \
-			rc_ = parse(resp_.data, resp_.len, (out));                \
-			if (rc_)                                                  \
-				log_error("etcd: %s: malformed answer", (path)); \
+		if (!rc_ && (rc_ = parse(resp_.data, resp_.len, (out)))) {        \
+			/* answered 200: what it asked may have been done */      \
+			log_error("etcd: %s: malformed answer", (path));          \
+			rc_ = ETCD_E_UNKNOWN;                                     \
 		}                                                                 \
-		free(resp_.data);                                                 \
+		body_free(&resp_);                                                \
 		return rc_;                                                       \
 	} while (0)
 

@@ -164,7 +164,7 @@ static int attempt(struct etcd *e, size_t i, const char *body, const char *token
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &oc->http);
 	oc->sent = sent > 0;
 	/* The stream's last word has no newline. */
-	if (!w->ended && oc->http == 200) {
+	if (!w->ended && oc->http == 200 && oc->curl == CURLE_OK) {
 		rc = etcd_lines_finish(&w->lines, on_line, w);
 		if (rc < 0)
 			end(w, rc);

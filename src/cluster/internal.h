@@ -77,6 +77,8 @@ struct outcome {
 };
 
 size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+/* Wiped (an answer may hold the token or a record) and freed. */
+void body_free(struct body *b);
 void body_reset(struct body *b);
 /* URL, timeouts, keepalive, TLS files, no signals: 0 or -ENOMEM. */
 int common_opts(struct etcd *e, CURL *h, const char *url);

@@ -94,6 +94,26 @@ struct cas {
 	size_t n;
 };
 
+/*
+ * A refused txn whose failure branch shows a record this commit created,
+ * with this commit's bytes (a sealed version's nonce is fresh): the txn
+ * was applied, and what failed was a copy of it (an HTTP client sends a
+ * request again on a connection that died before any answer). Its revision
+ * is the commit's; 0 when there is no such record.
+ */
+static int64_t applied_copy(const struct etcd_txn_resp *a, const struct store_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n && i < a->n_responses; i++) {
+		if (!ops[i].val || ops[i].old || a->responses[i].type != ETCD_OP_RANGE)
+			continue;
+		const struct etcd_range_resp *rr = &a->responses[i].u.range;
+		if (rr->n_kvs && rr->kvs[0].value_len == ops[i].len &&
+		    memcmp(rr->kvs[0].value, ops[i].val, ops[i].len) == 0)
+			return rr->kvs[0].mod_revision;
+	}
+	return 0;
+}
+
 /* A refused txn's failure branch: the newest revision among the keys it
  * compared, which the replica must reach before the change is planned
  * again (a key deleted meanwhile has none: the wait then times out). */
@@ -148,8 +168,10 @@ static int cas_build(struct replica *r, const struct store_op *ops, size_t n, st
 			c->cmp[i].number = 0;
 		}
 		c->look[i].type = ETCD_OP_RANGE;
+		/* the values of records this commit creates: the proof that it was
+		 * applied after all, if a copy of it is what failed */
 		c->look[i].u.range = (struct etcd_range_req){ .key = c->keys[i], .key_len = klen,
-							      .keys_only = true };
+							      .keys_only = ops[i].old || !ops[i].val };
 		if (ops[i].val) {
 			c->put[i].type = ETCD_OP_PUT;
 			c->put[i].u.put = (struct etcd_put_req){ .key = c->keys[i], .key_len = klen,
@@ -238,10 +260,10 @@ static int resolve(struct replica *r, const struct store_op *ops, const struct c
 		struct etcd_txn_resp a = { 0 };
 		rc = etcd_txn(r->etcd, txn, &a);
 		if (!rc) {
-			bool ok = a.succeeded;
-			*revision = ok ? a.header.revision : newest_seen(&a);
+			int64_t ours = a.succeeded ? a.header.revision : applied_copy(&a, ops, c->n);
+			*revision = ours ? ours : newest_seen(&a);
 			etcd_txn_resp_free(&a);
-			return ok ? 0 : -ESTALE;
+			return ours ? 0 : -ESTALE;
 		}
 		if (rc != ETCD_E_UNKNOWN && rc != ETCD_E_NOTSENT)
 			return rc;
@@ -330,8 +352,14 @@ static int on_commit(void *ctx, const struct store_op *all, size_t count)
 	if (!rc) {
 		revision = a.header.revision;
 		rc = a.succeeded ? 0 : -ESTALE;
-		if (rc)
+		int64_t ours = rc ? applied_copy(&a, ops, n) : 0;
+		if (ours) {
+			log_info("etcd replica: a commit was sent twice; the first copy applied");
+			revision = ours;
+			rc = 0;
+		} else if (rc) {
 			revision = newest_seen(&a);
+		}
 		etcd_txn_resp_free(&a);
 		replica_answered(r);
 	} else if (rc == ETCD_E_UNKNOWN) {

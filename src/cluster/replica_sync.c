@@ -16,6 +16,7 @@
 
 #include "cluster/internal.h"
 #include "util/log.h"
+#include "util/strlist.h"
 
 #define PAGE_KEYS 500
 
@@ -31,6 +32,33 @@ static bool keep_unless_own_newer(void *ctx, const char *key)
 {
 	const struct keeping *k = ctx;
 	return replica_own_revision(k->r, key) < k->revision;
+}
+
+struct below {
+	int64_t applied;
+	struct strlist keys;
+};
+
+static int note_below(const char *key, void *value, void *ctx)
+{
+	struct below *b = ctx;
+	return *(int64_t *)value <= b->applied ? strlist_add(&b->keys, key) : 0;
+}
+
+/*
+ * This host's writes at or below the revision applied can hold back no
+ * revision still to come: forgotten, or the map would grow by every
+ * version this host ever wrote. Swept when it has grown. Lock held.
+ */
+static void forget_own_below(struct replica *r)
+{
+	if (hashmap_count(r->own) < 1024)
+		return;
+	struct below b = { r->applied, { 0 } };
+	if (!hashmap_foreach(r->own, note_below, &b))
+		for (size_t i = 0; i < b.keys.count; i++)
+			free(hashmap_remove(r->own, b.keys.items[i]));
+	strlist_free(&b.keys);
 }
 
 int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n, int64_t revision)
@@ -53,8 +81,8 @@ int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n,
 	if (rc == -EBADMSG) {
 		/* Not applied, and never will be: nothing built on it. The
 		 * replica goes on past it and says so. */
-		log_error("etcd replica: revision %lld refused: its records do not authenticate "
-			  "under this store's key (written into etcd without the key?)",
+		log_error("etcd replica: revision %lld refused (the line above says which record "
+			  "and why: written into etcd without the key, or an older copy put back)",
 			  (long long)revision);
 		rc = 0;
 	}
@@ -64,6 +92,7 @@ int replica_apply_batch(struct replica *r, const struct store_op *ops, size_t n,
 	if (revision > r->applied)
 		r->applied = revision;
 	pthread_cond_broadcast(&r->applied_cond);
+	forget_own_below(r);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }

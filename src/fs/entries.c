@@ -439,7 +439,7 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	}
 	rc = new_child(fs, parent, name, false, CHILD_FILE, &c);
 	if (!rc)
-		rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+		rc = sm_writable(fs->sm);
 	if (!rc)
 		rc = authorize_create(fs, req, c.name);
 	if (!rc)

@@ -193,12 +193,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	bool writable_view = t.kind == T_SECRET || t.kind == T_STAGE_SECRET;
-	if (accmode != O_RDONLY && (!writable_view || fs->opt.readonly)) {
-		rc = -EROFS;
-		goto out;
-	}
-	/* A replica offline: refused now, not at the close that commits. */
-	if (accmode != O_RDONLY && (rc = sm_writable(fs->sm)))
+	/* Read-only, or a replica offline: refused now, not at the close. */
+	if (accmode != O_RDONLY && (rc = writable_view ? sm_writable(fs->sm) : -EROFS))
 		goto out;
 	h = handle_new(accmode == O_RDONLY ? HANDLE_READ : HANDLE_WRITE, ino);
 	if (!h) {
@@ -253,7 +249,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int rc = new_child(fs, parent, name, true, CHILD_FILE, &c);
 
 	if (!rc)
-		rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+		rc = sm_writable(fs->sm);
 	if (!rc)
 		rc = authorize_create(fs, req, c.name);
 	/* New secrets are 0600 less the caller's umask (BRIEF §2), unless the

@@ -109,7 +109,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	const char *event = xattr_event(name, false);
 	/* Every attribute change is refused at once on a replica offline,
 	 * those kept in memory (request tokens) too: their commit would be. */
-	int rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+	int rc = sm_writable(fs->sm);
 	if (!rc)
 		rc = target_of(fs, ino, &t);
 	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))
@@ -141,7 +141,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	const char *event = xattr_event(name, true);
 	/* Every attribute change is refused at once on a replica offline,
 	 * those kept in memory (request tokens) too: their commit would be. */
-	int rc = fs->opt.readonly ? -EROFS : sm_writable(fs->sm);
+	int rc = sm_writable(fs->sm);
 	if (!rc)
 		rc = target_of(fs, ino, &t);
 	if (!rc && event && (rc = gate(fs, req, event, t.name[0] ? t.name : NULL)))

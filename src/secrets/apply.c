@@ -35,8 +35,15 @@ static bool has_prefix(const char *key, const char *prefix)
 
 /* Records a host writes to be replicated; the rest ("sfs/state",
  * "sfs/format", anything unknown) belong to each replica alone. */
-static int check_key(const char *key)
+static int check_key(const char *key, bool deleted)
 {
+	/* A deletion carries no tag: the header's or a named key's would
+	 * leave this replica unable to open or to decrypt, and no host
+	 * deletes either. */
+	if (deleted && (has_prefix(key, RECORD_PREFIX_KEY) || strcmp(key, RECORD_KEY_HEADER) == 0)) {
+		log_error("replication: refused the deletion of record %s: no host deletes it", key);
+		return -EPERM;
+	}
 	if (has_prefix(key, RECORD_PREFIX_SECRET) || has_prefix(key, RECORD_PREFIX_FOLDER) ||
 	    has_prefix(key, RECORD_PREFIX_VERSION) || has_prefix(key, RECORD_PREFIX_KEY) ||
 	    has_prefix(key, RECORD_PREFIX_CATALOG) || strcmp(key, RECORD_KEY_HEADER) == 0)
@@ -45,27 +52,66 @@ static int check_key(const char *key)
 	return -EPERM;
 }
 
+/*
+ * A version record has no tag the replica can check before it is opened;
+ * a host writes one only in the commit that lists it in its secret's
+ * record. So a version put must be listed by a secret record of the same
+ * batch (those are authenticated first): one that nothing lists would
+ * make every later load refuse the store.
+ */
+static bool lists(const struct sm_secret *s, const char *uuid, size_t uuid_len, const char *vid)
+{
+	if (!s || strncmp(s->uuid, uuid, uuid_len) != 0 || s->uuid[uuid_len] != '\0')
+		return false;
+	for (size_t k = 0; k < s->nversions; k++)
+		if (strcmp(s->versions[k].id, vid) == 0)
+			return true;
+	return false;
+}
+
+static int check_versions_listed(struct sm *sm, const struct store_op *ops, size_t count,
+				 const struct applied *a)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (!ops[i].val || a[i].skipped || !has_prefix(ops[i].key, RECORD_PREFIX_VERSION))
+			continue;
+		const char *uuid = ops[i].key + strlen(RECORD_PREFIX_VERSION);
+		const char *vid = strchr(uuid, '/');
+		bool listed = false;
+		/* by the batch's secret record, or, where keep left that record
+		 * out (this host wrote it since), by the one held */
+		for (size_t j = 0; vid && !listed && j < count; j++)
+			if (has_prefix(ops[j].key, RECORD_PREFIX_SECRET))
+				listed = lists(a[j].skipped ? find_secret(sm, ops[j].key +
+									strlen(RECORD_PREFIX_SECRET))
+							    : a[j].secret,
+					       uuid, (size_t)(vid - uuid), vid + 1);
+		if (!listed) {
+			log_error("replication: refused version record %s: no secret record of its "
+				  "commit lists it", ops[i].key);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
 /* A named key's record must be newer than the one held: a disabled key
  * enabled again by an old copy put back would open what it must not. */
+static int64_t stored_seq(struct sm *sm, const char *key);
+
 static int check_key_counter(struct sm *sm, const char *key)
 {
-	uint8_t *body = NULL;
-	size_t len = 0;
-	int64_t seq = 0;
-	int rc = authstore_get(sm->as, key, &body, &len);
-	struct json_object *o = rc ? NULL : record_json_parse(body, len);
-	if (!rc && (!o || record_json_int(o, "seq", false, &seq)))
-		rc = -EBADMSG;
-	int64_t held = rc ? -1 : keyring_key_seq(sm->kr, key + strlen(RECORD_PREFIX_KEY));
+	int64_t seq = stored_seq(sm, key);
+	if (seq < 0)
+		return -EBADMSG; /* just written: it reads back, or it is damaged */
+	int64_t held = keyring_key_seq(sm->kr, key + strlen(RECORD_PREFIX_KEY));
 	if (held >= 0 && (held || seq) && seq <= held) {
 		log_error("replication: record %s is older than the one this replica holds "
 			  "(change %lld, held %lld): a rollback, refused", key, (long long)seq,
 			  (long long)held);
-		rc = -EBADMSG;
+		return -EBADMSG;
 	}
-	json_object_put(o);
-	free(body);
-	return rc;
+	return 0;
 }
 
 /* The record just written (or deleted) under a->key, decoded for the index. */
@@ -161,7 +207,7 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 	int rc = 0;
 	for (size_t i = 0; !rc && i < count; i++) {
 		out[i].key = ops[i].key;
-		if ((rc = check_key(ops[i].key)))
+		if ((rc = check_key(ops[i].key, !ops[i].val)))
 			break;
 		if ((keep && !keep(keep_ctx, ops[i].key)) || holds_already(sm, &ops[i])) {
 			out[i].skipped = true;
@@ -182,7 +228,7 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 	for (size_t i = 0; !rc && i < count; i++)
 		if (!out[i].skipped)
 			rc = decode(sm, &out[i], !ops[i].val);
-	return rc;
+	return rc ? rc : check_versions_listed(sm, ops, count, out);
 }
 
 /* The committed batch into the index, and the kernel told (change hook). */

@@ -32,7 +32,6 @@ void change_put_secret(struct change *c, struct sm_secret *s)
 	 * index: what a replica compares to refuse an older copy (a failed
 	 * commit leaves a gap, which is harmless). */
 	s->seq++;
-	s->stored_accessed_ms = s->accessed_ms;
 	char *text = record_encode_secret(s);
 	if (!text || record_key_secret(s->name, key, sizeof(key))) {
 		free(text);

@@ -119,8 +119,7 @@ static int commit_created_once(struct sm *sm, const char *name)
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (s->restore_pending)
-			log_info("%s: restored by a new create", name);
+		bool restored = s->restore_pending;
 		s->persisted = true;
 		s->restore_pending = false;
 		change_put_secret(&c, s);
@@ -130,6 +129,8 @@ static int commit_created_once(struct sm *sm, const char *name)
 			secret_free(s);
 			goto out;
 		}
+		if (restored)
+			log_info("%s: restored by a new create", name);
 		index_replace(sm, name, s);
 	}
 out:

@@ -396,6 +396,16 @@ static int stage_access(const char *name, void *value, void *ctx)
 	return 0;
 }
 
+/* After the flush committed: the date each staged record now holds. */
+static int note_stored_access(const char *name, void *value, void *ctx)
+{
+	struct sm_secret *s = find_secret(ctx, name);
+	(void)value;
+	if (s)
+		s->stored_accessed_ms = s->accessed_ms;
+	return 0;
+}
+
 int sm_flush_access(struct sm *sm)
 {
 	struct hashmap *names = hashmap_new(64);
@@ -422,6 +432,8 @@ int sm_flush_access(struct sm *sm)
 	void *args[2] = { sm, &c };
 	hashmap_foreach(names, stage_access, args);
 	rc = change_commit(sm, &c);
+	if (!rc)
+		hashmap_foreach(names, note_stored_access, sm);
 	write_end(sm);
 out:
 	change_free(&c);

@@ -167,11 +167,8 @@ out:
 
 int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap)
 {
-	int rc, tries = 0;
-	do
-		rc = rotation_start_once(sm, name, token, command, cap);
-	while (write_again(sm, name, &rc, &tries));
-	return rc;
+	/* Memory only (the status): no commit, so never stale. */
+	return rotation_start_once(sm, name, token, command, cap);
 }
 
 /* Memory only, as the end of a failed rotation: neither asks the cluster,

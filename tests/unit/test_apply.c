@@ -325,10 +325,12 @@ static void test_local_records(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v", 1), 1);
 }
 
-static bool keep_all_but_secret(void *ctx, const char *key)
+/* As when this host wrote secret s since: its record and versions. */
+static bool keep_all_but_s(void *ctx, const char *key)
 {
-	(void)ctx;
-	return strncmp(key, "secret/", 7) != 0;
+	const char *uuid = ctx;
+	return strcmp(key, "secret/s") != 0 &&
+	       !(strncmp(key, "ver/", 4) == 0 && strncmp(key + 4, uuid, strlen(uuid)) == 0);
 }
 
 /* An op keep declines is left out (the replica's own newer write of the
@@ -337,13 +339,26 @@ static void test_keep_declines(void **state)
 {
 	struct fx *f = *state;
 	char vid[SM_VERSION_ID_MAX + 1];
+	struct sm_secret *copy = NULL;
 	create_put_replicated(f, "s", "old");
+	assert_int_equal(sm_secret_copy(f->b, "s", &copy), 0);
+	char uuid[SM_UUID_HEX_LEN + 1];
+	memcpy(uuid, copy->uuid, sizeof(uuid));
+	secret_free(copy);
+	/* one batch: a new value of s, and a new secret t */
 	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
+	assert_int_equal(sm_create(f->a, "t", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "t", "tee", vid), 0);
+	struct store_op all[2 * MAX_OPS];
+	size_t n = 0;
 	for (size_t i = 0; i < f->npending; i++)
-		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL,
-					  keep_all_but_secret, NULL), 0);
+		for (size_t j = 0; j < f->pending[i].count; j++)
+			all[n++] = f->pending[i].ops[j];
+	assert_int_equal(sm_apply(f->b, all, n, NULL, keep_all_but_s, uuid), 0);
 	pending_free(f);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
+	assert_int_equal(tu_sm_nversions(f->b, "s"), 1);
+	assert_int_equal(tu_sm_value_is(f->b, "t", NULL, "tee", 3), 1);
 }
 
 /* A genuine but older record of a secret (etcd's admin putting an old
@@ -434,6 +449,32 @@ static void test_older_folder_record_refused(void **state)
 	assert_int_equal(at.mode, 0700);
 }
 
+/* A version record no secret record of its batch lists (put in etcd by
+ * whoever can write there, no key needed: version records carry no tag a
+ * replica checks before opening them) is refused with the whole batch; a
+ * deletion of the header or of a named key is refused too. */
+static void test_unlisted_version_and_deletions_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	create_put_replicated(f, "s", "old");
+	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
+	assert_int_equal(f->npending, 1);
+	struct batch *b = &f->pending[0];
+	struct store_op *ver = NULL;
+	for (size_t i = 0; i < b->count; i++)
+		if (strncmp(b->ops[i].key, "ver/", 4) == 0)
+			ver = &b->ops[i];
+	assert_non_null(ver);
+	assert_int_equal(sm_apply(f->b, ver, 1, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(tu_sm_nversions(f->b, "s"), 1);
+	struct store_op gone[] = { { .key = "sfs/header" } };
+	assert_int_equal(sm_apply(f->b, gone, 1, NULL, NULL, NULL), -EPERM);
+	reopen_b(f); /* the header is still there */
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "new", 3), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +488,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_older_record_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_key_record_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_folder_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlisted_version_and_deletions_refused, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

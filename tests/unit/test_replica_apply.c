@@ -247,6 +247,12 @@ static void test_unresolved_commit_recognised(void **state)
 	for (size_t i = 0; i < 8; i++)
 		held += f->r->unresolved[i].key != NULL;
 	assert_int_equal(held, 1);
+	/* a revision that is not it (a repeat of one applied) leaves the note */
+	assert_int_equal(feed(f, last - 1), 0);
+	held = 0;
+	for (size_t i = 0; i < 8; i++)
+		held += f->r->unresolved[i].key != NULL;
+	assert_int_equal(held, 1);
 	assert_int_equal(feed(f, last), 0);
 	for (size_t i = 0; i < 8; i++)
 		assert_null(f->r->unresolved[i].key);
