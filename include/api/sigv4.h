@@ -70,6 +70,8 @@ size_t sigv4_credentials_count(const struct sigv4_credentials *creds);
 struct sigv4_options {
 	long skew_s;		/* 300 unless set */
 	bool debug;		/* append the canonical request and string to sign to a mismatch */
+	const char *service;	/* "secretsmanager" unless set; AWS's test vectors use "service" */
+	bool target_optional;	/* AWS's test vectors sign no x-amz-target; the API never sets it */
 };
 
 int sigv4_verify(const struct sigv4_credentials *creds, const struct sigv4_options *opt,
