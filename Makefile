@@ -27,7 +27,7 @@ else
 BUILD := build
 endif
 
-LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/cluster/*.c src/fs/*.c)
+LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/cluster/*.c src/fs/*.c src/api/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
@@ -60,7 +60,7 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a tests/unit/testutil.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS) \
 		$(shell pkg-config --libs cmocka)
