@@ -106,7 +106,12 @@ static char *read_text(const char *dir, const char *name)
 /* The next line of [*p, end) without its "\n" or "\r\n"; *p moves past it. */
 static const char *next_line(const char **p, const char *end, size_t *len)
 {
-	const char *start = *p, *nl = memchr(start, '\n', (size_t)(end - start));
+	const char *start = *p;
+	if (start >= end) {
+		*len = 0;
+		return start;
+	}
+	const char *nl = memchr(start, '\n', (size_t)(end - start));
 	const char *stop = nl ? nl : end;
 	*p = nl ? nl + 1 : end;
 	if (stop > start && stop[-1] == '\r')
@@ -357,6 +362,30 @@ static void run_case(size_t i)
 	snprintf(creds_text, sizeof(creds_text), "%s %s vector-signer\n", v.key_id, v.secret);
 	assert_int_equal(st_load_creds(fx.dir, creds_text, &creds), 0);
 	struct sigv4_options o = { .service = v.service, .target_optional = true };
+
+	/* The signed request is the published request.txt plus what signing added. */
+	struct vector plain = { 0 };
+	uint8_t *raw;
+	size_t raw_len;
+	char path[TU_PATH_MAX];
+	assert_int_equal(tu_read_file(tu_path(path, dir, "request.txt"), &raw, &raw_len), 0);
+	parse_request((const char *)raw, raw_len, &plain);
+	free(raw);
+	assert_string_equal(plain.method, v.method);
+	assert_string_equal(plain.path, v.path);
+	assert_string_equal(plain.query, v.query);
+	assert_int_equal(plain.body_len, v.body_len);
+	assert_memory_equal(plain.body, v.body, v.body_len);
+	for (size_t k = 0; k < plain.n; k++) {
+		bool found = false;
+		for (size_t j = 0; j < v.n; j++)
+			found |= strcmp(plain.h[k].name, v.h[j].name) == 0 &&
+				 strcmp(plain.h[k].value, v.h[j].value) == 0;
+		if (!found)
+			fail_msg("%s: %s of request.txt not in the signed request", cases[i].name,
+				 plain.h[k].name);
+	}
+	free_vector(&plain);
 
 	/* The published signature is the one in the signed request. */
 	char *want_sig = read_text(dir, "header-signature.txt");
