@@ -9,6 +9,9 @@
 
 #include <stddef.h>
 
+/* All of data to fd, through short writes and EINTR. */
+int files_write_all(int fd, const void *data, size_t len);
+
 /* fsync of the folder that holds path: a create, rename or unlink in it
  * on disk. */
 int files_sync_parent(const char *path);

@@ -23,8 +23,9 @@ int files_sync_parent(const char *path)
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int files_write_all(int fd, const void *data, size_t len)
 {
+	const char *p = data;
 	while (len) {
 		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
@@ -51,7 +52,7 @@ int files_replace(const char *path, const void *data, size_t len)
 		rc = -errno;
 		goto out;
 	}
-	if (!(rc = write_all(fd, data, len)) && fsync(fd) != 0)
+	if (!(rc = files_write_all(fd, data, len)) && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && !rc)
 		rc = -errno;
