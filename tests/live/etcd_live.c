@@ -120,7 +120,7 @@ static void kv(struct etcd *e)
 	/* over the request limit: -EFBIG from etcd (the bound here is the same
 	 * as the server's, so go through a txn of too many ops instead) */
 	struct etcd_op ops[ETCD_TXN_OPS_MAX];
-	char keys[ETCD_TXN_OPS_MAX][16];
+	char keys[ETCD_TXN_OPS_MAX][24]; /* "/big/" and an int, whatever its size */
 	for (int i = 0; i < ETCD_TXN_OPS_MAX; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "/big/%03d", i);
 		ops[i] = (struct etcd_op){ .type = ETCD_OP_PUT,
