@@ -8,7 +8,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
-PKGS := fuse3 tdb libgcrypt json-c libcurl
+PKGS := fuse3 tdb libgcrypt json-c libcurl libmicrohttpd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -27,7 +27,7 @@ else
 BUILD := build
 endif
 
-LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/cluster/*.c src/fs/*.c)
+LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/cluster/*.c src/fs/*.c src/api/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
