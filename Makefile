@@ -60,7 +60,7 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a tests/unit/testutil.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsecretsfs.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsecretsfs.a $(LDLIBS) \
 		$(shell pkg-config --libs cmocka)
@@ -130,7 +130,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 	-D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -Iinclude -Isrc \
 	$(shell pkg-config --cflags tdb libgcrypt json-c 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs tdb libgcrypt json-c 2>/dev/null) -lpthread
-FUZZ_LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c) \
+FUZZ_LIB_SRCS := $(wildcard src/util/*.c src/crypto/*.c src/store/*.c src/secrets/*.c src/api/*.c) \
 	src/cluster/etcd_wire.c src/cluster/etcd_stream.c src/cluster/etcd_base64.c
 FUZZ_LIB_OBJS := $(FUZZ_LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)

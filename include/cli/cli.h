@@ -171,6 +171,16 @@ struct unlock_secret;
 int cli_cluster_init(const char *path, const struct unlock_secret *secret,
 		     const struct replica_config *cfg, const char *region, const char *account);
 int cli_cluster_attach(struct sm *sm, struct replica **out);
+/*
+ * A replica commits without syncing (etcd holds every commit first), and
+ * keeps a note of its cluster record beside its file (STORE.etcd). When
+ * the file cannot be read (a power loss tore it, or it was damaged),
+ * cli_cluster_rebuild makes it again from etcd with the same secret: the
+ * damaged file is kept as STORE.damaged-TIME and a new replica put in its
+ * place. Refusals printed; the file is left as it was unless all went well.
+ */
+bool cli_cluster_has_note(const char *path);
+int cli_cluster_rebuild(const char *path, const struct unlock_secret *secret);
 void cli_cluster_detach(struct sm *sm, struct replica *r);
 /* -EPERM, printed, when the store at path is a replica: what (a command
  * that writes the file directly) would change this host's copy alone. */

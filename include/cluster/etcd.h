@@ -86,6 +86,15 @@ int etcd_txn(struct etcd *etcd, const struct etcd_txn_req *req, struct etcd_txn_
 int etcd_compact(struct etcd *etcd, int64_t revision, bool physical, struct etcd_header *out);
 /* The status of the member the client is talking to now. */
 int etcd_status(struct etcd *etcd, struct etcd_status *out);
+/*
+ * Makes the leader the endpoint unary calls go to first, when one of the
+ * endpoints is the leader: a follower forwards each commit to the leader,
+ * a round trip more on every write (0.4-0.5 ms here, a fifth of a txn).
+ * Asks each endpoint's status in turn; 0 when the leader was found,
+ * -ENOENT when no endpoint is the leader (the order is then left as it
+ * was), or the last call's error.
+ */
+int etcd_prefer_leader(struct etcd *etcd);
 /* The base URL the next unary call goes to first. */
 const char *etcd_endpoint(struct etcd *etcd);
 

@@ -56,6 +56,8 @@ int crypto_argon2id(const void *pass, size_t pass_len, const uint8_t *salt, size
 		    const struct argon2_params *params, uint8_t out[CRYPTO_KEY_LEN]);
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
 		       uint8_t out[32]);
+/* A plain SHA-256 digest (SigV4 hashes bodies and canonical requests). */
+void crypto_sha256(const void *msg, size_t msg_len, uint8_t out[32]);
 
 /*
  * A subkey for one purpose: HKDF-Expand (RFC 5869) with SHA-256 of a

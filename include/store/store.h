@@ -75,6 +75,19 @@ struct store_op {
 typedef int (*store_commit_hook_fn)(void *ctx, const struct store_op *ops, size_t count);
 void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx);
 
+/*
+ * Durable (the default): a commit that returned 0 is on disk, at the cost of
+ * tdb's four syncs. Not durable: a commit survives the death of the process
+ * (tdb's rollback data still goes first, through the page cache), but a
+ * power loss may leave the file torn. Only for a copy whose durable home is
+ * elsewhere: a replica, whose every commit etcd holds first, and which is
+ * made again from etcd when it cannot be read (docs/replication.md). Not
+ * inside a transaction (-EBUSY).
+ */
+int store_set_durable(struct store *st, bool durable);
+/* Every commit so far on disk (fdatasync); not inside a transaction. */
+int store_sync(struct store *st);
+
 /* *val is malloc'd (free it); -ENOENT when absent. */
 int store_get(struct store *st, const char *key, uint8_t **val, size_t *len);
 int store_put(struct store *st, const char *key, const void *val, size_t len);

@@ -342,21 +342,8 @@ static int read_pem(const char *path, char **out)
 	return 0;
 }
 
-/*
- * Until src/api/sigv4.c is merged (it is another branch's, to the contract
- * of api/sigv4.h), its functions are weak references: a build without it
- * refuses to serve signed requests, saying so, and serves --auth none.
- */
-#pragma weak sigv4_credentials_load
-#pragma weak sigv4_credentials_free
-#pragma weak sigv4_credentials_count
-
 static int load_credentials(struct api *api, const char *path)
 {
-	if (!sigv4_credentials_load) {
-		log_error("api: this build has no SigV4 verifier yet: only --auth none can serve");
-		return -ENOSYS;
-	}
 	int rc = sigv4_credentials_load(path, &api->credentials);
 	if (rc == -EPERM)
 		log_error("api: %s: refused: a credentials file must be a regular file of mode 0600 "

@@ -20,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "cli/internal.h"
+#include "util/files.h"
 #include "crypto/crypto.h"
 #include "secrets/exchange.h"
 #include "secrets/names.h"
@@ -60,20 +61,6 @@ static void progress(const char *verb, size_t done, size_t total, int final)
 	}
 	if (final)
 		fputc('\n', stderr);
-}
-
-int write_all(int fd, const uint8_t *data, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 char *get_text_xattr(const char *path, const char *name)
@@ -132,7 +119,7 @@ struct export_state {
 
 static int emit(struct export_state *st)
 {
-	int rc = write_all(STDOUT_FILENO, st->line.data, st->line.len);
+	int rc = files_write_all(STDOUT_FILENO, st->line.data, st->line.len);
 	crypto_wipe(st->line.data, st->line.len);
 	return rc;
 }

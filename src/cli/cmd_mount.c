@@ -281,6 +281,13 @@ static int start_api(struct sm *sm, struct fs *fs, const struct mount_opts *mo,
 	return rc;
 }
 
+/* A refusal that a replica made again from etcd would cure: its file torn
+ * or damaged, not a wrong key, a busy store or a missing file. */
+static bool replica_unreadable(int rc, const struct cli_open *how)
+{
+	return how->damage.count || rc == -EUCLEAN || rc == -EIO || rc == -EBADMSG;
+}
+
 static int run_mount(const char *store_path, const char *mountpoint, struct mount_opts *mo,
 		     int foreground, int status_fd)
 {
@@ -314,11 +321,23 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		.root_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
 		.root_mode = 0755,
 	};
+	struct unlock_input secret = { 0 };
 	struct cli_open how = { .key_file = mo->key_file, .passphrase_file = mo->passphrase_file,
 				.skip_damaged = mo->skip_damaged, .options = &so,
 				.consequence = "; nothing mounted",
-				.damage_advice = "; -o skip_damaged serves the rest" };
-	if (cli_open_domain(store_path, &how, &sm))
+				.damage_advice = "; -o skip_damaged serves the rest",
+				.input = &secret };
+	rc = cli_open_domain(store_path, &how, &sm);
+	if (rc && !mo->readonly && replica_unreadable(rc, &how) &&
+	    cli_cluster_has_note(store_path) &&
+	    (secret.secret.bytes ||
+	     !unlock_input_read(&secret, mo->key_file, mo->passphrase_file, 0)) &&
+	    !cli_cluster_rebuild(store_path, &secret.secret)) {
+		unlock_input_free(&secret);
+		rc = cli_open_domain(store_path, &how, &sm);
+	}
+	unlock_input_free(&secret);
+	if (rc)
 		goto out;
 	if (cli_cluster_attach(sm, &replica))
 		goto out;

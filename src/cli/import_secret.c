@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/internal.h"
+#include "util/files.h"
 #include "secrets/names.h"
 
 #define PATH_CAP 4096
@@ -170,7 +171,7 @@ static int write_version(struct import_run *run, const struct exchange_record *r
 	if (!rc && token)
 		rc = set_fd(fd, "user.sm.client_request_token", r->version_id);
 	if (!rc)
-		rc = write_all(fd, value->data, value->len);
+		rc = files_write_all(fd, value->data, value->len);
 	/* close() is the commit: its error is the line's. */
 	if (close(fd) != 0 && !rc)
 		rc = -errno;

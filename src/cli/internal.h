@@ -17,7 +17,6 @@
  * AWSCURRENT never moves to an old value; taken off right after. */
 #define IMPORT_LABEL "SecretsfsImport"
 
-int write_all(int fd, const uint8_t *data, size_t len);
 /* An attribute's text value (malloc'd, NUL-terminated), or NULL with errno. */
 char *get_text_xattr(const char *path, const char *name);
 

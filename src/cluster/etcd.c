@@ -615,3 +615,29 @@ int etcd_status(struct etcd *e, struct etcd_status *out)
 	UNARY(e, "/v3/maintenance/status", empty_request(&json_), etcd_wire_status_response, out);
 }
 
+
+int etcd_prefer_leader(struct etcd *e)
+{
+	size_t start = atomic_load(&e->current);
+	for (size_t k = 0; k < e->n_endpoints; k++) {
+		struct etcd_status st;
+		atomic_store(&e->current, (start + k) % e->n_endpoints);
+		/* The call fails over by itself while nothing is sent: the member
+		 * that answered says whether it leads, and is current now. An
+		 * error has been logged, and asking the others would only say
+		 * it again. */
+		int rc = etcd_status(e, &st);
+		if (rc) {
+			atomic_store(&e->current, start);
+			return rc;
+		}
+		if (st.leader && st.leader == st.header.member_id) {
+			if (atomic_load(&e->current) != start)
+				log_info("etcd: %s is the leader: commits go there first",
+					 etcd_endpoint(e));
+			return 0;
+		}
+	}
+	atomic_store(&e->current, start);
+	return -ENOENT;
+}

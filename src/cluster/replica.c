@@ -433,6 +433,7 @@ int replica_open(const struct replica_config *c, struct store *st, int64_t appli
 		}
 	if ((rc = etcd_open(&ec, &r->etcd)))
 		goto fail;
+	etcd_prefer_leader(r->etcd); /* etcd offline now: the watch thread asks again */
 	if (st)
 		store_set_commit_hook(st, on_commit, r);
 	*out = r;

@@ -389,8 +389,10 @@ static void *run(void *arg)
 				continue;
 			}
 		}
-		/* No watch: is there a cluster to write to at all? */
+		/* No watch: is there a cluster to write to at all? The leader
+		 * may have changed too: commits go to the new one first. */
 		struct etcd_status st;
+		etcd_prefer_leader(r->etcd);
 		int src = etcd_status(r->etcd, &st);
 		replica_heard(r, src || !st.leader ? REPLICA_OFFLINE : REPLICA_DEGRADED);
 		log_info("etcd replica: the watch ended (%s); again in %ld ms", strerror(-rc), backoff);

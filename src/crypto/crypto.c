@@ -209,6 +209,11 @@ int crypto_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t 
 	return gcry_to_errno(err);
 }
 
+void crypto_sha256(const void *msg, size_t msg_len, uint8_t out[32])
+{
+	gcry_md_hash_buffer(GCRY_MD_SHA256, out, msg, msg_len);
+}
+
 int crypto_derive_key(const uint8_t key[CRYPTO_KEY_LEN], const char *label, const char *context,
 		      uint8_t out[CRYPTO_KEY_LEN])
 {

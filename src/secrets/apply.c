@@ -38,9 +38,11 @@ static bool has_prefix(const char *key, const char *prefix)
 static int check_key(const char *key, bool deleted)
 {
 	/* A deletion carries no tag: the header's or a named key's would
-	 * leave this replica unable to open or to decrypt, and no host
-	 * deletes either. */
-	if (deleted && (has_prefix(key, RECORD_PREFIX_KEY) || strcmp(key, RECORD_KEY_HEADER) == 0)) {
+	 * leave this replica unable to open or to decrypt, a catalog
+	 * bucket's would take its change counter with it, and no host
+	 * deletes any of them. */
+	if (deleted && (has_prefix(key, RECORD_PREFIX_KEY) || has_prefix(key, RECORD_PREFIX_CATALOG) ||
+			strcmp(key, RECORD_KEY_HEADER) == 0)) {
 		log_error("replication: refused the deletion of record %s: no host deletes it", key);
 		return -EPERM;
 	}
@@ -69,12 +71,45 @@ static bool lists(const struct sm_secret *s, const char *uuid, size_t uuid_len, 
 	return false;
 }
 
+/*
+ * A version goes only with a change of its secret's record in the same
+ * commit (a deprecated version dropped, a secret deleted for good), and
+ * that record, as the batch leaves it, no longer lists it. A deletion
+ * carries no tag, so on its own it would be anyone's data loss.
+ */
+static int check_version_deletion(const struct store_op *ops, size_t count,
+				  const struct applied *a, size_t i)
+{
+	const char *uuid = ops[i].key + strlen(RECORD_PREFIX_VERSION);
+	const char *vid = strchr(uuid, '/');
+	bool secret_changed = false, still_listed = false;
+	for (size_t j = 0; j < count; j++) {
+		if (a[j].skipped || !has_prefix(ops[j].key, RECORD_PREFIX_SECRET))
+			continue;
+		secret_changed = true;
+		if (vid && a[j].secret && lists(a[j].secret, uuid, (size_t)(vid - uuid), vid + 1))
+			still_listed = true;
+	}
+	if (secret_changed && !still_listed)
+		return 0;
+	log_error("replication: refused the deletion of version record %s: %s", ops[i].key,
+		  secret_changed ? "its secret's record still lists it"
+				 : "no change of a secret's record goes with it");
+	return -EBADMSG;
+}
+
 static int check_versions_listed(struct sm *sm, const struct store_op *ops, size_t count,
 				 const struct applied *a)
 {
 	for (size_t i = 0; i < count; i++) {
-		if (!ops[i].val || a[i].skipped || !has_prefix(ops[i].key, RECORD_PREFIX_VERSION))
+		if (a[i].skipped || !has_prefix(ops[i].key, RECORD_PREFIX_VERSION))
 			continue;
+		if (!ops[i].val) {
+			int rc = check_version_deletion(ops, count, a, i);
+			if (rc)
+				return rc;
+			continue;
+		}
 		const char *uuid = ops[i].key + strlen(RECORD_PREFIX_VERSION);
 		const char *vid = strchr(uuid, '/');
 		bool listed = false;
@@ -89,6 +124,39 @@ static int check_versions_listed(struct sm *sm, const struct store_op *ops, size
 		if (!listed) {
 			log_error("replication: refused version record %s: no secret record of its "
 				  "commit lists it", ops[i].key);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Every secret and folder record the batch puts must be listed in its
+ * catalog bucket as the batch leaves it, and every one it deletes must
+ * not be: a host changes both in one commit. With the buckets' change
+ * counters (decode), a secret deleted for good cannot come back by its
+ * old records put back in etcd: the bucket that listed it is older than
+ * the one held, and without that bucket the record is listed nowhere.
+ */
+static int check_catalogued(struct sm *sm, const struct store_op *ops, size_t count,
+			    const struct applied *a)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (a[i].skipped || !catalog_is_catalogued(ops[i].key))
+			continue;
+		char bucket[32];
+		uint8_t *body = NULL;
+		size_t len = 0;
+		catalog_bucket_key_of(ops[i].key, bucket);
+		int rc = authstore_get(sm->as, bucket, &body, &len);
+		if (rc && rc != -ENOENT)
+			return rc;
+		bool listed = !rc && catalog_bucket_lists(body, len, ops[i].key);
+		free(body);
+		if (listed != (ops[i].val != NULL)) {
+			log_error("replication: refused record %s: its catalog bucket %s %s it (a "
+				  "record put back or removed in etcd on its own)", ops[i].key,
+				  bucket, listed ? "still lists" : "does not list");
 			return -EBADMSG;
 		}
 	}
@@ -114,6 +182,29 @@ static int check_key_counter(struct sm *sm, const char *key)
 	return 0;
 }
 
+/* A catalog bucket must be newer than the one held (its counter). */
+static int check_bucket_counter(struct sm *sm, const struct applied *a)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rc = authstore_get(sm->as, a->key, &body, &len);
+	if (rc)
+		return rc;
+	int64_t seq = catalog_bucket_counter(body, len);
+	free(body);
+	if (seq < 0) {
+		log_error("replication: record %s authenticates but does not decode", a->key);
+		return -EBADMSG;
+	}
+	if (a->held_seq >= 0 && (a->held_seq || seq) && seq <= a->held_seq) {
+		log_error("replication: record %s is older than the one this replica holds "
+			  "(change %lld, held %lld): a rollback, refused", a->key, (long long)seq,
+			  (long long)a->held_seq);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* The record just written (or deleted) under a->key, decoded for the index. */
 static int decode(struct sm *sm, struct applied *a, bool deleted)
 {
@@ -130,8 +221,10 @@ static int decode(struct sm *sm, struct applied *a, bool deleted)
 	} else if (has_prefix(a->key, RECORD_PREFIX_FOLDER)) {
 		a->kind = A_FOLDER;
 		a->name = a->key + strlen(RECORD_PREFIX_FOLDER);
+	} else if (has_prefix(a->key, RECORD_PREFIX_CATALOG)) {
+		return deleted ? 0 : check_bucket_counter(sm, a);
 	} else {
-		return 0; /* versions, the catalog, the header: read when needed */
+		return 0; /* versions and the header: read when needed */
 	}
 	if (deleted)
 		return 0;
@@ -189,7 +282,9 @@ static int64_t stored_seq(struct sm *sm, const char *key)
 	uint8_t *body = NULL;
 	size_t len = 0;
 	int64_t seq = -1;
-	if (authstore_get(sm->as, key, &body, &len) == 0) {
+	if (authstore_get(sm->as, key, &body, &len) == 0 && has_prefix(key, RECORD_PREFIX_CATALOG)) {
+		seq = catalog_bucket_counter(body, len);
+	} else if (body) {
 		struct json_object *o = record_json_parse(body, len);
 		seq = 0;
 		if (!o || record_json_int(o, "seq", false, &seq))
@@ -215,7 +310,8 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 		}
 		out[i].held_seq = -1;
 		if (ops[i].val && (has_prefix(ops[i].key, RECORD_PREFIX_SECRET) ||
-				   has_prefix(ops[i].key, RECORD_PREFIX_FOLDER)))
+				   has_prefix(ops[i].key, RECORD_PREFIX_FOLDER) ||
+				   has_prefix(ops[i].key, RECORD_PREFIX_CATALOG)))
 			out[i].held_seq = stored_seq(sm, ops[i].key);
 		if (!ops[i].val) {
 			rc = authstore_delete(sm->as, ops[i].key);
@@ -228,7 +324,9 @@ static int write_batch(struct sm *sm, const struct store_op *ops, size_t count,
 	for (size_t i = 0; !rc && i < count; i++)
 		if (!out[i].skipped)
 			rc = decode(sm, &out[i], !ops[i].val);
-	return rc ? rc : check_versions_listed(sm, ops, count, out);
+	if (!rc)
+		rc = check_versions_listed(sm, ops, count, out);
+	return rc ? rc : check_catalogued(sm, ops, count, out);
 }
 
 /* The committed batch into the index, and the kernel told (change hook). */

@@ -4,6 +4,12 @@
  * mount reads the metadata by key instead of walking every record, the
  * sealed versions included. change_commit keeps it in step inside each
  * transaction. See docs/store-format.md (format 2).
+ *
+ * A bucket's first line "#N" is its change counter, raised by every
+ * rewrite, and a bucket that lists nothing stays as "#N": a replica
+ * refuses an older bucket put back in etcd, and with it a secret deleted
+ * for good and put back (docs/replication.md). Buckets written before the
+ * counter have none (0).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,6 +88,67 @@ static char *find_line(char *text, const char *key)
 	return NULL;
 }
 
+/* The counter of a bucket's text, 0 when it has none; *rest after it. */
+static int64_t counter_of(const char *text, const char **rest)
+{
+	*rest = text;
+	if (text[0] != '#')
+		return 0;
+	char *end;
+	long long n = strtoll(text + 1, &end, 10);
+	if (*end != '\n' || n < 0)
+		return -1;
+	*rest = end + 1;
+	return n;
+}
+
+int64_t catalog_bucket_counter(const uint8_t *body, size_t len)
+{
+	char head[32];
+	const char *rest;
+	size_t n = len < sizeof(head) - 1 ? len : sizeof(head) - 1;
+	memcpy(head, body, n);
+	head[n] = '\0';
+	return memchr(head, '\n', n) || head[0] != '#' ? counter_of(head, &rest) : -1;
+}
+
+bool catalog_bucket_lists(const uint8_t *body, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t at = 0; at + klen < len;) {
+		const uint8_t *nl = memchr(body + at, '\n', len - at);
+		if (!nl)
+			break;
+		size_t line = (size_t)(nl - (body + at));
+		if (line == klen && memcmp(body + at, key, klen) == 0)
+			return true;
+		at += line + 1;
+	}
+	return false;
+}
+
+bool catalog_is_catalogued(const char *key)
+{
+	return catalogued(key);
+}
+
+void catalog_bucket_key_of(const char *key, char buf[32])
+{
+	snprintf(buf, 32, "cat/%u", bucket_of(key));
+}
+
+/* text with its counter raised by one (and kept when the bucket lists
+ * nothing): the bucket's next body. */
+static char *next_body(const char *text)
+{
+	const char *rest;
+	int64_t n = counter_of(text, &rest);
+	char *out = NULL;
+	if (n < 0)
+		n = 0; /* an unreadable counter is the tag's to judge: restart above it */
+	return asprintf(&out, "#%lld\n%s", (long long)n + 1, rest) < 0 ? NULL : out;
+}
+
 /* Adds (add) or removes one key; *changed tells whether text moved. */
 static int edit_bucket(char **text, const char *key, bool add, bool *changed)
 {
@@ -127,10 +194,11 @@ int catalog_apply(struct authstore *as, const struct change *c)
 			if (catalogued(c->ops[j].key) && bucket_of(c->ops[j].key) == b)
 				rc = edit_bucket(&text, c->ops[j].key, c->ops[j].val != NULL, &changed);
 		bucket_key(b, key);
-		if (!rc && changed)
-			rc = text[0] ? authstore_put(as, key, text, strlen(text)) : authstore_delete(as, key);
-		if (rc == -ENOENT)
-			rc = 0;
+		if (!rc && changed) {
+			char *body = next_body(text);
+			rc = body ? authstore_put(as, key, body, strlen(body)) : -ENOMEM;
+			free(body);
+		}
 		free(text);
 	}
 	return rc;
@@ -181,7 +249,15 @@ int catalog_load(struct authstore *as, authstore_visit_fn fn, void *ctx)
 		}
 		if (rc)
 			break;
-		for (char *line = text, *nl; !rc && (nl = strchr(line, '\n')); line = nl + 1) {
+		const char *rest;
+		if (counter_of(text, &rest) < 0) {
+			bucket_key(b, key);
+			free(text);
+			if (!(rc = fn(key, NULL, 0, -EBADMSG, ctx)))
+				rc = load_bucket_by_walk(as, b, fn, ctx);
+			continue;
+		}
+		for (char *line = (char *)rest, *nl; !rc && (nl = strchr(line, '\n')); line = nl + 1) {
 			*nl = '\0';
 			rc = load_one(as, line, fn, ctx);
 		}
@@ -224,8 +300,18 @@ int catalog_rebuild(struct authstore *as)
 {
 	struct strlist buckets = { 0 };
 	int rc = store_keys(authstore_store(as), RECORD_PREFIX_CATALOG, &buckets);
-	for (size_t i = 0; !rc && i < buckets.count; i++)
-		rc = authstore_delete(as, buckets.items[i]);
+	/* Emptied, not deleted: each bucket's counter only goes up. */
+	for (size_t i = 0; !rc && i < buckets.count; i++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		char head[32];
+		int64_t n = 0;
+		if (authstore_get(as, buckets.items[i], &data, &len) == 0)
+			n = catalog_bucket_counter(data, len);
+		free(data);
+		snprintf(head, sizeof(head), "#%lld\n", (long long)(n > 0 ? n : 0));
+		rc = authstore_put(as, buckets.items[i], head, strlen(head));
+	}
 	strlist_free(&buckets);
 	return rc ? rc : catalog_build(as);
 }

@@ -130,6 +130,12 @@ bool catalog_is_bucket_key(const char *key);
  * the store holds (inside an authstore rewrite: a legacy catalog is not
  * trusted to list each record once, in its bucket). */
 int catalog_rebuild(struct authstore *as);
+/* A bucket's change counter (0: none yet; -1: not a bucket's body), whether
+ * it lists key, and which bucket key belongs in (the replica's checks). */
+int64_t catalog_bucket_counter(const uint8_t *body, size_t len);
+bool catalog_bucket_lists(const uint8_t *body, size_t len, const char *key);
+bool catalog_is_catalogued(const char *key);
+void catalog_bucket_key_of(const char *key, char buf[32]);
 
 typedef int (*edit_fn)(struct sm *sm, struct sm_secret *s, void *ctx);
 

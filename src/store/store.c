@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 
 #include <tdb.h>
 
+#include "util/files.h"
 #include "util/log.h"
 #include "util/hashmap.h"
 #include "util/strlist.h"
@@ -92,20 +92,6 @@ static void tdb_log(struct tdb_context *tdb, enum tdb_debug_level level, const c
 	}
 	text[strcspn(text, "\n")] = '\0';
 	log_msg(level == TDB_DEBUG_FATAL ? LOG_ERR : LOG_WARNING, "tdb: %s", text);
-}
-
-static int sync_parent_dir(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) ? -errno : 0;
-	close(fd);
-	return rc;
 }
 
 static int lock_store(struct store *st, const char *path)
@@ -322,7 +308,7 @@ int store_open(const char *path, unsigned flags, struct store **out)
 			rc = -errno;
 			goto fail;
 		}
-		if ((rc = sync_parent_dir(path)))
+		if ((rc = files_sync_parent(path)))
 			goto fail;
 	}
 	st->tdb_flags = tdb_flags;
@@ -400,6 +386,35 @@ void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx)
 	st->commit_hook = fn;
 	st->commit_hook_ctx = ctx;
 	pthread_mutex_unlock(&st->lock);
+}
+
+int store_set_durable(struct store *st, bool durable)
+{
+	int rc = 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->in_transaction) {
+		rc = -EBUSY;
+	} else if (durable) {
+		tdb_remove_flags(st->tdb, TDB_NOSYNC);
+		st->tdb_flags &= ~TDB_NOSYNC; /* and at store_drop_mapped_pages' reopen */
+	} else {
+		tdb_add_flags(st->tdb, TDB_NOSYNC);
+		st->tdb_flags |= TDB_NOSYNC;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_sync(struct store *st)
+{
+	int rc = 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->in_transaction)
+		rc = -EBUSY;
+	else if (fdatasync(tdb_fd(st->tdb)) != 0)
+		rc = -errno;
+	pthread_mutex_unlock(&st->lock);
+	return rc;
 }
 
 int store_begin(struct store *st)
@@ -731,7 +746,7 @@ int store_backup(struct store *st, const char *dest)
 		rc = -errno;
 		goto out;
 	}
-	rc = sync_parent_dir(dest);
+	rc = files_sync_parent(dest);
 out:
 	if (in >= 0)
 		close(in);
@@ -817,7 +832,7 @@ int store_compact(const char *path, uint64_t *before, uint64_t *after)
 		rc = -errno;
 		goto out;
 	}
-	rc = sync_parent_dir(path);
+	rc = files_sync_parent(path);
 	if (!rc && stat(path, &sb) == 0)
 		*after = (uint64_t)sb.st_size;
 out:

@@ -37,9 +37,9 @@ SECRET_KEY = "c2VjcmV0c2ZzLXRlc3Qtc2VjcmV0LWtleQ"
 PRINCIPAL = "tester"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-# Requests are signed (SigV4, the default) once the verifier is in the
-# build; until then the suites run under --auth none.
-SIGNED = False
+# The suites run signed (SigV4 against a credentials file, the default);
+# test_api_access.py also runs --auth none's loopback refusal.
+SIGNED = True
 
 
 def arn_re(name):
@@ -168,7 +168,7 @@ def aws(server_url, env, *args, input=None):
 
 
 def raw(server, target, body=b"{}", headers=None, method="POST", path="/", sign=None,
-        port=None):
+        port=None, access_key=ACCESS_KEY, secret_key=SECRET_KEY, when=None):
     """One request as given, signed as the server expects unless sign is
     False: (status, headers, body bytes)."""
     port = port or server.port
@@ -182,9 +182,19 @@ def raw(server, target, body=b"{}", headers=None, method="POST", path="/", sign=
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
+        import datetime
+        from unittest import mock
         req = AWSRequest(method=method, url=f"http://127.0.0.1:{port}{path}", data=body,
                          headers=h)
-        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "secretsmanager", REGION).add_auth(req)
+        signer = SigV4Auth(Credentials(access_key, secret_key), "secretsmanager", REGION)
+        if when is None:
+            signer.add_auth(req)
+        else:
+            # Signed as at another time (botocore takes the clock's).
+            fake = mock.Mock(wraps=datetime)
+            fake.datetime.utcnow.return_value = when
+            with mock.patch("botocore.auth.datetime", fake):
+                signer.add_auth(req)
         h = dict(req.headers.items())
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request(method, path, body=body, headers=h)

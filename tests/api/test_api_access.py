@@ -124,11 +124,22 @@ def test_auth_none_only_on_loopback():
         store.cleanup()
 
 
-def test_auth_none_is_logged_loudly(guarded):
-    if SIGNED:
-        pytest.skip("this module's server is signed")
-    srv, _ = guarded
-    assert "AUTHENTICATION IS OFF" in srv.store.log.read_text()
+def test_auth_none_on_loopback(offline_env):
+    store = Store()
+    srv = Server(store, "--audit-log", store.dir / "audit.log", signed=False)
+    try:
+        assert "AUTHENTICATION IS OFF" in store.log.read_text()
+        # Unsigned clients work, as the principal "anonymous".
+        sm = boto(srv.url, access_key="anything", secret_key="at all")
+        sm.create_secret(Name="open", SecretString="x")
+        status, _, body = raw(srv, "GetSecretValue", json.dumps({"SecretId": "open"}))
+        assert status == 200 and json.loads(body)["SecretString"] == "x"
+        events = audit_events(store.dir / "audit.log")
+        assert {e["userIdentity"]["userName"] for e in events} == {"anonymous"}
+        assert {e["userIdentity"]["type"] for e in events} == {"Unknown"}
+    finally:
+        srv.stop()
+        store.cleanup()
 
 
 def test_serve_refuses_bad_arguments():

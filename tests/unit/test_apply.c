@@ -475,6 +475,98 @@ static void test_unlisted_version_and_deletions_refused(void **state)
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "new", 3), 1);
 }
 
+/* A copy of A's last pending commit, kept aside (owned). */
+static void keep_last(struct fx *f, struct batch *out)
+{
+	assert_true(f->npending > 0);
+	const struct batch *b = &f->pending[f->npending - 1];
+	out->count = 0;
+	for (size_t i = 0; i < b->count; i++) {
+		const struct store_op *o = &b->ops[i];
+		uint8_t *v = o->val ? malloc(o->len ? o->len : 1) : NULL;
+		if (v)
+			memcpy(v, o->val, o->len);
+		out->ops[out->count++] = (struct store_op){ .key = strdup(o->key), .val = v,
+							    .len = o->len };
+	}
+}
+
+/* A secret deleted for good cannot come back by its old records put back
+ * in etcd: its catalog bucket is older than the one B holds (the bucket's
+ * change counter), and without the bucket the record is listed nowhere. */
+static void test_purged_secret_put_back_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	struct batch made = { 0 };
+	assert_int_equal(sm_create(f->a, "gone", 0600, 1000, 1000), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "gone", "v", vid), 0);
+	keep_last(f, &made);
+	assert_int_equal(replicate(f), 0);
+	/* its version deleted on its own, or beside its secret's record as B
+	 * holds it (bytes B has: nothing applied), is refused */
+	struct store_op pair[2] = { { 0 } };
+	for (size_t i = 0; i < made.count; i++) {
+		if (strncmp(made.ops[i].key, "ver/", 4) == 0)
+			pair[0].key = made.ops[i].key;
+		if (strncmp(made.ops[i].key, "secret/", 7) == 0)
+			pair[1] = made.ops[i];
+	}
+	assert_non_null(pair[0].key);
+	assert_non_null(pair[1].key);
+	assert_int_equal(sm_apply(f->b, pair, 1, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(sm_apply(f->b, pair, 2, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(tu_sm_value_is(f->b, "gone", NULL, "v", 1), 1);
+	assert_int_equal(sm_delete(f->a, "gone"), 0); /* recovery window 0: for good */
+	assert_int_equal(replicate(f), 0);
+	struct sm_attr at;
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
+
+	/* the whole old commit (its bucket included): the bucket is older */
+	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
+	/* its records without the bucket: listed nowhere */
+	struct batch alone = { 0 };
+	for (size_t i = 0; i < made.count; i++)
+		if (strncmp(made.ops[i].key, "cat/", 4) != 0)
+			alone.ops[alone.count++] = made.ops[i];
+	assert_int_equal(sm_apply(f->b, alone.ops, alone.count, NULL, NULL, NULL), -EBADMSG);
+	batch_free(&made);
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
+	reopen_b(f); /* and B's file still adds up */
+	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
+}
+
+/* An older copy of a catalog bucket alone is refused too, and a bucket's
+ * deletion: either would unlist a live secret. */
+static void test_older_bucket_and_bucket_deletion_refused(void **state)
+{
+	struct fx *f = *state;
+	char vid[SM_VERSION_ID_MAX + 1];
+	struct batch made = { 0 };
+	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(sm_create(f->a, "t", 0600, 1000, 1000), 0);
+	assert_int_equal(tu_sm_put_str(f->a, "t", "w", vid), 0); /* the commit that lists t */
+	keep_last(f, &made);
+	assert_int_equal(replicate(f), 0);
+	struct store_op *bucket = NULL;
+	for (size_t i = 0; i < made.count; i++)
+		if (strncmp(made.ops[i].key, "cat/", 4) == 0)
+			bucket = &made.ops[i];
+	assert_non_null(bucket);
+	/* a later change to the same bucket, then the older copy put back */
+	assert_int_equal(sm_delete(f->a, "t"), 0);
+	assert_int_equal(replicate(f), 0);
+	assert_int_equal(sm_apply(f->b, bucket, 1, NULL, NULL, NULL), -EBADMSG);
+	struct store_op gone = { .key = bucket->key };
+	assert_int_equal(sm_apply(f->b, &gone, 1, NULL, NULL, NULL), -EPERM);
+	batch_free(&made);
+	reopen_b(f);
+	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v", 1), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +582,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_older_folder_record_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlisted_version_and_deletions_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_purged_secret_put_back_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_older_bucket_and_bucket_deletion_refused,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -245,6 +245,24 @@ static void test_hmac_sha256_rfc4231(void **state)
 		   "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+/* FIPS 180-2 examples: "abc", the empty message, the 448-bit message. */
+static void test_sha256(void **state)
+{
+	static const struct { const char *msg; const char *want; } cases[] = {
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t out[32], want[32];
+		assert_int_equal(tu_unhex(cases[i].want, want, sizeof(want)), 32);
+		crypto_sha256(cases[i].msg, strlen(cases[i].msg), out);
+		assert_memory_equal(out, want, 32);
+	}
+}
+
 static void test_random(void **state)
 {
 	uint8_t a[32], b[32], n1[12], n2[12];
@@ -347,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_argon2id),
 		cmocka_unit_test(test_argon2id_reference_vector),
 		cmocka_unit_test(test_hmac_sha256_rfc4231),
+		cmocka_unit_test(test_sha256),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_secure_alloc_wipe),
 		cmocka_unit_test(test_secbuf),
