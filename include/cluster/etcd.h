@@ -5,7 +5,7 @@
  * an optional user whose password is read from a file, optional CA, client
  * certificate and key paths, and a request timeout. Every call returns 0 or
  * a negative errno, mapped from curl codes, HTTP status and gRPC code in one
- * place (etcd_errno). The classes that matter to a writer:
+ * place (src/cluster/etcd_errno.c). The classes that matter to a writer:
  *
  *   ETCD_E_NOTSENT  (-ECONNREFUSED)  no byte of the request left: it was
  *                   NOT applied. Unary calls try the next endpoint first.
@@ -22,7 +22,11 @@
  *   -ENOSPC  429 / code 8: NOSPACE alarm (only reads and deletes work);
  *   -EFBIG   request too large, too many ops in a txn, answer over bounds;
  *   -EINVAL  other refusals of the request (code 3, 9, "future revision");
- *   -ENOENT  code 5 (not found); -ENOMEM; -EBADMSG a malformed answer;
+ *   -ENOENT  code 5 (not found); -ENOMEM;
+ *   -EBADMSG a 200 answer to a read (range, status) that is not the message
+ *            expected, one without its header included: an answer to a
+ *            write (put, delete_range, txn, compact) that cannot be read
+ *            is ETCD_E_UNKNOWN instead, since etcd may have applied it;
  *   -EIO     anything else.
  *
  * Auth: with a user, the client authenticates (/v3/auth/authenticate) on
@@ -31,12 +35,12 @@
  * 401 is a refusal before anything is applied, so the repeat is safe.
  *
  * Threads: one client may be shared. Unary calls (range, put, delete_range,
- * txn, compact, status) serialize on the client's mutex around its one
- * reused easy handle, from any thread. Each etcd_watch runs on the calling
- * thread with an easy handle of its own, so watches may run on their own
- * threads at the same time as unary calls. etcd_open and etcd_close are not
- * concurrent with anything on the same client. No signal is used
- * (CURLOPT_NOSIGNAL): safe in a FUSE daemon.
+ * txn, compact, status) may come from any thread: each exchange holds the
+ * client's mutex around its one reused easy handle. Each etcd_watch runs on
+ * the calling thread with an easy handle of its own, so watches may run on
+ * their own threads at the same time as unary calls. etcd_open and
+ * etcd_close are not concurrent with anything on the same client. No
+ * signal is used (CURLOPT_NOSIGNAL): safe in a FUSE daemon.
  *
  * Logging: endpoints, paths, keys and errors may be logged; values, the
  * password and the token never are.
@@ -106,14 +110,14 @@ const char *etcd_endpoint(struct etcd *etcd);
  * watch then returns 0) or a negative errno to stop with it. The message is
  * freed after fn returns.
  *
- * Otherwise the watch ends with an error, never 0: a CANCELED message is
- * passed to fn and then ends it with ETCD_E_COMPACTED when compact_revision
- * is set, -EACCES or -ECANCELED otherwise (except a cancel for an expired
- * token, which fn does not see: the client authenticates once and opens
- * the watch again); the stream's error object with
- * the mapped gRPC code (14 "no leader" is ETCD_E_UNKNOWN); no complete line
- * for watch_idle_ms (a frozen member) or a broken connection with
- * ETCD_E_UNKNOWN; *stop set by another thread with -EINTR (seen within
+ * Otherwise the watch ends with an error, never 0: a CANCELED message or
+ * the stream's error object is passed to fn and then ends it with
+ * etcd_watch_errno (except a cancel for an expired token, which fn does
+ * not see: the client authenticates once and opens the watch again); no
+ * complete line for watch_idle_ms (a frozen member), a broken connection
+ * or a stream that ended without its error object with ETCD_E_UNKNOWN; a
+ * message that does not parse with -EBADMSG, a fragment with -EPROTO
+ * (etcd_wire.h); *stop set by another thread with -EINTR (seen within
  * about a second). Endpoints are tried in order while the request is not
  * sent.
  */
@@ -128,5 +132,12 @@ int etcd_watch(struct etcd *etcd, const struct etcd_watch_req *req, etcd_watch_f
  * none); message: etcd's text or NULL.
  */
 int etcd_errno(int curl, bool sent, long http, int grpc, const char *message);
+/* A watch's last message: the stream's error object as etcd_errno; a cancel
+ * with compact_revision ETCD_E_COMPACTED, for permissions or an expired
+ * token -EACCES, any other -ECANCELED; other messages 0. */
+int etcd_watch_errno(const struct etcd_watch_msg *msg);
+/* A 200 answer the wire layer refused with rc: for a write (writes) its
+ * outcome is unknown, ETCD_E_UNKNOWN; for a read, rc itself. */
+int etcd_answer_errno(bool writes, int rc);
 
 #endif

@@ -12,13 +12,23 @@
  * Keys and values are raw bytes (not strings); every decoded buffer also
  * ends in a NUL that is not counted in its length, for keys that are text.
  *
+ * Every answer carries a header (so does every answer inside a txn, and
+ * every watch message but the stream's error object): one without it is
+ * -EBADMSG, never an answer at revision 0. The header of a unary answer
+ * (range, put, delete_range, txn, compaction, status) must also have a
+ * revision, since etcd's start at 1; a watch's cancel may have none.
+ *
  * Bounds: a message is at most ETCD_WIRE_MSG_MAX bytes of JSON, nested at
  * most ETCD_WIRE_DEPTH deep; a key at most ETCD_KEY_MAX bytes and a value
  * at most ETCD_VALUE_MAX (etcd's default request limit, 1.5 MiB). Building
  * a request over a bound is -EFBIG. Parsing is total: any input that is not
  * the expected message (bad JSON, wrong types, bad base64, numbers out of
- * range, a NUL byte, trailing bytes) is -EBADMSG and leaves the output
- * struct empty; an over-bound message is -EFBIG. Out of memory: -ENOMEM.
+ * range, a NUL byte, trailing bytes, no header) is -EBADMSG and leaves the
+ * output struct empty; an over-bound message is -EFBIG. Out of memory:
+ * -ENOMEM. One exception: a watch message marked "fragment" (part of one
+ * revision's events, which etcd sends only to a watch that asked for
+ * fragments, and this client never does) is -EPROTO, so the watch can say
+ * what it refused.
  *
  * The watch stream is newline-delimited JSON whose final error object comes
  * WITHOUT a newline: struct etcd_lines splits arbitrary slices into lines
@@ -260,7 +270,6 @@ struct etcd_watch_msg {
 	int64_t watch_id;
 	bool created;  /* created and canceled may come together (denied) */
 	bool canceled;
-	bool fragment;
 	int64_t compact_revision;
 	char cancel_reason[256];
 	struct etcd_event *events;

@@ -1,8 +1,10 @@
 /*
  * etcd: the libcurl transport under etcd_wire. Contract: include/cluster/etcd.h.
  *
- * The unary handle is reused (keep-alive) under the client's mutex; a watch
- * builds its own handle. The auth token is shared by both, under auth_lock.
+ * The unary handle is reused (keep-alive) under the client's mutex, one
+ * exchange at a time; a watch builds its own handle. Both go through
+ * etcd_call (failover, the token and its renewal); what an exchange came to
+ * is mapped in etcd_errno.c. The auth token is shared, under auth_lock.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -15,86 +17,6 @@
 
 #include "cluster/internal.h"
 #include "util/log.h"
-
-/* ---- the one error mapping --------------------------------------------- */
-
-int etcd_errno(int curl, bool sent, long http, int grpc, const char *message)
-{
-	const char *m = message ? message : "";
-	if (curl != CURLE_OK) {
-		switch (curl) {
-		case CURLE_OUT_OF_MEMORY:
-			return -ENOMEM;
-		case CURLE_URL_MALFORMAT:
-		case CURLE_UNSUPPORTED_PROTOCOL:
-		case CURLE_SSL_CACERT_BADFILE:
-		case CURLE_SSL_CERTPROBLEM:
-			return -EINVAL;
-		default:
-			break;
-		}
-		/* Nothing left the host: etcd cannot have applied it. */
-		if (!sent)
-			return ETCD_E_NOTSENT;
-		return ETCD_E_UNKNOWN;
-	}
-	if (http >= 200 && http < 300 && grpc == 0)
-		return 0;
-	switch (grpc) {
-	case 0:
-		break;
-	case 3: /* InvalidArgument */
-		if (strstr(m, "too large") || strstr(m, "too many operations"))
-			return -EFBIG;
-		if (strstr(m, "user name is empty") || strstr(m, "authentication failed"))
-			return -EACCES;
-		return -EINVAL;
-	case 11: /* OutOfRange */
-		return strstr(m, "compacted") ? ETCD_E_COMPACTED : -EINVAL;
-	case 7:  /* PermissionDenied */
-	case 16: /* Unauthenticated (after the one re-authentication) */
-		return -EACCES;
-	case 8: /* ResourceExhausted: NOSPACE */
-		return -ENOSPC;
-	case 5:
-		return -ENOENT;
-	case 6:
-		return -EEXIST;
-	case 9:  /* FailedPrecondition: not leader, auth not enabled, ... */
-	case 12: /* Unimplemented */
-		return -EINVAL;
-	case 1:  /* Canceled */
-	case 2:  /* Unknown: "context deadline exceeded" (500) */
-	case 4:  /* DeadlineExceeded */
-	case 10: /* Aborted */
-	case 13: /* Internal (500) */
-	case 14: /* Unavailable: no leader, request timed out, leader changed */
-		return ETCD_E_UNKNOWN;
-	default:
-		return -EIO;
-	}
-	switch (http) {
-	case 400:
-	case 404:
-	case 405:
-	case 421:
-		return -EINVAL;
-	case 401:
-	case 403:
-		return -EACCES;
-	case 413:
-		return -EFBIG;
-	case 429:
-		return -ENOSPC;
-	case 500:
-	case 502:
-	case 503:
-	case 504:
-		return ETCD_E_UNKNOWN;
-	default:
-		return -EIO;
-	}
-}
 
 /* ---- set-up ------------------------------------------------------------ */
 
@@ -229,12 +151,12 @@ fail:
 	return rc;
 }
 
-static void drop_token(struct etcd *e)
+/* The token is a credential: wiped before it is freed. */
+static void token_free(char *t)
 {
-	if (e->token) {
-		explicit_bzero(e->token, strlen(e->token));
-		free(e->token);
-		e->token = NULL;
+	if (t) {
+		explicit_bzero(t, strlen(t));
+		free(t);
 	}
 }
 
@@ -251,7 +173,7 @@ void etcd_close(struct etcd *e)
 	free(e->ca_file);
 	free(e->cert_file);
 	free(e->key_file);
-	drop_token(e);
+	token_free(e->token);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->auth_lock);
 	free(e);
@@ -311,34 +233,34 @@ void body_reset(struct body *b)
 }
 
 /* The options every request shares: URL, timeouts, TLS, no signals. */
-int common_opts(struct etcd *e, CURL *h, const char *url)
+static CURLcode common_opts(struct etcd *e, CURL *h, const char *url)
 {
-	CURLcode c = CURLE_OK;
-#define SET(opt, val)                                      \
-	do {                                               \
-		if (c == CURLE_OK)                         \
-			c = curl_easy_setopt(h, opt, val); \
-	} while (0)
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
-	SET(CURLOPT_TCP_KEEPIDLE, 5L);
-	SET(CURLOPT_TCP_KEEPINTVL, 2L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	if (e->ca_file)
-		SET(CURLOPT_CAINFO, e->ca_file);
-	if (e->cert_file) {
-		SET(CURLOPT_SSLCERT, e->cert_file);
-		SET(CURLOPT_SSLKEY, e->key_file);
-	}
-#undef SET
-	return c == CURLE_OK ? 0 : -ENOMEM;
+	CURLcode c = curl_easy_setopt(h, CURLOPT_URL, url);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 5L);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 2L);
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (!c)
+		c = curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	if (!c && e->ca_file)
+		c = curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+	if (!c && e->cert_file)
+		c = curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
+	if (!c && e->key_file)
+		c = curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
+	return c;
 }
 
-/* Headers: JSON, plus the token when given, plus extra. */
-struct curl_slist *headers(const char *token, const char *extra)
+/* Headers: JSON, plus extra when given, plus the token when given. */
+static struct curl_slist *headers(const char *token, const char *extra)
 {
 	struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
 	if (l && extra && !(l = curl_slist_append(l, extra)))
@@ -363,105 +285,100 @@ struct curl_slist *headers(const char *token, const char *extra)
 	return l;
 }
 
-void free_headers(struct curl_slist *l)
+/* Wiped (the Authorization line holds the token) and freed. */
+static void free_headers(struct curl_slist *l)
 {
-	/* The Authorization line holds the token. */
 	for (struct curl_slist *p = l; p; p = p->next)
 		explicit_bzero(p->data, strlen(p->data));
 	curl_slist_free_all(l);
 }
 
-/* One POST of body to endpoint i + path, the answer into resp. */
-static int post(struct etcd *e, size_t i, const char *path, const char *body,
-		const char *token, struct body *resp, struct outcome *oc)
+int transfer(struct etcd *e, CURL *h, const struct call *c, size_t i, const char *token,
+	     struct outcome *oc)
 {
 	char url[600];
-	snprintf(url, sizeof(url), "%s%s", e->endpoints[i], path);
-	CURL *h = e->easy;
-	curl_easy_reset(h);
-	int rc = common_opts(e, h, url);
-	struct curl_slist *hdrs = headers(token, NULL);
-	if (rc || !hdrs) {
-		free_headers(hdrs);
-		return -ENOMEM;
+	snprintf(url, sizeof(url), "%s%s", e->endpoints[i], c->path);
+	*oc = (struct outcome){ .endpoint = i };
+	struct curl_slist *hdrs = headers(token, c->header);
+	CURLcode cc = hdrs ? common_opts(e, h, url) : CURLE_OUT_OF_MEMORY;
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, c->write);
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_WRITEDATA, c->write_ctx);
+	if (!cc) {
+		oc->curl = curl_easy_perform(h);
+		long sent = 0;
+		curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &oc->http);
+		oc->sent = sent > 0;
 	}
-	body_reset(resp);
-	CURLcode c = curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	if (!c)
-		c = curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	if (!c)
-		c = curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	if (!c)
-		c = curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, e->timeout_ms);
-	if (!c)
-		c = curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_write);
-	if (!c)
-		c = curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-	if (c) {
-		free_headers(hdrs);
-		return -ENOMEM;
-	}
-	oc->curl = curl_easy_perform(h);
-	long sent = 0;
-	oc->http = 0;
-	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &oc->http);
-	oc->sent = sent > 0;
-	/* The handle keeps the option pointers: clear them before the free. */
+	/* The handle keeps the option pointers: cleared before they are freed. */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
 	free_headers(hdrs);
-	return 0;
+	return cc ? -ENOMEM : 0;
 }
 
-/* POST to the current endpoint, to the next ones while nothing was sent.
- * Returns 0 with *oc describing the exchange that was sent, or an errno. */
-static int post_failover(struct etcd *e, const char *path, const char *body, const char *token,
-			 struct body *resp, struct outcome *oc)
+/* A unary exchange: on the client's reused handle, within the request timeout. */
+static int unary_attempt(struct etcd *e, const struct call *c, size_t i, const char *token,
+			 struct outcome *oc)
+{
+	pthread_mutex_lock(&e->lock);
+	curl_easy_reset(e->easy);
+	body_reset(c->answer);
+	int rc = curl_easy_setopt(e->easy, CURLOPT_TIMEOUT_MS, e->timeout_ms) == CURLE_OK
+			 ? transfer(e, e->easy, c, i, token, oc)
+			 : -ENOMEM;
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+/* c on the current endpoint, then the next ones while nothing was sent.
+ * 0 with *oc the exchange that was sent (its endpoint now the current
+ * one) or, none sent, the last refusal; an errno when no attempt could
+ * be made. */
+static int failover(struct etcd *e, const struct call *c, const char *token, struct outcome *oc)
 {
 	size_t start = atomic_load(&e->current);
 	for (size_t k = 0; k < e->n_endpoints; k++) {
 		size_t i = (start + k) % e->n_endpoints;
-		int rc = post(e, i, path, body, token, resp, oc);
+		int rc = c->attempt(e, c, i, token, oc);
 		if (rc)
 			return rc;
-		if (oc->curl == CURLE_OK || oc->sent) {
+		if (oc->curl == CURLE_OK || oc->sent || oc->ended_here) {
 			atomic_store(&e->current, i);
 			return 0;
 		}
 		log_info("etcd: %s%s: not sent (%s); trying the next endpoint", e->endpoints[i],
-			 path, curl_easy_strerror(oc->curl));
+			 c->path, curl_easy_strerror(oc->curl));
 	}
 	atomic_store(&e->current, (start + 1) % e->n_endpoints);
-	return 0; /* *oc: the last refusal, mapped by the caller */
+	return 0;
 }
 
-/* Maps an exchange that did not answer 200, logging etcd's message. */
-static int exchange_errno(struct etcd *e, const char *path, const struct outcome *oc,
-			  const struct body *resp)
+/* What the exchange in *oc came to; an unknown outcome moves the start. */
+static int verdict(struct etcd *e, const struct call *c, const struct outcome *oc)
 {
-	if (resp->too_big) {
-		/* Sent, and answered: whatever it asked may have been done. */
-		log_error("etcd: %s: answer over %u bytes; its outcome is unknown", path,
-			  ETCD_WIRE_MSG_MAX);
-		return oc->http == 200 ? ETCD_E_UNKNOWN : -EFBIG;
-	}
-	int grpc = 0;
-	char msg[256] = "";
-	if (oc->curl == CURLE_OK && resp->len > 0)
-		etcd_wire_error(resp->data, resp->len, &grpc, msg, sizeof(msg));
-	int rc = etcd_errno(oc->curl, oc->sent, oc->http, grpc, msg);
-	log_warn("etcd: %s%s: %s (curl: %s, http %ld, grpc %d: %s)", etcd_endpoint(e), path,
-		 strerror(-rc), curl_easy_strerror(oc->curl), oc->http, grpc, msg);
+	int rc = 0;
+	if (oc->ended_here)
+		rc = oc->verdict;
+	else if (oc->curl != CURLE_OK || oc->http != 200)
+		rc = exchange_errno(e, c, oc);
 	if (rc == ETCD_E_UNKNOWN) /* the member may be frozen: start elsewhere next time */
-		atomic_store(&e->current, (atomic_load(&e->current) + 1) % e->n_endpoints);
+		atomic_store(&e->current, (oc->endpoint + 1) % e->n_endpoints);
 	return rc;
 }
 
 /* ---- auth --------------------------------------------------------------- */
 
-/* Gets a fresh token (the unary lock held). 0 or -errno. */
-int authenticate(struct etcd *e)
+/* A fresh token from /v3/auth/authenticate. 0 or -errno. */
+static int authenticate(struct etcd *e)
 {
 	char *json;
 	size_t cap;
@@ -469,32 +386,32 @@ int authenticate(struct etcd *e)
 	if (rc)
 		return rc;
 	struct body resp = { 0 };
+	struct call c = { .path = "/v3/auth/authenticate", .body = json, .attempt = unary_attempt,
+			  .write = body_write, .write_ctx = &resp, .answer = &resp };
 	struct outcome oc;
-	rc = post_failover(e, "/v3/auth/authenticate", json, NULL, &resp, &oc);
+	rc = failover(e, &c, NULL, &oc);
 	explicit_bzero(json, cap);
 	free(json);
-	if (!rc && (oc.curl != CURLE_OK || oc.http != 200))
-		rc = exchange_errno(e, "/v3/auth/authenticate", &oc, &resp);
+	if (!rc)
+		rc = verdict(e, &c, &oc);
 	char *token = NULL;
 	if (!rc)
 		rc = etcd_wire_auth_response(resp.data, resp.len, &token);
-	if (resp.data)
-		explicit_bzero(resp.data, resp.cap);
-	free(resp.data);
+	body_free(&resp);
 	if (rc) {
 		log_error("etcd: authentication as %s failed: %s", e->user, strerror(-rc));
 		return rc;
 	}
 	pthread_mutex_lock(&e->auth_lock);
-	drop_token(e);
+	token_free(e->token);
 	e->token = token;
 	pthread_mutex_unlock(&e->auth_lock);
 	log_info("etcd: authenticated as %s", e->user);
 	return 0;
 }
 
-/* A copy of the token (NULL without auth), authenticating first if none. */
-int token_copy(struct etcd *e, char **out)
+/* A copy of the token (NULL without a user), authenticating first if none. */
+static int token_copy(struct etcd *e, char **out)
 {
 	*out = NULL;
 	if (!e->user)
@@ -513,106 +430,130 @@ int token_copy(struct etcd *e, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-void free_token(char *t)
+/* ---- calls -------------------------------------------------------------- */
+
+int etcd_call(struct etcd *e, const struct call *c)
 {
-	if (t) {
-		explicit_bzero(t, strlen(t));
-		free(t);
+	struct outcome oc;
+	for (bool again = false;; again = true) {
+		char *token;
+		int rc = token_copy(e, &token);
+		if (rc)
+			return rc;
+		rc = failover(e, c, token, &oc);
+		token_free(token);
+		if (rc)
+			return rc;
+		bool refused = oc.token_refused || (oc.curl == CURLE_OK && oc.http == 401);
+		if (!refused || !e->user || again)
+			break; /* refused again right after authenticating: -EACCES */
+		/* Expired: refused before anything applied, so once more. */
+		log_info("etcd: %s: token refused; authenticating again", c->path);
+		if ((rc = authenticate(e)))
+			return rc;
 	}
+	return verdict(e, c, &oc);
 }
 
 /* ---- unary calls ------------------------------------------------------- */
 
-/* POST body to path; on success *resp holds the 200 answer. */
-static int unary(struct etcd *e, const char *path, const char *body, struct body *resp)
+/* The wire layer's parser of one kind of answer. */
+typedef int (*parse_fn)(const char *json, size_t len, void *out);
+
+/* POSTs json (freed here) to path; a 200 answer is parsed into out. */
+static int unary(struct etcd *e, const char *path, bool writes, char *json, parse_fn parse,
+		 void *out)
 {
-	struct outcome oc;
-	int rc = 0;
-	pthread_mutex_lock(&e->lock);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		char *token;
-		if ((rc = token_copy(e, &token)))
-			break;
-		rc = post_failover(e, path, body, token, resp, &oc);
-		free_token(token);
-		if (rc)
-			break;
-		if (oc.curl == CURLE_OK && oc.http == 401 && e->user && attempt == 0) {
-			/* Expired token: refused before anything applied, so once more. */
-			log_info("etcd: %s: token refused; authenticating again", path);
-			if ((rc = authenticate(e)))
-				break;
-			continue;
-		}
-		if (oc.curl != CURLE_OK || oc.http != 200)
-			rc = exchange_errno(e, path, &oc, resp);
-		break;
+	struct body resp = { 0 };
+	struct call c = { .path = path, .body = json, .writes = writes, .attempt = unary_attempt,
+			  .write = body_write, .write_ctx = &resp, .answer = &resp };
+	int rc = etcd_call(e, &c);
+	free(json);
+	if (!rc && (rc = parse(resp.data, resp.len, out))) {
+		log_error("etcd: %s: malformed answer (%s)%s", path, strerror(-rc),
+			  writes ? ": its outcome is unknown" : "");
+		rc = etcd_answer_errno(writes, rc);
 	}
-	pthread_mutex_unlock(&e->lock);
+	body_free(&resp);
 	return rc;
 }
 
-#define UNARY(e, path, build, parse, out)                                         \
-	do {                                                                      \
-		char *json_;                                                      \
-		int rc_ = (build);                                                \
-		if (rc_)                                                          \
-			return rc_;                                               \
-		struct body resp_ = { 0 };                                        \
-		rc_ = unary((e), (path), json_, &resp_);                          \
-		free(json_);                                                      \
-		if (!rc_ && (rc_ = parse(resp_.data, resp_.len, (out)))) {        \
-			/* answered 200: what it asked may have been done */      \
-			log_error("etcd: %s: malformed answer", (path));          \
-			rc_ = ETCD_E_UNKNOWN;                                     \
-		}                                                                 \
-		body_free(&resp_);                                                \
-		return rc_;                                                       \
-	} while (0)
+static int parse_range(const char *json, size_t len, void *out)
+{
+	return etcd_wire_range_response(json, len, out);
+}
+
+static int parse_put(const char *json, size_t len, void *out)
+{
+	return etcd_wire_put_response(json, len, out);
+}
+
+static int parse_delete(const char *json, size_t len, void *out)
+{
+	return etcd_wire_delete_response(json, len, out);
+}
+
+static int parse_txn(const char *json, size_t len, void *out)
+{
+	return etcd_wire_txn_response(json, len, out);
+}
+
+static int parse_header(const char *json, size_t len, void *out)
+{
+	return etcd_wire_header_response(json, len, out);
+}
+
+static int parse_status(const char *json, size_t len, void *out)
+{
+	return etcd_wire_status_response(json, len, out);
+}
 
 int etcd_range(struct etcd *e, const struct etcd_range_req *req, struct etcd_range_resp *out)
 {
+	char *json;
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/kv/range", etcd_wire_range_request(req, &json_), etcd_wire_range_response,
-	      out);
+	int rc = etcd_wire_range_request(req, &json);
+	return rc ? rc : unary(e, "/v3/kv/range", false, json, parse_range, out);
 }
 
 int etcd_put(struct etcd *e, const struct etcd_put_req *req, struct etcd_put_resp *out)
 {
+	char *json;
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/kv/put", etcd_wire_put_request(req, &json_), etcd_wire_put_response, out);
+	int rc = etcd_wire_put_request(req, &json);
+	return rc ? rc : unary(e, "/v3/kv/put", true, json, parse_put, out);
 }
 
 int etcd_delete_range(struct etcd *e, const struct etcd_delete_req *req,
 		      struct etcd_delete_resp *out)
 {
+	char *json;
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/kv/deleterange", etcd_wire_delete_request(req, &json_),
-	      etcd_wire_delete_response, out);
+	int rc = etcd_wire_delete_request(req, &json);
+	return rc ? rc : unary(e, "/v3/kv/deleterange", true, json, parse_delete, out);
 }
 
 int etcd_txn(struct etcd *e, const struct etcd_txn_req *req, struct etcd_txn_resp *out)
 {
+	char *json;
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/kv/txn", etcd_wire_txn_request(req, &json_), etcd_wire_txn_response, out);
+	int rc = etcd_wire_txn_request(req, &json);
+	return rc ? rc : unary(e, "/v3/kv/txn", true, json, parse_txn, out);
 }
 
 int etcd_compact(struct etcd *e, int64_t revision, bool physical, struct etcd_header *out)
 {
+	char *json;
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/kv/compaction", etcd_wire_compaction_request(revision, physical, &json_),
-	      etcd_wire_header_response, out);
-}
-
-static int empty_request(char **json)
-{
-	return (*json = strdup("{}")) ? 0 : -ENOMEM;
+	int rc = etcd_wire_compaction_request(revision, physical, &json);
+	return rc ? rc : unary(e, "/v3/kv/compaction", true, json, parse_header, out);
 }
 
 int etcd_status(struct etcd *e, struct etcd_status *out)
 {
 	memset(out, 0, sizeof(*out));
-	UNARY(e, "/v3/maintenance/status", empty_request(&json_), etcd_wire_status_response, out);
+	char *json = strdup("{}");
+	return json ? unary(e, "/v3/maintenance/status", false, json, parse_status, out) : -ENOMEM;
 }
 
 

@@ -39,20 +39,12 @@ static int watch_fields(json_object *create, const struct etcd_watch_req *req)
 int etcd_wire_watch_request(const struct etcd_watch_req *req, char **json)
 {
 	json_object *outer = json_object_new_object(), *create = json_object_new_object();
-	int rc = -ENOMEM;
-	if (!outer || !create)
-		goto fail;
-	if ((rc = watch_fields(create, req)))
-		goto fail;
-	if (json_object_object_add(outer, "create_request", create)) {
+	int rc = outer && create ? watch_fields(create, req) : -ENOMEM;
+	if (!rc && json_object_object_add(outer, "create_request", create))
 		rc = -ENOMEM;
-		goto fail;
-	}
-	return wire_finish(outer, json);
-fail:
-	json_object_put(create);
-	json_object_put(outer);
-	return rc;
+	if (rc)
+		json_object_put(create); /* once added, outer holds it */
+	return wire_finish(outer, rc, json);
 }
 
 void etcd_watch_msg_free(struct etcd_watch_msg *msg)
@@ -100,16 +92,19 @@ static int event(json_object *e, struct etcd_event *ev)
 static int watch_result(json_object *r, struct etcd_watch_msg *out)
 {
 	json_object *events;
+	bool fragment;
 	int rc;
 	if ((rc = wire_header(r, &out->header)) ||
 	    (rc = wire_int64(r, "watch_id", &out->watch_id)) ||
 	    (rc = wire_bool(r, "created", &out->created)) ||
 	    (rc = wire_bool(r, "canceled", &out->canceled)) ||
-	    (rc = wire_bool(r, "fragment", &out->fragment)) ||
+	    (rc = wire_bool(r, "fragment", &fragment)) ||
 	    (rc = wire_int64(r, "compact_revision", &out->compact_revision)) ||
 	    (rc = wire_text(r, "cancel_reason", out->cancel_reason, sizeof(out->cancel_reason))) ||
 	    (rc = wire_member(r, "events", json_type_array, &events)))
 		return rc;
+	if (fragment)
+		return -EPROTO; /* part of a revision's events: never asked for */
 	if (out->compact_revision < 0)
 		return -EBADMSG;
 	size_t n = events ? json_object_array_length(events) : 0;
@@ -218,8 +213,9 @@ int etcd_wire_error(const char *json, size_t len, int *grpc_code, char *msg, siz
 	return rc;
 }
 
-static int status_resp(json_object *o, struct etcd_status *out)
+static int status_resp(json_object *o, void *answer)
 {
+	struct etcd_status *out = answer;
 	int rc;
 	if ((rc = wire_header(o, &out->header)) ||
 	    (rc = wire_text(o, "version", out->version, sizeof(out->version))) ||
@@ -234,16 +230,7 @@ static int status_resp(json_object *o, struct etcd_status *out)
 
 int etcd_wire_status_response(const char *json, size_t len, struct etcd_status *out)
 {
-	json_object *o;
-	memset(out, 0, sizeof(*out));
-	int rc = wire_parse(json, len, &o);
-	if (rc)
-		return rc;
-	rc = status_resp(o, out);
-	json_object_put(o);
-	if (rc)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return wire_answer(json, len, status_resp, out, sizeof(*out));
 }
 
 /* A JSON string literal of s, written by hand (not through json-c) so the

@@ -8,7 +8,7 @@
  * over in arbitrary slices, so the lines are framed by etcd_lines and the
  * tail parsed when the transfer ends. A member that is frozen sends nothing
  * at all: the progress callback (called about once a second even when
- * idle) is the watchdog.
+ * idle) is the watchdog. Failover and the token are etcd_call's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,10 +17,6 @@
 
 #include "cluster/internal.h"
 #include "util/log.h"
-
-/* Internal: the watch was refused for an expired token (it answers
- * created+canceled "Unauthenticated", not a 401): authenticate, try again. */
-#define WATCH_REAUTH (-EKEYEXPIRED)
 
 struct watch {
 	etcd_watch_fn fn;
@@ -31,9 +27,9 @@ struct watch {
 	struct etcd_lines lines;
 	struct body error_body; /* a non-200 answer, kept whole */
 	CURL *h;
-	int result;     /* why the stream was ended here; 0: it was not */
+	int result; /* why the stream was ended here */
 	bool ended;
-	bool got_line;
+	bool token_refused; /* canceled "Unauthenticated": the token expired */
 };
 
 static long ms_since(const struct timespec *t)
@@ -56,16 +52,20 @@ static int on_line(void *ctx, const char *line, size_t len)
 	struct watch *w = ctx;
 	struct etcd_watch_msg m;
 	clock_gettime(CLOCK_MONOTONIC, &w->last_line);
-	w->got_line = true;
 	int rc = etcd_wire_watch_msg(line, len, &m);
-	if (rc) {
+	if (rc == -EPROTO)
+		log_error("etcd: watch: refused: a fragment of a revision's events (this client "
+			  "never asks for fragments; it takes whole revisions only)");
+	else if (rc)
 		log_error("etcd: watch: malformed message (%zu bytes)", len);
+	if (rc) {
 		end(w, rc);
 		return rc;
 	}
 	if (m.kind == ETCD_WATCH_CANCELED && strstr(m.cancel_reason, "Unauthenticated")) {
 		log_info("etcd: watch: token refused (%s)", m.cancel_reason);
-		end(w, WATCH_REAUTH);
+		w->token_refused = true;
+		end(w, etcd_watch_errno(&m));
 		etcd_watch_msg_free(&m);
 		return 1;
 	}
@@ -74,18 +74,12 @@ static int on_line(void *ctx, const char *line, size_t len)
 		end(w, verdict);
 	} else if (verdict > 0) {
 		end(w, 0);
-	} else if (m.kind == ETCD_WATCH_CANCELED) {
-		if (m.compact_revision > 0) {
-			log_warn("etcd: watch: start revision compacted (oldest kept: %lld)",
-				 (long long)m.compact_revision);
-			end(w, ETCD_E_COMPACTED);
-		} else {
-			log_warn("etcd: watch: canceled: %s", m.cancel_reason);
-			end(w, strstr(m.cancel_reason, "ermission") ? -EACCES : -ECANCELED);
-		}
-	} else if (m.kind == ETCD_WATCH_ERROR) {
-		log_warn("etcd: watch: stream error %d: %s", m.grpc_code, m.message);
-		end(w, etcd_errno(CURLE_OK, true, m.http_code, m.grpc_code, m.message));
+	} else if (m.kind == ETCD_WATCH_CANCELED || m.kind == ETCD_WATCH_ERROR) {
+		log_warn("etcd: watch: %s (compacted before revision %lld; gRPC code %d: %s)",
+			 m.kind == ETCD_WATCH_ERROR ? "stream error" : "canceled",
+			 (long long)m.compact_revision, m.grpc_code,
+			 m.kind == ETCD_WATCH_ERROR ? m.message : m.cancel_reason);
+		end(w, etcd_watch_errno(&m));
 	}
 	etcd_watch_msg_free(&m);
 	return w->ended ? 1 : 0;
@@ -125,55 +119,43 @@ static int watch_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
-/* One attempt on endpoint i. 0 with *oc set, or an errno of the set-up. */
-static int attempt(struct etcd *e, size_t i, const char *body, const char *token,
-		   struct watch *w, struct outcome *oc)
+/* One watch on endpoint i, on a handle of its own: from the start each
+ * time (a watch opened again after a refused token sees it all again). */
+static int watch_attempt(struct etcd *e, const struct call *c, size_t i, const char *token,
+			 struct outcome *oc)
 {
-	char url[600];
-	snprintf(url, sizeof(url), "%s/v3/watch", e->endpoints[i]);
+	struct watch *w = c->write_ctx;
+	w->ended = w->token_refused = false;
+	w->result = 0;
+	w->lines.len = 0;
+	body_reset(&w->error_body);
 	CURL *h = curl_easy_init();
 	if (!h)
 		return -ENOMEM;
-	struct curl_slist *hdrs = headers(token, "Grpc-Metadata-Hasleader: true");
-	int rc = hdrs ? common_opts(e, h, url) : -ENOMEM;
-	CURLcode c = CURLE_OK;
-#define SET(opt, val)                                      \
-	do {                                               \
-		if (c == CURLE_OK)                         \
-			c = curl_easy_setopt(h, opt, val); \
-	} while (0)
-	SET(CURLOPT_HTTPHEADER, hdrs);
-	SET(CURLOPT_POSTFIELDS, body);
-	SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	SET(CURLOPT_WRITEFUNCTION, watch_write);
-	SET(CURLOPT_WRITEDATA, w);
-	SET(CURLOPT_NOPROGRESS, 0L);
-	SET(CURLOPT_XFERINFOFUNCTION, watch_progress);
-	SET(CURLOPT_XFERINFODATA, w);
-#undef SET
-	if (rc || c) {
-		rc = rc ? rc : -ENOMEM;
-		goto out;
-	}
+	CURLcode cc = curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, watch_progress);
+	if (!cc)
+		cc = curl_easy_setopt(h, CURLOPT_XFERINFODATA, w);
 	w->h = h;
 	clock_gettime(CLOCK_MONOTONIC, &w->last_line);
-	oc->curl = curl_easy_perform(h);
-	long sent = 0;
-	oc->http = 0;
-	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &oc->http);
-	oc->sent = sent > 0;
-	/* The stream's last word has no newline. */
-	if (!w->ended && oc->http == 200 && oc->curl == CURLE_OK) {
-		rc = etcd_lines_finish(&w->lines, on_line, w);
-		if (rc < 0)
-			end(w, rc);
-		rc = 0;
+	int rc = cc ? -ENOMEM : transfer(e, h, c, i, token, oc);
+	if (!rc && !w->ended && oc->curl == CURLE_OK && oc->http == 200) {
+		/* The stream's last word has no newline. */
+		int frc = etcd_lines_finish(&w->lines, on_line, w);
+		if (frc < 0)
+			end(w, frc);
+		if (!w->ended) {
+			log_warn("etcd: watch on %s: the stream ended without its error object",
+				 e->endpoints[i]);
+			end(w, ETCD_E_UNKNOWN);
+		}
 	}
-out:
 	curl_easy_cleanup(h);
-	free_headers(hdrs);
 	w->h = NULL;
+	oc->token_refused = w->token_refused;
+	oc->ended_here = w->ended;
+	oc->verdict = w->result;
 	return rc;
 }
 
@@ -186,69 +168,13 @@ int etcd_watch(struct etcd *e, const struct etcd_watch_req *req, etcd_watch_fn f
 		return rc;
 	struct watch w = { .fn = fn, .ctx = ctx, .stop = stop, .idle_ms = e->watch_idle_ms };
 	etcd_lines_init(&w.lines, ETCD_WIRE_MSG_MAX);
-	bool reauthed = false;
-	size_t start = atomic_load(&e->current);
-	size_t k = 0;
-	while (k < e->n_endpoints) {
-		size_t i = (start + k) % e->n_endpoints;
-		char *token;
-		pthread_mutex_lock(&e->lock); /* authenticate uses the unary handle */
-		rc = token_copy(e, &token);
-		pthread_mutex_unlock(&e->lock);
-		if (rc)
-			break;
-		struct outcome oc = { 0 };
-		rc = attempt(e, i, body, token, &w, &oc);
-		free_token(token);
-		if (rc)
-			break;
-		bool expired = w.ended && w.result == WATCH_REAUTH;
-		if (w.ended && !expired) {
-			rc = w.result;
-			break;
-		}
-		if (oc.curl != CURLE_OK && !oc.sent) {
-			log_info("etcd: watch on %s: not sent (%s); trying the next endpoint",
-				 e->endpoints[i], curl_easy_strerror(oc.curl));
-			k++;
-			continue;
-		}
-		if ((expired || (oc.curl == CURLE_OK && oc.http == 401)) && e->user) {
-			if (reauthed) {
-				rc = -EACCES;
-				break;
-			}
-			log_info("etcd: watch: token refused; authenticating again");
-			reauthed = true;
-			w.ended = false;
-			w.result = 0;
-			w.lines.len = 0;
-			pthread_mutex_lock(&e->lock);
-			rc = authenticate(e);
-			pthread_mutex_unlock(&e->lock);
-			body_reset(&w.error_body);
-			if (rc)
-				break;
-			continue;
-		}
-		int grpc = 0;
-		char msg[256] = "";
-		if (oc.curl == CURLE_OK && oc.http != 200 && w.error_body.len > 0)
-			etcd_wire_error(w.error_body.data, w.error_body.len, &grpc, msg, sizeof(msg));
-		rc = etcd_errno(oc.curl, oc.sent, oc.http, grpc, msg);
-		if (rc == 0) /* a 200 stream that ended without its error object */
-			rc = ETCD_E_UNKNOWN;
-		log_warn("etcd: watch on %s ended: %s (curl: %s, http %ld, grpc %d: %s)",
-			 e->endpoints[i], strerror(-rc), curl_easy_strerror(oc.curl), oc.http, grpc,
-			 msg);
-		break;
-	}
-	if (k == e->n_endpoints)
-		rc = ETCD_E_NOTSENT;
-	if (rc == ETCD_E_UNKNOWN || rc == ETCD_E_NOTSENT)
-		atomic_store(&e->current, (start + k + 1) % e->n_endpoints);
+	struct call c = { .path = "/v3/watch", .body = body,
+			  /* a member without a leader refuses or ends the watch */
+			  .header = "Grpc-Metadata-Hasleader: true", .attempt = watch_attempt,
+			  .write = watch_write, .write_ctx = &w, .answer = &w.error_body };
+	rc = etcd_call(e, &c);
 	free(body);
-	free(w.error_body.data);
+	body_free(&w.error_body);
 	etcd_lines_free(&w.lines);
 	return rc;
 }

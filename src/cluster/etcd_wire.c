@@ -145,8 +145,10 @@ int wire_header(json_object *obj, struct etcd_header *out)
 	json_object *h;
 	memset(out, 0, sizeof(*out));
 	int rc = wire_member(obj, "header", json_type_object, &h);
-	if (rc || !h)
+	if (rc)
 		return rc;
+	if (!h)
+		return -EBADMSG; /* etcd sends one with every answer: none is not revision 0 */
 	if ((rc = wire_int64(h, "revision", &out->revision)) ||
 	    (rc = wire_uint64(h, "cluster_id", &out->cluster_id)) ||
 	    (rc = wire_uint64(h, "member_id", &out->member_id)) ||
@@ -294,18 +296,38 @@ int wire_put_bool(json_object *obj, const char *name, bool v)
 	return 0;
 }
 
-int wire_finish(json_object *obj, char **json)
+int wire_finish(json_object *obj, int rc, char **json)
 {
-	const char *s = json_object_to_json_string_ext(
-		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	*json = s ? strdup(s) : NULL;
+	*json = NULL;
+	if (!obj)
+		rc = -ENOMEM;
+	if (!rc) {
+		const char *s = json_object_to_json_string_ext(
+			obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		*json = s ? strdup(s) : NULL;
+		rc = *json ? 0 : -ENOMEM;
+	}
 	json_object_put(obj);
-	return *json ? 0 : -ENOMEM;
+	return rc;
 }
 
-static json_object *new_object(void)
+int wire_answer(const char *json, size_t len, wire_fill_fn fill, void *out, size_t size)
 {
-	return json_object_new_object();
+	json_object *o;
+	struct etcd_header h;
+	memset(out, 0, size);
+	int rc = wire_parse(json, len, &o);
+	if (rc)
+		return rc;
+	rc = wire_header(o, &h);
+	if (!rc && h.revision <= 0)
+		rc = -EBADMSG; /* etcd's revisions start at 1 */
+	if (!rc)
+		rc = fill(o, out);
+	json_object_put(o);
+	if (rc)
+		memset(out, 0, size);
+	return rc;
 }
 
 /* ---- range ------------------------------------------------------------- */
@@ -390,32 +412,22 @@ static int delete_fields(json_object *o, const struct etcd_delete_req *req)
 	return 0;
 }
 
-#define BUILD(fill, json)                          \
-	do {                                       \
-		json_object *o_ = new_object();    \
-		if (!o_)                           \
-			return -ENOMEM;            \
-		int rc_ = (fill);                  \
-		if (rc_) {                         \
-			json_object_put(o_);       \
-			return rc_;                \
-		}                                  \
-		return wire_finish(o_, (json));    \
-	} while (0)
-
 int etcd_wire_range_request(const struct etcd_range_req *req, char **json)
 {
-	BUILD(range_fields(o_, req), json);
+	json_object *o = json_object_new_object();
+	return wire_finish(o, o ? range_fields(o, req) : -ENOMEM, json);
 }
 
 int etcd_wire_put_request(const struct etcd_put_req *req, char **json)
 {
-	BUILD(put_fields(o_, req), json);
+	json_object *o = json_object_new_object();
+	return wire_finish(o, o ? put_fields(o, req) : -ENOMEM, json);
 }
 
 int etcd_wire_delete_request(const struct etcd_delete_req *req, char **json)
 {
-	BUILD(delete_fields(o_, req), json);
+	json_object *o = json_object_new_object();
+	return wire_finish(o, o ? delete_fields(o, req) : -ENOMEM, json);
 }
 
 static int compaction_fields(json_object *o, int64_t revision, bool physical)
@@ -430,21 +442,27 @@ static int compaction_fields(json_object *o, int64_t revision, bool physical)
 
 int etcd_wire_compaction_request(int64_t revision, bool physical, char **json)
 {
-	BUILD(compaction_fields(o_, revision, physical), json);
+	json_object *o = json_object_new_object();
+	return wire_finish(o, o ? compaction_fields(o, revision, physical) : -ENOMEM, json);
 }
 
-static int range_resp(json_object *o, struct etcd_range_resp *out)
+/* The answers' bodies (wire_fill_fn): the lists last, so that a failure
+ * leaves nothing allocated. */
+static int range_resp(json_object *o, void *answer)
 {
+	struct etcd_range_resp *out = answer;
 	int rc;
-	if ((rc = wire_header(o, &out->header)) ||
-	    (rc = wire_kvs(o, "kvs", &out->kvs, &out->n_kvs)) ||
-	    (rc = wire_bool(o, "more", &out->more)) || (rc = wire_int64(o, "count", &out->count)))
+	if ((rc = wire_header(o, &out->header)) || (rc = wire_bool(o, "more", &out->more)) ||
+	    (rc = wire_int64(o, "count", &out->count)))
 		return rc;
-	return out->count < 0 ? -EBADMSG : 0;
+	if (out->count < 0)
+		return -EBADMSG;
+	return wire_kvs(o, "kvs", &out->kvs, &out->n_kvs);
 }
 
-static int put_resp(json_object *o, struct etcd_put_resp *out)
+static int put_resp(json_object *o, void *answer)
 {
+	struct etcd_put_resp *out = answer;
 	json_object *prev;
 	int rc;
 	if ((rc = wire_header(o, &out->header)) ||
@@ -458,14 +476,20 @@ static int put_resp(json_object *o, struct etcd_put_resp *out)
 	return 0;
 }
 
-static int delete_resp(json_object *o, struct etcd_delete_resp *out)
+static int delete_resp(json_object *o, void *answer)
 {
+	struct etcd_delete_resp *out = answer;
 	int rc;
-	if ((rc = wire_header(o, &out->header)) ||
-	    (rc = wire_int64(o, "deleted", &out->deleted)) ||
-	    (rc = wire_kvs(o, "prev_kvs", &out->prev_kvs, &out->n_prev_kvs)))
+	if ((rc = wire_header(o, &out->header)) || (rc = wire_int64(o, "deleted", &out->deleted)))
 		return rc;
-	return out->deleted < 0 ? -EBADMSG : 0;
+	if (out->deleted < 0)
+		return -EBADMSG;
+	return wire_kvs(o, "prev_kvs", &out->prev_kvs, &out->n_prev_kvs);
+}
+
+static int header_resp(json_object *o, void *answer)
+{
+	return wire_header(o, answer);
 }
 
 void etcd_range_resp_free(struct etcd_range_resp *resp)
@@ -486,44 +510,24 @@ void etcd_delete_resp_free(struct etcd_delete_resp *resp)
 	memset(resp, 0, sizeof(*resp));
 }
 
-/* Parse json into *out with fill; on failure free what fill left. */
-#define PARSE(json, len, out, fill, free_fn)               \
-	do {                                               \
-		json_object *o_;                           \
-		memset((out), 0, sizeof(*(out)));          \
-		int rc_ = wire_parse((json), (len), &o_);  \
-		if (rc_)                                   \
-			return rc_;                        \
-		rc_ = fill(o_, (out));                     \
-		json_object_put(o_);                       \
-		if (rc_)                                   \
-			free_fn(out);                      \
-		return rc_;                                \
-	} while (0)
-
 int etcd_wire_range_response(const char *json, size_t len, struct etcd_range_resp *out)
 {
-	PARSE(json, len, out, range_resp, etcd_range_resp_free);
+	return wire_answer(json, len, range_resp, out, sizeof(*out));
 }
 
 int etcd_wire_put_response(const char *json, size_t len, struct etcd_put_resp *out)
 {
-	PARSE(json, len, out, put_resp, etcd_put_resp_free);
+	return wire_answer(json, len, put_resp, out, sizeof(*out));
 }
 
 int etcd_wire_delete_response(const char *json, size_t len, struct etcd_delete_resp *out)
 {
-	PARSE(json, len, out, delete_resp, etcd_delete_resp_free);
-}
-
-static void header_free(struct etcd_header *h)
-{
-	memset(h, 0, sizeof(*h));
+	return wire_answer(json, len, delete_resp, out, sizeof(*out));
 }
 
 int etcd_wire_header_response(const char *json, size_t len, struct etcd_header *out)
 {
-	PARSE(json, len, out, wire_header, header_free);
+	return wire_answer(json, len, header_resp, out, sizeof(*out));
 }
 
 /* ---- txn ---------------------------------------------------------------- */
@@ -538,7 +542,7 @@ static int compare_object(const struct etcd_compare *c, json_object **out)
 		return -EINVAL;
 	if ((rc = check_key(c->key, c->key_len)))
 		return rc;
-	json_object *o = new_object();
+	json_object *o = json_object_new_object();
 	if (!o)
 		return -ENOMEM;
 	if ((rc = wire_put_bytes(o, "key", c->key, c->key_len)) ||
@@ -576,7 +580,7 @@ static int op_object(const struct etcd_op *op, json_object **out)
 					     "request_delete_range" };
 	if ((unsigned)op->type > ETCD_OP_DELETE)
 		return -EINVAL;
-	json_object *inner = new_object(), *outer = new_object();
+	json_object *inner = json_object_new_object(), *outer = json_object_new_object();
 	int rc = -ENOMEM;
 	if (!inner || !outer)
 		goto out;
@@ -651,7 +655,8 @@ static int txn_fields(json_object *o, const struct etcd_txn_req *req)
 
 int etcd_wire_txn_request(const struct etcd_txn_req *req, char **json)
 {
-	BUILD(txn_fields(o_, req), json);
+	json_object *o = json_object_new_object();
+	return wire_finish(o, o ? txn_fields(o, req) : -ENOMEM, json);
 }
 
 static void op_resp_free(struct etcd_op_resp *r)
@@ -697,8 +702,9 @@ static int op_resp(json_object *e, struct etcd_op_resp *r)
 	return delete_resp(del, &r->u.del);
 }
 
-static int txn_resp(json_object *o, struct etcd_txn_resp *out)
+static int txn_resp(json_object *o, void *answer)
 {
+	struct etcd_txn_resp *out = answer;
 	json_object *arr;
 	int rc;
 	if ((rc = wire_header(o, &out->header)) ||
@@ -713,15 +719,16 @@ static int txn_resp(json_object *o, struct etcd_txn_resp *out)
 	out->responses = calloc(n, sizeof(*out->responses));
 	if (!out->responses)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !rc; i++) {
 		out->n_responses = i + 1; /* so a failure frees what was parsed */
-		if ((rc = op_resp(json_object_array_get_idx(arr, i), &out->responses[i])))
-			return rc;
+		rc = op_resp(json_object_array_get_idx(arr, i), &out->responses[i]);
 	}
-	return 0;
+	if (rc)
+		etcd_txn_resp_free(out);
+	return rc;
 }
 
 int etcd_wire_txn_response(const char *json, size_t len, struct etcd_txn_resp *out)
 {
-	PARSE(json, len, out, txn_resp, etcd_txn_resp_free);
+	return wire_answer(json, len, txn_resp, out, sizeof(*out));
 }

@@ -22,6 +22,8 @@ int wire_uint64(json_object *obj, const char *name, uint64_t *out);
 int wire_bool(json_object *obj, const char *name, bool *out);
 /* A string member copied (truncated) into buf; absent = "". */
 int wire_text(json_object *obj, const char *name, char *buf, size_t size);
+/* The header every answer of etcd's carries (inside a txn's too):
+ * -EBADMSG when absent, never taken for revision 0. */
 int wire_header(json_object *obj, struct etcd_header *out);
 int wire_kv(json_object *obj, struct etcd_kv *out);
 /* A list of kvs under name: *kvs malloc'd (NULL when absent or empty). */
@@ -32,10 +34,17 @@ int wire_put_bytes(json_object *obj, const char *name, const void *data, size_t 
 int wire_put_int64(json_object *obj, const char *name, int64_t v);
 int wire_put_bool(json_object *obj, const char *name, bool v);
 int wire_put_string(json_object *obj, const char *name, const char *s);
-/* The object as a malloc'd string (and drops the reference). */
-int wire_finish(json_object *obj, char **json);
+/* A request built into obj (NULL: -ENOMEM) as a malloc'd string when rc is
+ * 0; rc otherwise, with *json NULL. Drops obj's reference either way. */
+int wire_finish(json_object *obj, int rc, char **json);
+/* Reads one part of an answer into out; frees what it took when it fails. */
+typedef int (*wire_fill_fn)(json_object *obj, void *out);
+/* A unary answer into out (size bytes): one JSON object whose header has a
+ * revision etcd could give (from 1), the rest read by fill. On failure out
+ * is left empty. */
+int wire_answer(const char *json, size_t len, wire_fill_fn fill, void *out, size_t size);
 
-/* ---- the transport (etcd.c, etcd_watch.c) ---- */
+/* ---- the transport (etcd.c, etcd_watch.c, etcd_errno.c) ---- */
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -43,7 +52,6 @@ int wire_finish(json_object *obj, char **json);
 #include "cluster/etcd.h"
 #include "crypto/crypto.h"
 
-#define TOKEN_MAX 4096
 #define PASSWORD_MAX 4096
 
 struct etcd {
@@ -55,7 +63,7 @@ struct etcd {
 	char *ca_file, *cert_file, *key_file;
 	long timeout_ms, connect_timeout_ms, watch_idle_ms;
 
-	pthread_mutex_t lock; /* the unary handle */
+	pthread_mutex_t lock; /* the unary handle, for one exchange at a time */
 	CURL *easy;
 
 	pthread_mutex_t auth_lock;
@@ -69,27 +77,58 @@ struct body {
 	size_t cap;
 	bool too_big;
 };
-/* What one exchange came to: curl code, whether a byte was sent, status. */
-struct outcome {
-	CURLcode curl;
-	bool sent;
-	long http;
-};
 
 size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata);
 /* Wiped (an answer may hold the token or a record) and freed. */
 void body_free(struct body *b);
 void body_reset(struct body *b);
-/* URL, timeouts, keepalive, TLS files, no signals: 0 or -ENOMEM. */
-int common_opts(struct etcd *e, CURL *h, const char *url);
-/* Content-Type, extra (may be NULL), Authorization when token is set. */
-struct curl_slist *headers(const char *token, const char *extra);
-void free_headers(struct curl_slist *l); /* wipes (the token) and frees */
-/* Unary lock held: a fresh token from /v3/auth/authenticate. */
-int authenticate(struct etcd *e);
-/* Unary lock held: a copy of the token (NULL without a user), got first if none. */
-int token_copy(struct etcd *e, char **out);
-void free_token(char *t);
+
+/* What became of one exchange with one endpoint. */
+struct outcome {
+	size_t endpoint;
+	CURLcode curl;
+	bool sent; /* a byte of the request left (CURLINFO_REQUEST_SIZE) */
+	long http; /* the status; 0: none */
+	bool token_refused; /* a watch canceled "Unauthenticated" (a 401 is seen in http) */
+	bool ended_here;    /* this side ended it (a watch), with verdict */
+	int verdict;
+};
+
+struct call;
+/* One exchange of c with endpoint i, on a handle of its own choosing, sent
+ * by transfer: 0 with *oc set, or an errno when it could not be tried. */
+typedef int (*attempt_fn)(struct etcd *e, const struct call *c, size_t i, const char *token,
+			  struct outcome *oc);
+
+/* One request to etcd: what etcd_call sends and where the answer goes. */
+struct call {
+	const char *path;   /* "/v3/kv/put" */
+	const char *body;   /* the request's JSON */
+	const char *header; /* one more HTTP header, or NULL */
+	bool writes;        /* a lost or unreadable answer leaves its outcome unknown */
+	attempt_fn attempt;
+	curl_write_callback write; /* the answer's bytes ... */
+	void *write_ctx;
+	struct body *answer; /* ... or those of a refusal, for the mapping */
+};
+
+/* POSTs c->body to endpoint i + c->path on h, which carries the attempt's
+ * own options; the answer goes to c->write. Sets *oc; -ENOMEM when the
+ * request could not be set up. */
+int transfer(struct etcd *e, CURL *h, const struct call *c, size_t i, const char *token,
+	     struct outcome *oc);
+/*
+ * One request, to its verdict: tried on the current endpoint and the next
+ * ones while nothing was sent, and once more after authenticating again
+ * when etcd refused the token (it refuses before applying anything).
+ * 0: answered 200 (or a watch stopped by its callback); otherwise the
+ * errno of exchange_errno or the watch's own verdict. An unknown outcome
+ * makes the next call start at the next endpoint.
+ */
+int etcd_call(struct etcd *e, const struct call *c);
+/* (etcd_errno.c) An exchange that did not end in a 200 answer, as an
+ * errno, logged with etcd's own message. */
+int exchange_errno(struct etcd *e, const struct call *c, const struct outcome *oc);
 
 /* ---- the replica (replica.c, replica_sync.c) ---- */
 

@@ -389,12 +389,20 @@ static void *run(void *arg)
 				continue;
 			}
 		}
-		/* No watch: is there a cluster to write to at all? The leader
-		 * may have changed too: commits go to the new one first. */
+		/* No watch: is there a cluster to write to at all? Decided by
+		 * one status first: a commit reading back an unknown outcome
+		 * gives up when the replica is offline, and looking for the
+		 * leader among members that do not answer (each a connect
+		 * timeout, each call waiting behind that read-back for the
+		 * client) put it off by 10 s when this host was cut off with
+		 * a member that had lost its quorum. With a leader, it may
+		 * have changed: commits go to it first. */
 		struct etcd_status st;
-		etcd_prefer_leader(r->etcd);
 		int src = etcd_status(r->etcd, &st);
-		replica_heard(r, src || !st.leader ? REPLICA_OFFLINE : REPLICA_DEGRADED);
+		bool leader = !src && st.leader;
+		replica_heard(r, leader ? REPLICA_DEGRADED : REPLICA_OFFLINE);
+		if (leader)
+			etcd_prefer_leader(r->etcd);
 		log_info("etcd replica: the watch ended (%s); again in %ld ms", strerror(-rc), backoff);
 		pause_ms(r, backoff);
 		if (backoff < 2000)

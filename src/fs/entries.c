@@ -355,16 +355,19 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 /* What a rename moves, as the domain moves it: a secret, or each secret
  * below a folder, checked under its write lock (nothing can be created
- * below the folder between the check and the move). */
+ * below the folder between the check and the move). A refusal is audited
+ * by the check, naming what it refused: the rename adds no record of it. */
 struct move_check {
 	struct fs *fs;
 	fuse_req_t req;
+	int refused; /* what the check refused the move with (audited), or 0 */
 };
 
 static int check_move(const char *from, const char *to, void *ctx)
 {
-	const struct move_check *mc = ctx;
-	return authorize_move(mc->fs, mc->req, from, to);
+	struct move_check *mc = ctx;
+	mc->refused = authorize_move(mc->fs, mc->req, from, to);
+	return mc->refused;
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -391,7 +394,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	else if (!(rc = authorize(fs, req, event, ft.name)) &&
 		 !(rc = ft.kind == T_DELETED_SECRET ? authorize_move(fs, req, ft.name, to.name) : 0) &&
 		 !(rc = audit_begin(fs, &who, event, ft.name))) {
-		struct move_check mc = { fs, req };
+		struct move_check mc = { fs, req, 0 };
 		if (ft.kind == T_DELETED_SECRET)
 			rc = sm_restore(fs->sm, ft.name, to.name);
 		else
@@ -399,7 +402,9 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 				       fs->policy ? check_move : NULL, &mc);
 		struct audit_event ev = { .name = event, .secret = ft.name, .detail_key = "newName",
 					  .detail_value = to.name };
-		audit_record(fs->audit, &who, &ev, rc);
+		bool audited = mc.refused && rc == mc.refused; /* by check_move */
+		if (!audited)
+			audit_record(fs->audit, &who, &ev, rc);
 	}
 	if (!rc) /* the kernel drops the moved inode's cached attributes itself */
 		nodes_move(fs->nodes, from, to.vpath);

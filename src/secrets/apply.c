@@ -385,15 +385,15 @@ int sm_local_put(struct sm *sm, const char *key, const void *body, size_t len)
 {
 	if (!local_key(key))
 		return -EPERM;
-	if (sm->opt.readonly)
-		return -EROFS;
-	pthread_mutex_lock(&sm->write_lock);
-	int rc = authstore_begin(sm->as);
+	int rc = write_begin_local(sm);
+	if (rc)
+		return rc;
+	rc = authstore_begin(sm->as);
 	if (!rc && (rc = authstore_put(sm->as, key, body, len)))
 		authstore_cancel(sm->as);
 	else if (!rc)
 		rc = authstore_commit(sm->as);
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	return rc;
 }
 

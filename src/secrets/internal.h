@@ -63,11 +63,14 @@ int rekey_legacy(struct sm *sm, int format);
 
 #define SM_STALE_WAIT_MS 2000 /* for the replica to apply what made it stale */
 
-/* 0 when the store may change now: -EROFS read-only, or the writable
- * hook's error (a replica offline). */
-int write_allowed(struct sm *sm);
-/* write_allowed, then the writer lock (held on 0 only). */
+/* The writer lock (held on 0 only) when the store may change now: -EROFS
+ * read-only, or the writable hook's error (a replica offline). */
 int write_begin(struct sm *sm);
+/* The same without the cluster's say (-EROFS on a read-only store, else
+ * the lock): for what stays on this host (memory only, a replica's own
+ * records) and for what must end once begun (a rotation's steps and end;
+ * the end's commit still goes through the store's commit hook). */
+int write_begin_local(struct sm *sm);
 void write_end(struct sm *sm);
 /* After one run of an operation returned *rc: true to run it again from
  * the start (*rc was -ESTALE: waits for the replica first); false to

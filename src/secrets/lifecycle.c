@@ -358,9 +358,8 @@ static int purge_expired_once(struct sm *sm)
 	struct expired e = { time_now_ms(), NULL, 0 };
 	int rc = 0;
 	/* The upkeep's: a store that cannot change now is purged later. */
-	if (write_allowed(sm))
+	if (write_begin(sm))
 		return 0;
-	pthread_mutex_lock(&sm->write_lock);
 	hashmap_foreach(sm->secrets, collect_expired, &e);
 	for (size_t i = 0; i < e.count; i++) {
 		int one = purge_now(sm, find_secret(sm, e.names[i]), "recovery window over, deleted for good");

@@ -28,13 +28,8 @@ static int edit_once(struct sm *sm, const char *name, edit_fn edit, void *ctx,
 	int rc;
 
 	/* What stays in memory (tokens) needs no say from the cluster. */
-	if (mode == EDIT_MEMORY) {
-		if (sm->opt.readonly)
-			return -EROFS;
-		pthread_mutex_lock(&sm->write_lock);
-	} else if ((rc = write_begin(sm))) {
+	if ((rc = mode == EDIT_MEMORY ? write_begin_local(sm) : write_begin(sm)))
 		return rc;
-	}
 	struct sm_secret *old = find_secret(sm, name);
 	if (!is_live(old)) {
 		rc = -ENOENT;

@@ -197,9 +197,11 @@ int sm_rotation_step(struct sm *sm, const char *name, const char *step)
 {
 	char status[64];
 	snprintf(status, sizeof(status), "running %s", step);
-	pthread_mutex_lock(&sm->write_lock);
-	int rc = set_status(sm, name, status, NULL, false);
-	pthread_mutex_unlock(&sm->write_lock);
+	int rc = write_begin_local(sm);
+	if (rc)
+		return rc;
+	rc = set_status(sm, name, status, NULL, false);
+	write_end(sm);
 	return rc;
 }
 
@@ -209,9 +211,9 @@ static int rotation_end_once(struct sm *sm, const char *name, const char *token,
 	struct change c = { 0 };
 	struct sm_secret *s = NULL;
 	char status[PATH_MAX + 300], date[40];
-	int rc = 0;
-
-	pthread_mutex_lock(&sm->write_lock);
+	int rc = write_begin_local(sm);
+	if (rc)
+		return rc;
 	struct sm_secret *old = find_secret(sm, name);
 	if (!old) {
 		rc = -ENOENT;
@@ -262,7 +264,7 @@ static int rotation_end_once(struct sm *sm, const char *name, const char *token,
 	index_replace(sm, name, s);
 	s = NULL;
 out:
-	pthread_mutex_unlock(&sm->write_lock);
+	write_end(sm);
 	secret_free(s);
 	change_free(&c);
 	return rc;

@@ -6,6 +6,7 @@
  * A local store has no cluster hooks: write_begin is the read-only check
  * and the lock, and no commit is ever -ESTALE. A replica's hooks come from
  * the CLI, which knows the cluster layer the domain must not include.
+ * write_begin_local is the same door without the cluster's say.
  */
 #include "secrets/secrets.h"
 
@@ -23,24 +24,35 @@ void sm_set_cluster_hooks(struct sm *sm, sm_writable_fn writable, sm_wait_applie
 	sm->cluster_ctx = ctx;
 }
 
-int write_allowed(struct sm *sm)
+/* -EROFS on a read-only store; then, when asked for, the cluster's say. */
+static int may_change(struct sm *sm, bool ask_cluster)
 {
 	if (sm->opt.readonly)
 		return -EROFS;
-	return sm->writable ? sm->writable(sm->cluster_ctx) : 0;
+	return ask_cluster && sm->writable ? sm->writable(sm->cluster_ctx) : 0;
 }
 
 int sm_writable(struct sm *sm)
 {
-	return write_allowed(sm);
+	return may_change(sm, true);
+}
+
+static int begin(struct sm *sm, bool ask_cluster)
+{
+	int rc = may_change(sm, ask_cluster);
+	if (!rc)
+		pthread_mutex_lock(&sm->write_lock);
+	return rc;
 }
 
 int write_begin(struct sm *sm)
 {
-	int rc = write_allowed(sm);
-	if (!rc)
-		pthread_mutex_lock(&sm->write_lock);
-	return rc;
+	return begin(sm, true);
+}
+
+int write_begin_local(struct sm *sm)
+{
+	return begin(sm, false);
 }
 
 void write_end(struct sm *sm)

@@ -1,6 +1,7 @@
 """The audit trail (BRIEF §9): audit_log= and audit_required."""
 
 import errno
+import json
 import os
 import subprocess
 
@@ -130,3 +131,51 @@ def test_a_write_is_audited_as_what_it_does(make_mount):
     version = [e["requestParameters"].get("versionId") for e in evs]
     assert version[0] == first and version[1] not in (None, first)
     assert version[2] == version[1]  # the append got the truncated value
+
+
+def test_a_rename_the_policy_refuses_is_one_line(make_mount):
+    """A rename the access policy refuses is one record, whichever check
+    refused it: the rename itself (RenameSecret, RenameFolder), or what
+    the move implies (reading the value at the source, creating or writing
+    at the target), which for a secret or each secret below a folder is
+    checked as it moves. The one record is the check's, naming what was
+    refused."""
+    m = make_mount(mount=False)
+    log = m.dir / "audit.jsonl"
+    policy = m.dir / "policy.json"
+    policy.write_text(json.dumps({"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:GetSecretValue",
+         "Resource": "locked/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:CreateSecret",
+         "Resource": "closed/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:RenameSecret",
+         "Resource": "pinned"},
+    ]}))
+    m.mount(policy=str(policy), audit_log=str(log))
+    for d in ("locked", "closed", "open"):
+        os.makedirs(m.p(d))
+    for name in ("locked/a", "open/b", "pinned"):
+        write_file(m.p(name), b"v")
+    refused = [
+        ("locked/a", "open/a", "GetSecretValue", "locked/a"),  # the value read at the source
+        ("open/b", "closed/b", "CreateSecret", "closed/b"),    # created at the target
+        ("pinned", "moved", "RenameSecret", "pinned"),         # the rename itself
+        ("locked", "locked2", "GetSecretValue", "locked/a"),   # a folder: each secret in it
+    ]
+    for src, dst, event, name in refused:
+        before = len(audit_events(log))
+        expect_errno(errno.EACCES, os.rename, m.p(src), m.p(dst))
+        new = [(e["eventName"], e["requestParameters"].get("name"), e.get("errorCode"))
+               for e in audit_events(log)[before:]]
+        assert new == [(event, name, "AccessDeniedException")], (src, dst, new)
+    # Nothing moved.
+    assert sorted(os.listdir(m.p("locked"))) == ["a"] and os.listdir(m.p("closed")) == []
+    assert sorted(os.listdir(m.mnt)) == ["closed", "locked", "open", "pinned"]
+    assert read_file(m.p("open/b")) == b"v"
+    # An allowed rename is one record too.
+    before = len(audit_events(log))
+    os.rename(m.p("open/b"), m.p("open/c"))
+    new = [(e["eventName"], e["requestParameters"].get("name"), e.get("errorCode"))
+           for e in audit_events(log)[before:]]
+    assert new == [("RenameSecret", "open/b", None)], new

@@ -644,16 +644,18 @@ def test_leader_killed_during_writes_nothing_acknowledged_lost_none_doubled(own_
 
     t = threading.Thread(target=writer)
     t.start()
-    eventually(lambda: len(acked) >= 20, 20, "20 writes before the kill")
-    leader = etcd.leader()
-    assert leader is not None
-    before_kill = len(acked) + len(failed)  # the index of the write in flight, or next
-    etcd.kill(leader)
-    # Stop soon after the writes come back: fewer than the 100 versions a
-    # secret keeps, so the versions around the kill are all still listed.
-    eventually(lambda: len(acked) >= 40, 30, "20 writes acknowledged after the kill")
-    stop.set()
-    t.join(60)
+    try:
+        eventually(lambda: len(acked) >= 20, 20, "20 writes before the kill")
+        leader = etcd.leader()
+        assert leader is not None
+        before_kill = len(acked) + len(failed)  # the index of the write in flight, or next
+        etcd.kill(leader)
+        # Stop soon after the writes come back: fewer than the 100 versions a
+        # secret keeps, so the versions around the kill are all still listed.
+        eventually(lambda: len(acked) >= 40, 30, "20 writes acknowledged after the kill")
+    finally:
+        stop.set()  # on a failure too: a writer left running keeps pytest from exiting
+        t.join(60)
     assert not t.is_alive()
     assert acked, failed
     # A write may end EIO (its answer lost with the leader) or EROFS while

@@ -6,9 +6,11 @@ results (exit 0 and "ok SCENARIO"); this module starts the cluster
 Only 127.0.0.1 is reached.
 """
 
+import http.server
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -97,6 +99,43 @@ def test_failover_when_the_first_endpoint_is_dead(cluster):
 def test_no_member_reachable_is_not_sent(cluster):
     dead = f"http://127.0.0.1:{cluster.dead_port}"
     live("all-dead", [dead, dead])
+
+
+class HeadlessGateway(http.server.BaseHTTPRequestHandler):
+    """Answers every call 200 without the header etcd always sends, and a
+    watch with a fragment (part of one revision's events)."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/v3/watch":
+            body = (b'{"result":{"header":{"revision":"2"},"fragment":true,"events":'
+                    b'[{"kv":{"key":"L2g=","mod_revision":"2","value":"dg=="}}]}}\n')
+        else:
+            body = b'{"kvs":[],"count":"0"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_answers_without_a_header_and_fragments_are_refused():
+    """No etcd: a fake gateway. A write answered without a header has an
+    unknown outcome (etcd may have applied it), a read so answered is
+    -EBADMSG, and a watch refuses a fragment, saying so."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HeadlessGateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        _, _, log = live("headless", [f"http://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "malformed answer" in log and "its outcome is unknown" in log
+    assert "refused: a fragment of a revision's events" in log
 
 
 def test_quorum_lost_gives_the_unknown_outcome_in_time(own_cluster):

@@ -120,7 +120,7 @@ static void kv(struct etcd *e)
 	/* over the request limit: -EFBIG from etcd (the bound here is the same
 	 * as the server's, so go through a txn of too many ops instead) */
 	struct etcd_op ops[ETCD_TXN_OPS_MAX];
-	char keys[ETCD_TXN_OPS_MAX][16];
+	char keys[ETCD_TXN_OPS_MAX][24]; /* "/big/" and an int, whatever its size */
 	for (int i = 0; i < ETCD_TXN_OPS_MAX; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "/big/%03d", i);
 		ops[i] = (struct etcd_op){ .type = ETCD_OP_PUT,
@@ -400,6 +400,36 @@ static void auth(struct etcd *e, const char *ttl_s)
 	CHECK(w.n_events == 1);
 }
 
+/* A gateway that answers 200 with no header, and a watch with a fragment
+ * (the test's fake server): a write's outcome is then unknown, a read is
+ * refused as malformed, the watch refuses the fragment. */
+static void headless(struct etcd *e)
+{
+	struct etcd_put_req p = { .key = "/h", .key_len = 2, .value = "v", .value_len = 1 };
+	struct etcd_put_resp pr;
+	CHECK_RC(etcd_put(e, &p, &pr), ETCD_E_UNKNOWN);
+	CHECK(pr.header.revision == 0 && !pr.has_prev_kv);
+	struct etcd_delete_req d = { .key = "/h", .key_len = 2 };
+	struct etcd_delete_resp dr;
+	CHECK_RC(etcd_delete_range(e, &d, &dr), ETCD_E_UNKNOWN);
+	struct etcd_op put_op = { .type = ETCD_OP_PUT, .u.put = p };
+	struct etcd_txn_req t = { .success = &put_op, .n_success = 1 };
+	struct etcd_txn_resp tr;
+	CHECK_RC(etcd_txn(e, &t, &tr), ETCD_E_UNKNOWN);
+	struct etcd_header h;
+	CHECK_RC(etcd_compact(e, 1, false, &h), ETCD_E_UNKNOWN);
+	struct etcd_range_req q = { .key = "/h", .key_len = 2 };
+	struct etcd_range_resp rr;
+	CHECK_RC(etcd_range(e, &q, &rr), -EBADMSG);
+	CHECK(rr.header.revision == 0 && rr.n_kvs == 0 && rr.kvs == NULL);
+	struct etcd_status st;
+	CHECK_RC(etcd_status(e, &st), -EBADMSG);
+	struct seen s = { .want_events = 1 };
+	struct etcd_watch_req wr = { .key = "/h", .key_len = 2 };
+	CHECK_RC(etcd_watch(e, &wr, on_msg, &s, NULL), -EPROTO);
+	CHECK(s.n_events == 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -435,6 +465,8 @@ int main(int argc, char **argv)
 		all_dead(e);
 	else if (!strcmp(sc, "quorum-lost"))
 		quorum_lost(e);
+	else if (!strcmp(sc, "headless"))
+		headless(e);
 	else if (!strcmp(sc, "auth") && argc >= 6)
 		auth(e, argv[5]);
 	else {

@@ -15,66 +15,16 @@
 #include "testutil.h"
 #include "secrets/secrets.h"
 
-#define MAX_OPS 64
-#define MAX_BATCHES 8
-
-/* One captured commit: owned copies of its ops. */
-struct batch {
-	struct store_op ops[MAX_OPS];
-	size_t count;
-};
-
 struct fx {
 	char dir[TU_PATH_MAX];
 	char a_path[TU_PATH_MAX], b_path[TU_PATH_MAX];
 	uint8_t key[CRYPTO_KEY_LEN];
 	struct sm_options opt;
 	struct sm *a, *b;
-	struct batch pending[MAX_BATCHES]; /* A's commits not yet replicated */
-	size_t npending;
-	char changed[1024];    /* names B's change hook was told of */
-	char changed_a[1024];  /* and A's */
+	struct tu_capture pending; /* A's commits not yet replicated */
+	char changed[1024];        /* names B's change hook was told of */
+	char changed_a[1024];      /* and A's */
 };
-
-static void batch_free(struct batch *b)
-{
-	for (size_t i = 0; i < b->count; i++) {
-		free((void *)b->ops[i].key);
-		free((void *)b->ops[i].val);
-	}
-	b->count = 0;
-}
-
-static void pending_free(struct fx *f)
-{
-	for (size_t i = 0; i < f->npending; i++)
-		batch_free(&f->pending[i]);
-	f->npending = 0;
-}
-
-/* A's commit hook: keeps what a replicator would send (not "sfs/state",
- * the replica's own), one batch per commit. */
-static int capture(void *ctx, const struct store_op *ops, size_t count)
-{
-	struct fx *f = ctx;
-	if (f->npending == MAX_BATCHES)
-		return -ENOBUFS;
-	struct batch *b = &f->pending[f->npending++];
-	for (size_t i = 0; i < count && b->count < MAX_OPS; i++) {
-		if (strcmp(ops[i].key, "sfs/state") == 0)
-			continue;
-		struct store_op *o = &b->ops[b->count++];
-		o->key = strdup(ops[i].key);
-		o->len = ops[i].len;
-		o->val = NULL;
-		if (ops[i].val) {
-			uint8_t *copy = malloc(ops[i].len ? ops[i].len : 1);
-			memcpy(copy, ops[i].val, ops[i].len);
-			o->val = copy;
-		}
-	}
-	return 0;
-}
 
 /* name:FLAGS; for each change told, R remote, G gone, F its folder too. */
 static void note_into(char *buf, size_t cap, const char *name, unsigned what)
@@ -96,52 +46,24 @@ static void note_change_a(void *ctx, const char *name, unsigned what)
 	note_into(f->changed_a, sizeof(f->changed_a), name, what);
 }
 
-static int open_host(struct fx *f, const char *path, bool hooked, struct sm **out)
-{
-	struct store *st;
-	struct keyring *kr;
-	struct unlock_secret u = tu_key_unlock(f->key);
-	int rc = store_open(path, 0, &st);
-	if (rc)
-		return rc;
-	if (hooked)
-		store_set_commit_hook(st, capture, f);
-	if ((rc = keyring_unlock(st, &u, &kr))) {
-		store_close(st);
-		return rc;
-	}
-	return sm_open(st, kr, &f->opt, out);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	uint8_t *copy = NULL;
-	size_t len;
-	char keyfile[TU_PATH_MAX];
-	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
-		goto fail;
-	tu_path(f->a_path, f->dir, "a.tdb");
-	tu_path(f->b_path, f->dir, "b.tdb");
-	tu_path(keyfile, f->dir, "master.key");
-	/* B starts as a copy of A: one store, two replicas */
-	if (tu_make_key(keyfile, f->key) || tu_create_store(f->a_path, f->key) ||
-	    tu_read_file(f->a_path, &copy, &len) || tu_write_file(f->b_path, copy, len))
-		goto fail;
-	free(copy);
-	copy = NULL;
+	if (!f)
+		return -1;
 	f->opt = tu_sm_options(0);
-	if (open_host(f, f->a_path, true, &f->a) || open_host(f, f->b_path, false, &f->b))
-		goto fail;
+	/* B starts as a copy of A: one store, two replicas */
+	if (tu_new_store_pair(f->dir, f->a_path, f->b_path, f->key) ||
+	    tu_open_sm_hooked(f->a_path, f->key, &f->opt, tu_capture_hook, &f->pending, &f->a) ||
+	    tu_open_sm(f->b_path, f->key, &f->opt, &f->b)) {
+		if (f->dir[0])
+			tu_rmrf(f->dir);
+		free(f);
+		return -1;
+	}
 	sm_set_change_hook(f->b, note_change, f);
 	*state = f;
 	return 0;
-fail:
-	free(copy);
-	if (f && f->dir[0])
-		tu_rmrf(f->dir);
-	free(f);
-	return -1;
 }
 
 static int teardown(void **state)
@@ -149,7 +71,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	sm_close(f->a);
 	sm_close(f->b);
-	pending_free(f);
+	tu_capture_clear(&f->pending);
 	tu_rmrf(f->dir);
 	free(f);
 	return 0;
@@ -159,9 +81,9 @@ static int teardown(void **state)
 static int replicate(struct fx *f)
 {
 	int rc = 0;
-	for (size_t i = 0; !rc && i < f->npending; i++)
-		rc = sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL, NULL, NULL);
-	pending_free(f);
+	for (size_t i = 0; !rc && i < f->pending.n; i++)
+		rc = sm_apply(f->b, f->pending.commits[i].ops, f->pending.commits[i].count, NULL, NULL, NULL);
+	tu_capture_clear(&f->pending);
 	return rc;
 }
 
@@ -169,7 +91,7 @@ static void reopen_b(struct fx *f)
 {
 	sm_close(f->b);
 	f->b = NULL;
-	assert_int_equal(open_host(f, f->b_path, false, &f->b), 0);
+	assert_int_equal(tu_open_sm(f->b_path, f->key, &f->opt, &f->b), 0);
 }
 
 static void create_put_replicated(struct fx *f, const char *name, const char *value)
@@ -184,8 +106,8 @@ static void create_put_replicated(struct fx *f, const char *name, const char *va
 /* The op under prefix in A's last pending commit. */
 static struct store_op *find_op(struct fx *f, const char *prefix)
 {
-	assert_true(f->npending > 0);
-	struct batch *b = &f->pending[f->npending - 1];
+	assert_true(f->pending.n > 0);
+	struct tu_commit *b = &f->pending.commits[f->pending.n - 1];
 	for (size_t i = 0; i < b->count; i++)
 		if (strncmp(b->ops[i].key, prefix, strlen(prefix)) == 0)
 			return &b->ops[i];
@@ -237,7 +159,7 @@ static void test_deletion_reaches_the_replica(void **state)
 	sm_close(f->b);
 	f->b = NULL;
 	assert_int_equal(tu_count_records(f->b_path, "ver/"), 0);
-	assert_int_equal(open_host(f, f->b_path, false, &f->b), 0);
+	assert_int_equal(tu_open_sm(f->b_path, f->key, &f->opt, &f->b), 0);
 }
 
 /* One changed byte, a record of another store, or a record a replica
@@ -249,11 +171,11 @@ static void test_refused_batches_change_nothing(void **state)
 	create_put_replicated(f, "s", "old");
 	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
 
-	assert_int_equal(f->npending, 1);
+	assert_int_equal(f->pending.n, 1);
 	struct store_op *rec = find_op(f, "secret/");
 	assert_non_null(rec);
 	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
-	assert_int_equal(sm_apply(f->b, f->pending[0].ops, f->pending[0].count, NULL, NULL, NULL),
+	assert_int_equal(sm_apply(f->b, f->pending.commits[0].ops, f->pending.commits[0].count, NULL, NULL, NULL),
 			 -EBADMSG);
 	((uint8_t *)rec->val)[rec->len - 2] ^= 1;
 
@@ -304,12 +226,12 @@ static void test_local_records(void **state)
 	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
 	char vid[SM_VERSION_ID_MAX + 1];
 	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
-	for (size_t i = 0; i < f->npending; i++) {
+	for (size_t i = 0; i < f->pending.n; i++) {
 		struct store_op rev = { .key = "sfs/replica", .val = (const uint8_t *)"42", .len = 2 };
-		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, &rev, NULL,
+		assert_int_equal(sm_apply(f->b, f->pending.commits[i].ops, f->pending.commits[i].count, &rev, NULL,
 					  NULL), 0);
 	}
-	pending_free(f);
+	tu_capture_clear(&f->pending);
 	reopen_b(f);
 	assert_int_equal(sm_local_get(f->b, "sfs/replica", &body, &len), 0);
 	assert_int_equal(len, 2);
@@ -349,13 +271,13 @@ static void test_keep_declines(void **state)
 	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
 	assert_int_equal(sm_create(f->a, "t", 0600, 1000, 1000), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "t", "tee", vid), 0);
-	struct store_op all[2 * MAX_OPS];
+	struct store_op all[2 * TU_CAPTURE_OPS];
 	size_t n = 0;
-	for (size_t i = 0; i < f->npending; i++)
-		for (size_t j = 0; j < f->pending[i].count; j++)
-			all[n++] = f->pending[i].ops[j];
+	for (size_t i = 0; i < f->pending.n; i++)
+		for (size_t j = 0; j < f->pending.commits[i].count; j++)
+			all[n++] = f->pending.commits[i].ops[j];
 	assert_int_equal(sm_apply(f->b, all, n, NULL, keep_all_but_s, uuid), 0);
-	pending_free(f);
+	tu_capture_clear(&f->pending);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "old", 3), 1);
 	assert_int_equal(tu_sm_nversions(f->b, "s"), 1);
 	assert_int_equal(tu_sm_value_is(f->b, "t", NULL, "tee", 3), 1);
@@ -371,22 +293,22 @@ static void test_older_record_refused(void **state)
 	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "s", "one", vid), 0);
-	struct batch first = { 0 };
+	struct tu_commit first = { 0 };
 	/* keep A's first value commit aside (the last pending batch) */
-	assert_true(f->npending > 0);
-	first = f->pending[f->npending - 1];
-	f->pending[f->npending - 1].count = 0;
-	for (size_t i = 0; i + 1 < f->npending; i++)
-		assert_int_equal(sm_apply(f->b, f->pending[i].ops, f->pending[i].count, NULL, NULL,
+	assert_true(f->pending.n > 0);
+	first = f->pending.commits[f->pending.n - 1];
+	f->pending.commits[f->pending.n - 1].count = 0;
+	for (size_t i = 0; i + 1 < f->pending.n; i++)
+		assert_int_equal(sm_apply(f->b, f->pending.commits[i].ops, f->pending.commits[i].count, NULL, NULL,
 					  NULL), 0);
-	pending_free(f);
+	tu_capture_clear(&f->pending);
 	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "s", "two", vid), 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
 	assert_int_equal(sm_apply(f->b, first.ops, first.count, NULL, NULL, NULL), -EBADMSG);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
-	batch_free(&first);
+	tu_commit_free(&first);
 	reopen_b(f);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "two", 3), 1);
 }
@@ -397,25 +319,19 @@ static void test_older_key_record_refused(void **state)
 {
 	struct fx *f = *state;
 	char vid[SM_VERSION_ID_MAX + 1];
-	struct batch made = { 0 };
+	struct tu_commit made = { 0 };
 	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
 	/* the first commit made the default key: keep a copy of its batch */
-	assert_true(f->npending >= 2);
-	for (size_t i = 0; i < f->pending[0].count; i++) {
-		const struct store_op *o = &f->pending[0].ops[i];
-		uint8_t *v = malloc(o->len);
-		memcpy(v, o->val, o->len);
-		made.ops[made.count++] = (struct store_op){ .key = strdup(o->key), .val = v,
-							    .len = o->len };
-	}
+	assert_true(f->pending.n >= 2);
+	assert_int_equal(tu_commit_copy(&made, &f->pending.commits[0]), 0);
 	assert_int_equal(strncmp(made.ops[0].key, "key/", 4), 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(keyring_set_enabled(sm_keyring(f->a), "alias/aws/secretsmanager", false),
 			 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
-	batch_free(&made);
+	tu_commit_free(&made);
 	/* B's key is still disabled: a new version cannot be sealed with it */
 	assert_int_not_equal(tu_sm_put_str(f->b, "s", "w", vid), 0);
 }
@@ -424,18 +340,10 @@ static void test_older_key_record_refused(void **state)
 static void test_older_folder_record_refused(void **state)
 {
 	struct fx *f = *state;
-	struct batch made = { 0 };
+	struct tu_commit made = { 0 };
 	assert_int_equal(sm_mkdir(f->a, "app", 0750, 1000, 1000), 0);
-	assert_true(f->npending >= 1);
-	struct batch *first = &f->pending[f->npending - 1];
-	for (size_t i = 0; i < first->count; i++) {
-		const struct store_op *o = &first->ops[i];
-		uint8_t *v = o->val ? malloc(o->len) : NULL;
-		if (v)
-			memcpy(v, o->val, o->len);
-		made.ops[made.count++] = (struct store_op){ .key = strdup(o->key), .val = v,
-							    .len = o->len };
-	}
+	assert_true(f->pending.n >= 1);
+	assert_int_equal(tu_commit_copy(&made, &f->pending.commits[f->pending.n - 1]), 0);
 	assert_int_equal(replicate(f), 0);
 	uint32_t mode = 0700;
 	assert_int_equal(sm_set_owner_mode(f->a, "app", &mode, NULL, NULL), 0);
@@ -444,7 +352,7 @@ static void test_older_folder_record_refused(void **state)
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "app", &at), 0);
 	assert_int_equal(at.mode, 0700);
 	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
-	batch_free(&made);
+	tu_commit_free(&made);
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "app", &at), 0);
 	assert_int_equal(at.mode, 0700);
 }
@@ -459,8 +367,8 @@ static void test_unlisted_version_and_deletions_refused(void **state)
 	char vid[SM_VERSION_ID_MAX + 1];
 	create_put_replicated(f, "s", "old");
 	assert_int_equal(tu_sm_put_str(f->a, "s", "new", vid), 0);
-	assert_int_equal(f->npending, 1);
-	struct batch *b = &f->pending[0];
+	assert_int_equal(f->pending.n, 1);
+	struct tu_commit *b = &f->pending.commits[0];
 	struct store_op *ver = NULL;
 	for (size_t i = 0; i < b->count; i++)
 		if (strncmp(b->ops[i].key, "ver/", 4) == 0)
@@ -476,19 +384,11 @@ static void test_unlisted_version_and_deletions_refused(void **state)
 }
 
 /* A copy of A's last pending commit, kept aside (owned). */
-static void keep_last(struct fx *f, struct batch *out)
+static void keep_last(struct fx *f, struct tu_commit *out)
 {
-	assert_true(f->npending > 0);
-	const struct batch *b = &f->pending[f->npending - 1];
+	assert_true(f->pending.n > 0);
 	out->count = 0;
-	for (size_t i = 0; i < b->count; i++) {
-		const struct store_op *o = &b->ops[i];
-		uint8_t *v = o->val ? malloc(o->len ? o->len : 1) : NULL;
-		if (v)
-			memcpy(v, o->val, o->len);
-		out->ops[out->count++] = (struct store_op){ .key = strdup(o->key), .val = v,
-							    .len = o->len };
-	}
+	assert_int_equal(tu_commit_copy(out, &f->pending.commits[f->pending.n - 1]), 0);
 }
 
 /* A secret deleted for good cannot come back by its old records put back
@@ -498,7 +398,7 @@ static void test_purged_secret_put_back_refused(void **state)
 {
 	struct fx *f = *state;
 	char vid[SM_VERSION_ID_MAX + 1];
-	struct batch made = { 0 };
+	struct tu_commit made = { 0 };
 	assert_int_equal(sm_create(f->a, "gone", 0600, 1000, 1000), 0);
 	assert_int_equal(replicate(f), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "gone", "v", vid), 0);
@@ -526,12 +426,12 @@ static void test_purged_secret_put_back_refused(void **state)
 	/* the whole old commit (its bucket included): the bucket is older */
 	assert_int_equal(sm_apply(f->b, made.ops, made.count, NULL, NULL, NULL), -EBADMSG);
 	/* its records without the bucket: listed nowhere */
-	struct batch alone = { 0 };
+	struct tu_commit alone = { 0 };
 	for (size_t i = 0; i < made.count; i++)
 		if (strncmp(made.ops[i].key, "cat/", 4) != 0)
 			alone.ops[alone.count++] = made.ops[i];
 	assert_int_equal(sm_apply(f->b, alone.ops, alone.count, NULL, NULL, NULL), -EBADMSG);
-	batch_free(&made);
+	tu_commit_free(&made);
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
 	reopen_b(f); /* and B's file still adds up */
 	assert_int_equal(sm_attr(f->b, SM_VIEW_LIVE, "gone", &at), -ENOENT);
@@ -543,7 +443,7 @@ static void test_older_bucket_and_bucket_deletion_refused(void **state)
 {
 	struct fx *f = *state;
 	char vid[SM_VERSION_ID_MAX + 1];
-	struct batch made = { 0 };
+	struct tu_commit made = { 0 };
 	assert_int_equal(sm_create(f->a, "s", 0600, 1000, 1000), 0);
 	assert_int_equal(tu_sm_put_str(f->a, "s", "v", vid), 0);
 	assert_int_equal(replicate(f), 0);
@@ -562,7 +462,7 @@ static void test_older_bucket_and_bucket_deletion_refused(void **state)
 	assert_int_equal(sm_apply(f->b, bucket, 1, NULL, NULL, NULL), -EBADMSG);
 	struct store_op gone = { .key = bucket->key };
 	assert_int_equal(sm_apply(f->b, &gone, 1, NULL, NULL, NULL), -EPERM);
-	batch_free(&made);
+	tu_commit_free(&made);
 	reopen_b(f);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v", 1), 1);
 }

@@ -64,22 +64,13 @@ static int fake_wait(void *ctx, long timeout_ms)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct store *st;
-	struct keyring *kr;
 	struct sm_options opt = tu_sm_options(30);
 	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
 		goto fail;
 	tu_path(f->path, f->dir, "store.tdb");
 	crypto_random_key(f->key, CRYPTO_KEY_LEN, false);
-	struct unlock_secret u = tu_key_unlock(f->key);
-	if (tu_create_store(f->path, f->key) || store_open(f->path, 0, &st))
-		goto fail;
-	store_set_commit_hook(st, fake_commit, f);
-	if (keyring_unlock(st, &u, &kr)) {
-		store_close(st);
-		goto fail;
-	}
-	if (sm_open(st, kr, &opt, &f->sm))
+	if (tu_create_store(f->path, f->key) ||
+	    tu_open_sm_hooked(f->path, f->key, &opt, fake_commit, f, &f->sm))
 		goto fail;
 	sm_set_cluster_hooks(f->sm, fake_writable, fake_wait, f);
 	/* A secret with a value (the default named key made on the way). */

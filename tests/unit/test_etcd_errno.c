@@ -84,6 +84,47 @@ static void test_grpc_and_http(void **state)
 	assert_int_equal(etcd_errno(CURLE_OK, true, 418, 0, NULL), -EIO);
 }
 
+/* A watch's last message: its cancel or its error object. */
+static void test_watch_endings(void **state)
+{
+	(void)state;
+	struct etcd_watch_msg m = { .kind = ETCD_WATCH_CANCELED, .compact_revision = 5 };
+	assert_int_equal(etcd_watch_errno(&m), ETCD_E_COMPACTED);
+	m = (struct etcd_watch_msg){ .kind = ETCD_WATCH_CANCELED };
+	snprintf(m.cancel_reason, sizeof(m.cancel_reason), "%s",
+		 "rpc error: code = PermissionDenied desc = etcdserver: permission denied");
+	assert_int_equal(etcd_watch_errno(&m), -EACCES);
+	snprintf(m.cancel_reason, sizeof(m.cancel_reason), "%s",
+		 "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token");
+	assert_int_equal(etcd_watch_errno(&m), -EACCES);
+	snprintf(m.cancel_reason, sizeof(m.cancel_reason), "%s", "");
+	assert_int_equal(etcd_watch_errno(&m), -ECANCELED);
+	/* the stream's error object: its codes through etcd_errno */
+	m = (struct etcd_watch_msg){ .kind = ETCD_WATCH_ERROR, .grpc_code = 14, .http_code = 503 };
+	snprintf(m.message, sizeof(m.message), "%s", "etcdserver: no leader");
+	assert_int_equal(etcd_watch_errno(&m), ETCD_E_UNKNOWN);
+	m.grpc_code = 11;
+	snprintf(m.message, sizeof(m.message), "%s",
+		 "etcdserver: mvcc: required revision has been compacted");
+	assert_int_equal(etcd_watch_errno(&m), ETCD_E_COMPACTED);
+	m.grpc_code = 7;
+	assert_int_equal(etcd_watch_errno(&m), -EACCES);
+	/* anything else ends nothing */
+	m = (struct etcd_watch_msg){ .kind = ETCD_WATCH_PROGRESS };
+	assert_int_equal(etcd_watch_errno(&m), 0);
+}
+
+/* A 200 answer that does not parse: a write may have been applied. */
+static void test_unreadable_answers(void **state)
+{
+	(void)state;
+	assert_int_equal(etcd_answer_errno(true, -EBADMSG), ETCD_E_UNKNOWN);
+	assert_int_equal(etcd_answer_errno(true, -EFBIG), ETCD_E_UNKNOWN);
+	assert_int_equal(etcd_answer_errno(true, -ENOMEM), ETCD_E_UNKNOWN);
+	assert_int_equal(etcd_answer_errno(false, -EBADMSG), -EBADMSG);
+	assert_int_equal(etcd_answer_errno(false, -EFBIG), -EFBIG);
+}
+
 static void test_open_refuses_bad_configs(void **state)
 {
 	(void)state;
@@ -113,6 +154,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_curl_codes),
 		cmocka_unit_test(test_grpc_and_http),
+		cmocka_unit_test(test_watch_endings),
+		cmocka_unit_test(test_unreadable_answers),
 		cmocka_unit_test(test_open_refuses_bad_configs),
 	};
 	return tu_run_group("etcd_errno", tests, NULL, NULL);

@@ -15,6 +15,8 @@
 #include "cluster/etcd_wire.h"
 
 #define S(lit) (lit), (sizeof(lit) - 1)
+/* A header as etcd sends one: every answer must carry it. */
+#define H "\"header\":{\"revision\":\"1\"}"
 
 /* base64 of "a" "b" "v1": YQ== Yg== djE= */
 
@@ -161,24 +163,70 @@ static void test_range_response(void **state)
 	assert_false(r.more);
 	assert_int_equal(r.count, 0);
 	etcd_range_resp_free(&r);
-	/* not even a header */
-	assert_int_equal(etcd_wire_range_response(S("{}"), &r), 0);
-	assert_int_equal(r.header.revision, 0);
-	etcd_range_resp_free(&r);
+}
+
+/* An answer without its header, or whose header has no revision, is refused:
+ * never taken for an answer at revision 0. */
+static void test_header_required(void **state)
+{
+	(void)state;
+	static const char *const headless[] = {
+		"{}", "{\"header\":{}}", "{\"header\":null}", "{\"header\":{\"revision\":\"0\"}}",
+		"{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"3\"}],\"count\":\"1\"}",
+	};
+	for (size_t i = 0; i < sizeof(headless) / sizeof(headless[0]); i++) {
+		const char *j = headless[i];
+		size_t n = strlen(j);
+		struct etcd_range_resp rr;
+		struct etcd_put_resp pr;
+		struct etcd_delete_resp dr;
+		struct etcd_txn_resp tr;
+		struct etcd_header h;
+		struct etcd_status st;
+		if (etcd_wire_range_response(j, n, &rr) != -EBADMSG ||
+		    etcd_wire_put_response(j, n, &pr) != -EBADMSG ||
+		    etcd_wire_delete_response(j, n, &dr) != -EBADMSG ||
+		    etcd_wire_txn_response(j, n, &tr) != -EBADMSG ||
+		    etcd_wire_header_response(j, n, &h) != -EBADMSG ||
+		    etcd_wire_status_response(j, n, &st) != -EBADMSG)
+			fail_msg("accepted without a header: %s", j);
+		assert_null(rr.kvs);
+		assert_int_equal(rr.header.revision, 0);
+		assert_int_equal(tr.n_responses, 0);
+	}
+	/* inside a txn too */
+	struct etcd_txn_resp tr;
+	assert_int_equal(etcd_wire_txn_response(S("{" H ",\"responses\":[{\"response_put\":{}}]}"),
+					       &tr),
+			 -EBADMSG);
+	assert_null(tr.responses);
+	/* a watch message's result: its header may lack a revision (a cancel
+	 * for compaction has none), but not be absent */
+	struct etcd_watch_msg m;
+	assert_int_equal(etcd_wire_watch_msg(S("{\"result\":{\"created\":true}}"), &m), -EBADMSG);
+	assert_int_equal(etcd_wire_watch_msg(S("{\"result\":{\"header\":{\"cluster_id\":\"1\"},"
+						"\"canceled\":true,\"compact_revision\":\"2\"}}"),
+					     &m),
+			 0);
+	assert_int_equal(m.kind, ETCD_WATCH_CANCELED);
+	assert_int_equal(m.compact_revision, 2);
+	etcd_watch_msg_free(&m);
 }
 
 static void test_malformed(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"", " ", "[]", "\"x\"", "null", "{", "{}x", "{}{}", "{\"kvs\":{}}",
-		"{\"kvs\":[1]}", "{\"kvs\":[{\"key\":\"YQ\"}]}", "{\"kvs\":[{\"key\":7}]}",
+		"", " ", "[]", "\"x\"", "null", "{", "{}x", "{}{}", "{" H ",\"kvs\":{}}",
+		"{" H ",\"kvs\":[1]}", "{" H ",\"kvs\":[{\"key\":\"YQ\"}]}",
+		"{" H ",\"kvs\":[{\"key\":7}]}",
 		"{\"header\":{\"revision\":\"x\"}}", "{\"header\":{\"revision\":\"1.5\"}}",
 		"{\"header\":{\"revision\":\"-1\"}}", "{\"header\":{\"revision\":\" 1\"}}",
 		"{\"header\":{\"revision\":\"99999999999999999999\"}}",
 		"{\"header\":{\"revision\":1e3}}", "{\"header\":{\"revision\":true}}",
-		"{\"header\":{\"member_id\":\"-1\"}}", "{\"header\":[]}", "{\"more\":\"true\"}",
-		"{\"count\":\"-4\"}", "{\"kvs\":[{\"key\":\"YQ==\",\"version\":\"-1\"}]}",
+		"{\"header\":{\"revision\":\"1\",\"member_id\":\"-1\"}}", "{\"header\":[]}",
+		"{" H ",\"more\":\"true\"}", "{" H ",\"count\":\"-4\"}",
+		"{" H ",\"kvs\":[{\"key\":\"YQ==\",\"version\":\"-1\"}]}",
 		"{\"header\":{\"revision\":\"1\"}}\n{}",
 		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
 	};
@@ -218,7 +266,7 @@ static void test_malformed(void **state)
 	assert_non_null(msg);
 	assert_non_null(raw);
 	assert_int_equal(etcd_base64_encode(raw, big, &keyb64), 0);
-	snprintf(msg, big / 3 * 4 + 64, "{\"kvs\":[{\"key\":\"%s\"}]}", keyb64);
+	snprintf(msg, big / 3 * 4 + 64, "{" H ",\"kvs\":[{\"key\":\"%s\"}]}", keyb64);
 	assert_int_equal(etcd_wire_range_response(msg, strlen(msg), &r), -EBADMSG);
 	free(msg);
 	free(keyb64);
@@ -373,11 +421,12 @@ static void test_txn_response(void **state)
 	etcd_txn_resp_free(&r);
 
 	static const char *const bad[] = {
-		"{\"responses\":[{}]}",
-		"{\"responses\":[{\"response_put\":{},\"response_range\":{}}]}",
-		"{\"responses\":[{\"response_put\":{}},{\"response_range\":{\"kvs\":[{\"key\":\"!\"}]}}]}",
-		"{\"succeeded\":1}",
-		"{\"responses\":{}}",
+		"{" H ",\"responses\":[{}]}",
+		"{" H ",\"responses\":[{\"response_put\":{" H "},\"response_range\":{" H "}}]}",
+		"{" H ",\"responses\":[{\"response_put\":{" H "}},{\"response_range\":{" H
+		",\"kvs\":[{\"key\":\"!\"}]}}]}",
+		"{" H ",\"succeeded\":1}",
+		"{" H ",\"responses\":{}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (etcd_wire_txn_response(bad[i], strlen(bad[i]), &r) != -EBADMSG)
@@ -479,21 +528,40 @@ static void test_watch_messages(void **state)
 	etcd_watch_msg_free(&m);
 
 	static const char *const bad[] = {
-		"{}", "{\"result\":{},\"error\":{\"grpc_code\":14}}", "{\"result\":[]}",
+		"{}", "{\"result\":{" H "},\"error\":{\"grpc_code\":14}}", "{\"result\":[]}",
 		"{\"error\":{\"grpc_code\":0}}", "{\"error\":{\"grpc_code\":\"x\"}}",
-		"{\"result\":{\"events\":[{\"type\":\"MOVE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"1\"}}]}}",
-		"{\"result\":{\"events\":[{\"type\":\"DELETE\"}]}}",
-		"{\"result\":{\"events\":[{\"kv\":{\"mod_revision\":\"1\"}}]}}",
-		"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}]}}",
-		"{\"result\":{\"created\":true,\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"1\"}}]}}",
-		"{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"1\"}},7]}}",
-		"{\"result\":{\"compact_revision\":\"-2\"}}",
+		"{\"result\":{" H ",\"events\":[{\"type\":\"MOVE\",\"kv\":{\"key\":\"YQ==\","
+		"\"mod_revision\":\"1\"}}]}}",
+		"{\"result\":{" H ",\"events\":[{\"type\":\"DELETE\"}]}}",
+		"{\"result\":{" H ",\"events\":[{\"kv\":{\"mod_revision\":\"1\"}}]}}",
+		"{\"result\":{" H ",\"events\":[{\"kv\":{\"key\":\"YQ==\"}}]}}",
+		"{\"result\":{" H ",\"created\":true,\"events\":[{\"kv\":{\"key\":\"YQ==\","
+		"\"mod_revision\":\"1\"}}]}}",
+		"{\"result\":{" H ",\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"1\"}},7]}}",
+		"{\"result\":{" H ",\"compact_revision\":\"-2\"}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (etcd_wire_watch_msg(bad[i], strlen(bad[i]), &m) != -EBADMSG)
 			fail_msg("accepted: %s", bad[i]);
 		assert_null(m.events);
 	}
+
+	/* A fragment (part of one revision's events) is refused on its own
+	 * errno: its events are not a whole revision, and this client never
+	 * asks for fragments. */
+	assert_int_equal(etcd_wire_watch_msg(S("{\"result\":{\"header\":{\"revision\":\"5\"},"
+						"\"fragment\":true,\"events\":[{\"kv\":{\"key\":"
+						"\"YQ==\",\"mod_revision\":\"5\"}}]}}"),
+					     &m),
+			 -EPROTO);
+	assert_null(m.events);
+	assert_int_equal(m.n_events, 0);
+	/* false is the field's default: an ordinary message */
+	assert_int_equal(etcd_wire_watch_msg(S("{\"result\":{\"header\":{\"revision\":\"5\"},"
+						"\"fragment\":false}}"),
+					     &m),
+			 0);
+	etcd_watch_msg_free(&m);
 }
 
 static void test_errors_status_auth(void **state)
@@ -668,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_range_request),
 		cmocka_unit_test(test_range_response),
+		cmocka_unit_test(test_header_required),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_put_delete),
 		cmocka_unit_test(test_txn_request),

@@ -18,14 +18,6 @@
 #include "testutil.h"
 #include "secrets/secrets.h"
 
-#define MAX_OPS 64
-#define MAX_BATCHES 16
-
-struct batch {
-	struct store_op ops[MAX_OPS];
-	size_t count;
-};
-
 struct fx {
 	char dir[TU_PATH_MAX];
 	char a_path[TU_PATH_MAX], b_path[TU_PATH_MAX];
@@ -33,58 +25,23 @@ struct fx {
 	uint8_t *format, *header;
 	size_t format_len, header_len;
 	struct sm *a;
-	struct batch batches[MAX_BATCHES]; /* A's commits, as a replicator sends them */
-	size_t nbatches;
+	struct tu_capture batches; /* A's commits, as a replicator sends them */
 };
-
-/* A's commit hook: every record but the state, one batch per commit. */
-static int capture(void *ctx, const struct store_op *ops, size_t count)
-{
-	struct fx *f = ctx;
-	if (f->nbatches == MAX_BATCHES)
-		return -ENOBUFS;
-	struct batch *b = &f->batches[f->nbatches++];
-	for (size_t i = 0; i < count && b->count < MAX_OPS; i++) {
-		if (strcmp(ops[i].key, "sfs/state") == 0)
-			continue;
-		struct store_op *o = &b->ops[b->count++];
-		o->key = strdup(ops[i].key);
-		o->len = ops[i].len;
-		o->val = NULL;
-		if (ops[i].val) {
-			uint8_t *copy = malloc(ops[i].len ? ops[i].len : 1);
-			memcpy(copy, ops[i].val, ops[i].len);
-			o->val = copy;
-		}
-	}
-	return 0;
-}
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct store *st;
-	struct keyring *kr;
 	struct sm_options opt = tu_sm_options(30);
-	struct unlock_secret u;
 	char vid[SM_VERSION_ID_MAX + 1];
 	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
 		goto fail;
 	tu_path(f->a_path, f->dir, "a.tdb");
 	tu_path(f->b_path, f->dir, "b.tdb");
 	crypto_random_key(f->key, CRYPTO_KEY_LEN, false);
-	u = tu_key_unlock(f->key);
 	if (tu_create_store(f->a_path, f->key) ||
 	    tu_get_record(f->a_path, "sfs/format", &f->format, &f->format_len) ||
 	    tu_get_record(f->a_path, "sfs/header", &f->header, &f->header_len) ||
-	    store_open(f->a_path, 0, &st))
-		goto fail;
-	store_set_commit_hook(st, capture, f);
-	if (keyring_unlock(st, &u, &kr)) {
-		store_close(st);
-		goto fail;
-	}
-	if (sm_open(st, kr, &opt, &f->a))
+	    tu_open_sm_hooked(f->a_path, f->key, &opt, tu_capture_hook, &f->batches, &f->a))
 		goto fail;
 	/* A's life before B joins: a folder, versions, a tag, a label, a
 	 * customer key's secret, a deletion. */
@@ -110,11 +67,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	sm_close(f->a);
-	for (size_t i = 0; i < f->nbatches; i++)
-		for (size_t j = 0; j < f->batches[i].count; j++) {
-			free((void *)f->batches[i].ops[j].key);
-			free((void *)f->batches[i].ops[j].val);
-		}
+	tu_capture_clear(&f->batches);
 	free(f->format);
 	free(f->header);
 	tu_rmrf(f->dir);
@@ -167,9 +120,11 @@ static void test_joined_replica_reads_like_the_store(void **state)
 	sm_listing_free(&l);
 	assert_string_equal(keyring_store_id(sm_keyring(b)), keyring_store_id(sm_keyring(f->a)));
 	/* The store's commits, in order, as a replica applies them. */
-	assert_true(f->nbatches >= 8);
-	for (size_t i = 0; i < f->nbatches; i++)
-		assert_int_equal(sm_apply(b, f->batches[i].ops, f->batches[i].count, NULL, NULL, NULL), 0);
+	assert_true(f->batches.n >= 8);
+	for (size_t i = 0; i < f->batches.n; i++) {
+		const struct tu_commit *c = &f->batches.commits[i];
+		assert_int_equal(sm_apply(b, c->ops, c->count, NULL, NULL, NULL), 0);
+	}
 	assert_like_a(f, b);
 	/* Its own load check passes: the file is a whole store. */
 	sm_close(b);

@@ -20,13 +20,6 @@
 #include "secrets/secrets.h"
 
 #define PREFIX "/p/"
-#define MAX_OPS 64
-#define MAX_COMMITS 16
-
-struct commit {
-	struct etcd_event events[MAX_OPS];
-	size_t n;
-};
 
 struct fx {
 	char dir[TU_PATH_MAX], a_path[TU_PATH_MAX], b_path[TU_PATH_MAX];
@@ -34,44 +27,8 @@ struct fx {
 	struct sm_options opt;
 	struct sm *a, *b;
 	struct replica *r;
-	struct commit commits[MAX_COMMITS]; /* A's commits, as etcd would send them */
-	size_t ncommits;
+	struct tu_capture commits; /* A's commits, each one revision in etcd */
 };
-
-static void commit_free(struct commit *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->events[i].kv.key);
-		free(c->events[i].kv.value);
-	}
-	c->n = 0;
-}
-
-/* A's commit hook: each commit becomes one revision's events. */
-static int capture(void *ctx, const struct store_op *ops, size_t count)
-{
-	struct fx *f = ctx;
-	if (f->ncommits == MAX_COMMITS)
-		return -ENOBUFS;
-	struct commit *c = &f->commits[f->ncommits++];
-	int64_t revision = (int64_t)f->ncommits + 1; /* 2, 3, ...: 1 is the store's making */
-	for (size_t i = 0; i < count && c->n < MAX_OPS; i++) {
-		if (!replica_key_shared(ops[i].key))
-			continue;
-		struct etcd_event *e = &c->events[c->n++];
-		e->type = ops[i].val ? ETCD_EVENT_PUT : ETCD_EVENT_DELETE;
-		if (asprintf((char **)&e->kv.key, "%s%s", PREFIX, ops[i].key) < 0)
-			return -ENOMEM;
-		e->kv.key_len = strlen((char *)e->kv.key);
-		if (ops[i].val) {
-			e->kv.value = malloc(ops[i].len ? ops[i].len : 1);
-			memcpy(e->kv.value, ops[i].val, ops[i].len);
-			e->kv.value_len = ops[i].len;
-		}
-		e->kv.mod_revision = revision;
-	}
-	return 0;
-}
 
 static int apply_to_domain(void *ctx, const struct store_op *ops, size_t count,
 			   const struct store_op *local, bool (*keep)(void *kctx, const char *key),
@@ -80,40 +37,16 @@ static int apply_to_domain(void *ctx, const struct store_op *ops, size_t count,
 	return sm_apply(ctx, ops, count, local, keep, kctx);
 }
 
-static int open_host(struct fx *f, const char *path, bool hooked, struct sm **out)
-{
-	struct store *st;
-	struct keyring *kr;
-	struct unlock_secret u = tu_key_unlock(f->key);
-	int rc = store_open(path, 0, &st);
-	if (rc)
-		return rc;
-	if (hooked)
-		store_set_commit_hook(st, capture, f);
-	if ((rc = keyring_unlock(st, &u, &kr))) {
-		store_close(st);
-		return rc;
-	}
-	return sm_open(st, kr, &f->opt, out);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	uint8_t *copy = NULL;
-	size_t len;
-	char keyfile[TU_PATH_MAX];
 	struct replica_config cfg = { 0 };
-	if (!f || tu_crypto_init() || tu_mkdtemp(f->dir))
-		goto fail;
-	tu_path(f->a_path, f->dir, "a.tdb");
-	tu_path(f->b_path, f->dir, "b.tdb");
-	tu_path(keyfile, f->dir, "master.key");
-	if (tu_make_key(keyfile, f->key) || tu_create_store(f->a_path, f->key) ||
-	    tu_read_file(f->a_path, &copy, &len) || tu_write_file(f->b_path, copy, len))
-		goto fail;
+	if (!f)
+		return -1;
 	f->opt = tu_sm_options(30);
-	if (open_host(f, f->a_path, true, &f->a) || open_host(f, f->b_path, false, &f->b))
+	if (tu_new_store_pair(f->dir, f->a_path, f->b_path, f->key) ||
+	    tu_open_sm_hooked(f->a_path, f->key, &f->opt, tu_capture_hook, &f->commits, &f->a) ||
+	    tu_open_sm(f->b_path, f->key, &f->opt, &f->b))
 		goto fail;
 	/* B's replica: an endpoint nobody listens on (nothing here calls etcd) */
 	if (replica_config_set_endpoints(&cfg, "http://127.0.0.1:9") ||
@@ -122,13 +55,11 @@ static int setup(void **state)
 	    replica_catch_up(f->r, apply_to_domain, f->b))
 		goto fail;
 	replica_config_free(&cfg);
-	free(copy);
 	*state = f;
 	return 0;
 fail:
 	replica_config_free(&cfg);
-	free(copy);
-	if (f && f->dir[0])
+	if (f->dir[0])
 		tu_rmrf(f->dir);
 	free(f);
 	return -1;
@@ -140,19 +71,42 @@ static int teardown(void **state)
 	replica_close(f->r);
 	sm_close(f->a);
 	sm_close(f->b);
-	for (size_t i = 0; i < f->ncommits; i++)
-		commit_free(&f->commits[i]);
+	tu_capture_clear(&f->commits);
 	tu_rmrf(f->dir);
 	free(f);
 	return 0;
 }
 
-/* Commit i of A (0-based) as one watch message. */
+/* The records of A's commit i (0-based) a replica sends to etcd. */
+static size_t shared_ops(struct fx *f, size_t i, struct store_op ops[TU_CAPTURE_OPS])
+{
+	const struct tu_commit *c = &f->commits.commits[i];
+	size_t n = 0;
+	for (size_t j = 0; j < c->count; j++)
+		if (replica_key_shared(c->ops[j].key))
+			ops[n++] = c->ops[j];
+	return n;
+}
+
+/* A's commit i as etcd sends it: one watch message, the events of one
+ * revision (2, 3, ...: 1 is the store's making). */
 static int feed(struct fx *f, size_t i)
 {
-	struct etcd_watch_msg m = { .kind = ETCD_WATCH_EVENTS,
-				    .events = f->commits[i].events,
-				    .n_events = f->commits[i].n };
+	struct store_op ops[TU_CAPTURE_OPS];
+	struct etcd_event ev[TU_CAPTURE_OPS];
+	char keys[TU_CAPTURE_OPS][256];
+	size_t n = shared_ops(f, i, ops);
+	for (size_t j = 0; j < n; j++) {
+		snprintf(keys[j], sizeof(keys[j]), "%s%s", PREFIX, ops[j].key);
+		ev[j] = (struct etcd_event){
+			.type = ops[j].val ? ETCD_EVENT_PUT : ETCD_EVENT_DELETE,
+			.kv = { .key = (unsigned char *)keys[j], .key_len = strlen(keys[j]),
+				.value = (unsigned char *)ops[j].val,
+				.value_len = ops[j].val ? ops[j].len : 0,
+				.mod_revision = (int64_t)i + 2 },
+		};
+	}
+	struct etcd_watch_msg m = { .kind = ETCD_WATCH_EVENTS, .events = ev, .n_events = n };
 	return replica_on_watch_message(f->r, &m);
 }
 
@@ -173,14 +127,14 @@ static void write_on_a(struct fx *f)
 		snprintf(v, sizeof(v), "v%d", i);
 		assert_int_equal(tu_sm_put_str(f->a, "s", v, vid), 0);
 	}
-	assert_true(f->ncommits >= 4);
+	assert_true(f->commits.n >= 4);
 }
 
 static void test_in_order_repeated_and_older(void **state)
 {
 	struct fx *f = *state;
 	write_on_a(f);
-	size_t last = f->ncommits - 1; /* "v3" */
+	size_t last = f->commits.n - 1; /* "v3" */
 	for (size_t i = 0; i < last; i++)
 		assert_int_equal(feed(f, i), 0);
 	assert_int_equal(tu_sm_value_is(f->b, "s", NULL, "v2", 2), 1);
@@ -201,7 +155,7 @@ static void test_in_order_repeated_and_older(void **state)
 	f->r = NULL;
 	sm_close(f->b);
 	f->b = NULL;
-	assert_int_equal(open_host(f, f->b_path, false, &f->b), 0);
+	assert_int_equal(tu_open_sm(f->b_path, f->key, &f->opt, &f->b), 0);
 	uint8_t *body = NULL;
 	size_t len = 0;
 	char text[32];
@@ -216,7 +170,7 @@ static void test_newer_first_never_goes_back(void **state)
 {
 	struct fx *f = *state;
 	write_on_a(f);
-	size_t last = f->ncommits - 1;
+	size_t last = f->commits.n - 1;
 	for (size_t i = 0; i + 1 < last; i++)
 		assert_int_equal(feed(f, i), 0); /* up to "v1" */
 	/* "v3" arrives before "v2": v2 never lands over it */
@@ -232,17 +186,12 @@ static void test_unresolved_commit_recognised(void **state)
 {
 	struct fx *f = *state;
 	write_on_a(f);
-	size_t last = f->ncommits - 1;
+	size_t last = f->commits.n - 1;
 	for (size_t i = 0; i < last; i++)
 		assert_int_equal(feed(f, i), 0);
 	/* B "sent" A's last commit and got no answer: remember its records */
-	struct commit *c = &f->commits[last];
-	struct store_op ops[MAX_OPS];
-	for (size_t i = 0; i < c->n; i++)
-		ops[i] = (struct store_op){ .key = (char *)c->events[i].kv.key + strlen(PREFIX),
-					    .val = c->events[i].kv.value,
-					    .len = c->events[i].kv.value_len };
-	replica_note_unresolved(f->r, ops, c->n);
+	struct store_op ops[TU_CAPTURE_OPS];
+	replica_note_unresolved(f->r, ops, shared_ops(f, last, ops));
 	size_t held = 0;
 	for (size_t i = 0; i < 8; i++)
 		held += f->r->unresolved[i].key != NULL;

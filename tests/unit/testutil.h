@@ -234,9 +234,12 @@ static inline struct sm_options tu_sm_options(int recovery_window_days)
 	return o;
 }
 
-/* store_open + keyring_unlock + sm_open of an existing store. */
-static inline int tu_open_sm(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
-			     const struct sm_options *opt, struct sm **out)
+/* store_open + keyring_unlock + sm_open of an existing store, with hook
+ * (NULL: none) as the store's commit hook from the start: a host whose
+ * commits a test replicates or refuses. */
+static inline int tu_open_sm_hooked(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
+				    const struct sm_options *opt, store_commit_hook_fn hook,
+				    void *hook_ctx, struct sm **out)
 {
 	struct store *st;
 	struct keyring *kr;
@@ -245,12 +248,20 @@ static inline int tu_open_sm(const char *path, const uint8_t key[CRYPTO_KEY_LEN]
 	int rc = store_open(path, 0, &st);
 	if (rc)
 		return rc;
+	if (hook)
+		store_set_commit_hook(st, hook, hook_ctx);
 	rc = keyring_unlock(st, &u, &kr);
 	if (rc) {
 		store_close(st);
 		return rc;
 	}
 	return sm_open(st, kr, opt, out);
+}
+
+static inline int tu_open_sm(const char *path, const uint8_t key[CRYPTO_KEY_LEN],
+			     const struct sm_options *opt, struct sm **out)
+{
+	return tu_open_sm_hooked(path, key, opt, NULL, NULL, out);
 }
 
 /* A fresh temporary folder holding a new store under a random key, opened
@@ -268,6 +279,104 @@ static inline int tu_new_sm(char dir[TU_PATH_MAX], char path[TU_PATH_MAX],
 	if (tu_create_store(path, key) || tu_open_sm(path, key, &o, out))
 		return -1;
 	return 0;
+}
+
+/* A fresh folder dir holding a new store at a_path under a new key (its key
+ * file beside it) and b_path, a byte copy of it: one store as two hosts
+ * hold it before either writes. */
+static inline int tu_new_store_pair(char dir[TU_PATH_MAX], char a_path[TU_PATH_MAX],
+				    char b_path[TU_PATH_MAX], uint8_t key[CRYPTO_KEY_LEN])
+{
+	char keyfile[TU_PATH_MAX];
+	uint8_t *copy = NULL;
+	size_t len;
+	if (tu_crypto_init() || tu_mkdtemp(dir))
+		return -1;
+	tu_path(a_path, dir, "a.tdb");
+	tu_path(b_path, dir, "b.tdb");
+	tu_path(keyfile, dir, "master.key");
+	int rc = tu_make_key(keyfile, key);
+	if (!rc)
+		rc = tu_create_store(a_path, key);
+	if (!rc)
+		rc = tu_read_file(a_path, &copy, &len);
+	if (!rc)
+		rc = tu_write_file(b_path, copy, len);
+	free(copy);
+	return rc;
+}
+
+/* ---- commits as a store's commit hook sees them ---- */
+
+#define TU_CAPTURE_OPS 64
+#define TU_CAPTURE_COMMITS 16
+
+/* One commit: owned copies of its records' keys and new bytes (val NULL:
+ * deleted); old is not kept. */
+struct tu_commit {
+	struct store_op ops[TU_CAPTURE_OPS];
+	size_t count;
+};
+
+/* One host's commits in order, as a replicator would send them: every
+ * record but the state record (each replica writes its own). */
+struct tu_capture {
+	struct tu_commit commits[TU_CAPTURE_COMMITS];
+	size_t n;
+};
+
+static inline void tu_commit_free(struct tu_commit *c)
+{
+	for (size_t i = 0; i < c->count; i++) {
+		free((void *)c->ops[i].key);
+		free((void *)c->ops[i].val);
+	}
+	c->count = 0;
+}
+
+/* Appends an owned copy of op (key, val, len) to c; -ENOBUFS when full. */
+static inline int tu_commit_add(struct tu_commit *c, const struct store_op *op)
+{
+	if (c->count == TU_CAPTURE_OPS)
+		return -ENOBUFS;
+	uint8_t *val = op->val ? malloc(op->len ? op->len : 1) : NULL;
+	if (val)
+		memcpy(val, op->val, op->len);
+	struct store_op *o = &c->ops[c->count++];
+	*o = (struct store_op){ .key = strdup(op->key), .val = val, .len = op->len };
+	return !o->key || (op->val && !val) ? -ENOMEM : 0;
+}
+
+/* An owned copy of src appended to dst. */
+static inline int tu_commit_copy(struct tu_commit *dst, const struct tu_commit *src)
+{
+	int rc = 0;
+	for (size_t i = 0; i < src->count && !rc; i++)
+		rc = tu_commit_add(dst, &src->ops[i]);
+	return rc;
+}
+
+/* Every commit freed: the capture is empty again. */
+static inline void tu_capture_clear(struct tu_capture *cap)
+{
+	for (size_t i = 0; i < cap->n; i++)
+		tu_commit_free(&cap->commits[i]);
+	cap->n = 0;
+}
+
+/* A store commit hook (ctx: a struct tu_capture) that takes each commit
+ * down and lets it through; -ENOBUFS when full, -ENOMEM. */
+static inline int tu_capture_hook(void *ctx, const struct store_op *ops, size_t count)
+{
+	struct tu_capture *cap = ctx;
+	if (cap->n == TU_CAPTURE_COMMITS)
+		return -ENOBUFS;
+	struct tu_commit *c = &cap->commits[cap->n++];
+	int rc = 0;
+	for (size_t i = 0; i < count && !rc; i++)
+		if (strcmp(ops[i].key, "sfs/state") != 0)
+			rc = tu_commit_add(c, &ops[i]);
+	return rc;
 }
 
 /* One record written in its own transaction. */
