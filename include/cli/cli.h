@@ -23,6 +23,32 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_random_password(int argc, char **argv);
 int cmd_rotate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/*
+ * The Secrets Manager API of a daemon (cmd_serve.c): serve's options, or
+ * a mount's -o api=... The Agent's token is read from agent_token_file,
+ * else as the Agent reads it ($AWS_TOKEN, a value or file:///PATH).
+ * 0, or -errno with the reason logged.
+ */
+struct api;
+struct policy;
+struct cli_api {
+	const char *listen, *agent_listen;  /* ADDR:PORT */
+	const char *credentials;            /* the credentials file (not with auth_none) */
+	bool auth_none;
+	const char *tls_cert, *tls_key;
+	const char *agent_token_file;
+	const char *audit_log;
+	bool audit_required, debug;
+	const struct policy *policy;
+	uint32_t new_uid, new_gid, new_mode; /* what CreateSecret makes */
+	unsigned max_connections, timeout_s, threads;
+	size_t max_body;
+	int (*rotate)(void *ctx, const char *name, const char *token); /* a mount's rotator */
+	void *rotate_ctx;
+};
+int cli_api_start(struct sm *sm, const struct cli_api *ca, struct api **out);
 
 /* Options of a command that takes only --help: -1 to go on (operands from
  * optind), or the exit status (0 after --help, 2 for anything else). */
@@ -31,6 +57,10 @@ int cli_help_only(int argc, char **argv, const char *usage);
 /* No core dumps, not dumpable (so not traceable by the same user): called
  * first by every command that holds a key or a value. */
 void cli_harden_process(void);
+/* A daemon's locked pool for plaintext (libgcrypt's secure memory), the
+ * memory-lock limit raised as far as allowed: -ENOMEM when it cannot be
+ * locked (libgcrypt would carry on unlocked; a daemon does not). */
+int cli_lock_memory(void);
 
 /* Prints "secretsfs: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -46,6 +46,9 @@ int fs_mount(struct sm *sm, const char *mountpoint, const struct fs_options *opt
 int fs_serve(struct fs *fs);
 /* Periodic upkeep: scheduled rotations that are due. */
 void fs_tick(struct fs *fs);
+/* RotateSecret of name to version token (NULL: a new id), its steps run by
+ * the mount's rotator (for the API, which has none: cli joins them). */
+int fs_rotate(struct fs *fs, const char *name, const char *token);
 /* Unmounts (if still mounted) and frees. */
 void fs_destroy(struct fs *fs);
 

@@ -34,8 +34,9 @@ int rotator_check_command(const struct rotator *r, const char *name, const char 
 /* Stops after the rotation in progress (its command is killed). */
 void rotator_stop(struct rotator *r);
 /* RotateSecret now: the checks are made at once (-EBUSY, -EINVAL), the
- * steps run in the background. */
-int rotator_rotate(struct rotator *r, const char *name);
+ * steps run in the background. token: the new version's id (the API's
+ * ClientRequestToken), or NULL for a new one. */
+int rotator_rotate(struct rotator *r, const char *name, const char *token);
 /* Starts every scheduled rotation that is due. */
 void rotator_run_due(struct rotator *r);
 

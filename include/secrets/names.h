@@ -17,6 +17,10 @@
 #define SM_VERSION_ID_MIN 32
 #define SM_VERSION_ID_MAX 64
 #define SM_VALUE_MAX 65536
+#define SM_DESCRIPTION_MAX 2048 /* characters */
+#define SM_TAG_KEY_MAX 128      /* characters */
+#define SM_TAG_VALUE_MAX 256    /* characters */
+#define SM_MAX_TAGS 50
 
 int name_check(const char *name, const char **why);
 /* A scratch name, for tools' temporary files: a top-level ".NAME" other
@@ -48,5 +52,7 @@ bool name_is_below(const char *name, const char *folder);
 
 /* A SecretString is valid UTF-8 without NUL bytes; anything else is binary. */
 bool value_is_string(const unsigned char *value, size_t len);
+/* Valid UTF-8 (NUL allowed: a SecretString sent as JSON may hold one). */
+bool text_is_utf8(const unsigned char *value, size_t len);
 
 #endif

@@ -127,6 +127,12 @@ const char *sm_snapshot_version_id(const struct sm_snapshot *snap); /* "" when n
  * (touch), or a label no version carries. GetSecretValue then fails with
  * ResourceNotFoundException; a scratch file always has its bytes. */
 bool sm_snapshot_has_value(const struct sm_snapshot *snap);
+/* What the version was when the snapshot was taken: its type (a
+ * SecretBinary), its CreatedDate, and its labels (i below the count;
+ * NULL past the last). */
+bool sm_snapshot_binary(const struct sm_snapshot *snap);
+int64_t sm_snapshot_created_ms(const struct sm_snapshot *snap);
+const char *sm_snapshot_stage(const struct sm_snapshot *snap, size_t i);
 /* Decrypts into out (secure memory): -EIO when the record fails to open. */
 int sm_snapshot_decrypt(struct sm *sm, const struct sm_snapshot *snap, struct secbuf *out);
 void sm_snapshot_free(struct sm_snapshot *snap);
@@ -317,6 +323,10 @@ int sm_set_rotation_rules(struct sm *sm, const char *name, int days, const char 
  * status "running createSecret"; the command's path into command.
  * -EBUSY while a rotation runs or AWSPENDING sits on a non-current version. */
 int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap);
+/* The same with the token given (RotateSecret's ClientRequestToken, 32 to
+ * 64 characters): -EEXIST when it names a version already. */
+int sm_rotation_start_as(struct sm *sm, const char *name, const char *token, char *command,
+			 size_t cap);
 int sm_rotation_step(struct sm *sm, const char *name, const char *step);
 /* failure NULL: AWSCURRENT moves to token (AWSPREVIOUS to the old current),
  * AWSPENDING comes off, LastRotatedDate is now. Otherwise nothing moves. */
@@ -326,6 +336,104 @@ int sm_rotations_due(struct sm *sm, struct sm_listing *out);
 
 /* DescribeSecret as JSON with AWS's field names; *json is malloc'd. */
 int sm_describe(struct sm *sm, const char *name, char **json);
+/* The same, of a copy, in the shape asked: the mount's attribute (dates
+ * as ISO 8601 text), the API's DescribeSecret (dates as epoch seconds with
+ * milliseconds), or one entry of ListSecrets (its version map is named
+ * SecretVersionsToStages). */
+enum sm_describe_style { SM_DESCRIBE_XATTR, SM_DESCRIBE_API, SM_DESCRIBE_LIST };
+int sm_describe_secret(struct sm *sm, const struct sm_secret *s, enum sm_describe_style style,
+		       char **json);
+
+/* ---- the service's requests as the API sends them (requests.c, ids.c) ----
+ *
+ * The filesystem's operations above serve files (a create restores a
+ * deleted name, the same value written again makes no version, a value's
+ * type is what its bytes say). The API's are the service's own: each
+ * request one transaction, on live secrets only, with its type given and
+ * its ClientRequestToken always the new version's id. A refusal returns
+ * -errno with the rule logged, and sm_refusal() says it for the client.
+ */
+
+/* The rule this thread's last refused request broke ("" when none since
+ * sm_refusal_clear): for the client's error message. */
+const char *sm_refusal(void);
+void sm_refusal_clear(void);
+
+enum sm_value_type { SM_VALUE_AUTO, SM_VALUE_STRING, SM_VALUE_BINARY };
+
+struct sm_value {
+	const uint8_t *data; /* secure memory */
+	size_t len;
+	enum sm_value_type type;
+};
+
+struct sm_tag_arg {
+	const char *key, *value;
+};
+
+/* What SecretId names: a secret's name, its full ARN, or its ARN without
+ * the 6-character suffix (a partial ARN), of this store's region and
+ * account. The secret must be stored (not a file being created, nor a
+ * scratch file). name gets the name; *deleted whether it is scheduled for
+ * deletion. -ENOENT when nothing matches. */
+int sm_resolve_id(struct sm *sm, const char *id, char name[SM_NAME_MAX + 1], bool *deleted);
+/* The names of every stored secret, live (and scheduled for deletion when
+ * deleted is set), in no order. */
+int sm_secret_names(struct sm *sm, bool deleted, struct sm_listing *out);
+
+struct sm_create_request {
+	const char *name;
+	const char *description;       /* NULL: none */
+	const char *kms_key_id;        /* NULL: aws/secretsmanager */
+	const struct sm_value *value;  /* NULL: a secret without a version */
+	const char *token;             /* the first version's id; NULL: a new UUID */
+	const struct sm_tag_arg *tags;
+	size_t ntags;
+	uint32_t mode, uid, gid;       /* as the mount shows it */
+};
+/*
+ * CreateSecret, one transaction: the name's folders made as needed. A
+ * live secret of that name: -EEXIST, unless token names its version with
+ * the same value (a replay: 0, *replayed set). A secret scheduled for
+ * deletion: -EBUSY. A name that is a folder, or below a secret: -ENOTDIR.
+ */
+int sm_create_secret(struct sm *sm, const struct sm_create_request *req,
+		     char version_id[SM_VERSION_ID_MAX + 1], bool *replayed);
+/* PutSecretValue: a new version with id token (a UUID when NULL), even of
+ * the value already current; token naming a version of the same value
+ * and type: nothing new (0); of another: -EEXIST. */
+int sm_put_secret_value(struct sm *sm, const char *name, const struct sm_value *value,
+			const char *const *stages, size_t nstages, const char *token,
+			char version_id[SM_VERSION_ID_MAX + 1]);
+/* UpdateSecret: what is set changes, together, in one transaction; a
+ * value makes a version as sm_put_secret_value does (version_id "" when
+ * none was given). description "" removes it; kms_key_id "" is the
+ * default key. */
+struct sm_update_request {
+	const char *description;      /* NULL: unchanged */
+	const char *kms_key_id;       /* NULL: unchanged */
+	const struct sm_value *value; /* NULL: no new version */
+	const char *token;
+};
+int sm_update_secret(struct sm *sm, const char *name, const struct sm_update_request *req,
+		     char version_id[SM_VERSION_ID_MAX + 1]);
+/* TagResource: every tag set (a key given twice: the last), or none. */
+int sm_tag_secret(struct sm *sm, const char *name, const struct sm_tag_arg *tags, size_t n);
+/* UntagResource: keys absent are no error. */
+int sm_untag_secret(struct sm *sm, const char *name, const char *const *keys, size_t n);
+/*
+ * UpdateSecretVersionStage with the service's checks: move_to (NULL:
+ * none) gets label, taken from remove_from (NULL: none), which must be
+ * where label is (-EINVAL otherwise); a label on another version than
+ * move_to must be named by remove_from (-EINVAL). Moving AWSCURRENT puts
+ * AWSPREVIOUS on the version it left.
+ */
+int sm_move_stage(struct sm *sm, const char *name, const char *label, const char *remove_from,
+		  const char *move_to);
+/* DeleteSecret: scheduled for deletion days (7..30) from now, or with
+ * force removed at once (also one already scheduled). *deletion_ms: when
+ * it goes. A secret already scheduled, without force: -EBUSY. */
+int sm_delete_secret(struct sm *sm, const char *name, int days, bool force, int64_t *deletion_ms);
 
 /* Removes for good every secret whose recovery window has passed. */
 int sm_purge_expired(struct sm *sm);

@@ -20,6 +20,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_opt.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "fs/fs.h"
@@ -27,10 +28,6 @@
 #include "secrets/secrets.h"
 #include "store/store.h"
 #include "util/log.h"
-
-/* Locked memory for plaintext: up to 256 concurrent 64 KiB writers. */
-#define SECMEM_WANTED (16u << 20)
-#define SECMEM_MIN (256u << 10)
 
 static const char usage[] =
 	"usage: secretsfs mount STORE MOUNTPOINT [-f] [-o OPT[,OPT...]]\n"
@@ -65,7 +62,13 @@ static const char usage[] =
 	"                         checks: the damaged secrets give EIO\n"
 	"  -o nonempty            mount on a folder that is not empty (hiding\n"
 	"                         its files until unmounted)\n"
-	"  -o debug               trace every FUSE request (with -f)\n";
+	"  -o debug               trace every FUSE request (with -f)\n"
+	"  -o api=ADDR:PORT       serve the Secrets Manager API too (docs/api.md), with\n"
+	"  -o api_credentials=F   its access keys (secretsfs serve --help), or\n"
+	"  -o api_auth=none       no signatures, on loopback only (tests)\n"
+	"  -o api_tls_cert=F,api_tls_key=F   HTTPS\n"
+	"  -o api_agent_listen=ADDR:PORT     the Agent's endpoint on its own listener\n"
+	"  -o api_agent_token_file=F         the Agent's SSRF token (default $AWS_TOKEN)\n";
 
 struct mount_opts {
 	char *key_file;
@@ -85,6 +88,8 @@ struct mount_opts {
 	int skip_damaged;
 	int nonempty;
 	char kernel_flags[128]; /* nosuid, nodev, noexec, noatime as given */
+	char *api, *api_credentials, *api_auth, *api_tls_cert, *api_tls_key;
+	char *api_agent_listen, *api_agent_token_file;
 };
 
 #define OPT(t, p) { t, offsetof(struct mount_opts, p), 1 }
@@ -107,6 +112,13 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("gid=%d", gid),
 	OPT("umask=%o", umask),
 	OPT("nonempty", nonempty),
+	OPT("api=%s", api),
+	OPT("api_credentials=%s", api_credentials),
+	OPT("api_auth=%s", api_auth),
+	OPT("api_tls_cert=%s", api_tls_cert),
+	OPT("api_tls_key=%s", api_tls_key),
+	OPT("api_agent_listen=%s", api_agent_listen),
+	OPT("api_agent_token_file=%s", api_agent_token_file),
 	FUSE_OPT_KEY("nosuid", 1),
 	FUSE_OPT_KEY("nodev", 1),
 	FUSE_OPT_KEY("noexec", 1),
@@ -192,41 +204,6 @@ static void *purge_loop(void *arg)
 	return NULL;
 }
 
-/* Room to lock the secure pool; returns the pool size to ask for. */
-static size_t prepare_memlock(void)
-{
-	struct rlimit lim;
-	getrlimit(RLIMIT_MEMLOCK, &lim);
-	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 2 * SECMEM_WANTED) {
-		struct rlimit want = { 2 * SECMEM_WANTED, lim.rlim_max };
-		if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want.rlim_cur)
-			want.rlim_max = want.rlim_cur;
-		if (setrlimit(RLIMIT_MEMLOCK, &want) == 0)
-			return SECMEM_WANTED;
-		/* Not privileged: make do with what may be locked, minus some slack. */
-		if (lim.rlim_cur <= SECMEM_MIN + (64u << 10))
-			return SECMEM_MIN;
-		size_t avail = (size_t)lim.rlim_cur - (64u << 10);
-		return avail < SECMEM_WANTED ? avail : SECMEM_WANTED;
-	}
-	return SECMEM_WANTED;
-}
-
-/* libgcrypt carries on unlocked when mlock fails; we do not. */
-static int memory_is_locked(void)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	long locked_kb = -1;
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &locked_kb) == 1)
-			break;
-	fclose(f);
-	return locked_kb > 0;
-}
-
 /*
  * Without log_file=, the daemon logs to syslog, or on a host without one to
  * STORE.log beside the store (mode 0600, names only, never values), said
@@ -265,6 +242,45 @@ static void report(int fd, char status)
 	}
 }
 
+/* The API of this daemon (-o api=), serving the domain the mount does. */
+static struct api *api;
+
+/* RotateSecret through the API: the mount's rotator runs the steps. */
+static int mount_rotate(void *ctx, const char *name, const char *token)
+{
+	return fs_rotate(ctx, name, token);
+}
+
+static int start_api(struct sm *sm, struct fs *fs, const struct mount_opts *mo,
+		     const struct policy *policy, const char *audit_abs, int foreground)
+{
+	struct cli_api ca = {
+		.listen = mo->api,
+		.agent_listen = mo->api_agent_listen,
+		.credentials = mo->api_credentials,
+		.auth_none = mo->api_auth && strcmp(mo->api_auth, "none") == 0,
+		.tls_cert = mo->api_tls_cert,
+		.tls_key = mo->api_tls_key,
+		.agent_token_file = mo->api_agent_token_file,
+		.audit_log = audit_abs,
+		.audit_required = mo->audit_required,
+		.debug = mo->debug,
+		.policy = policy,
+		.new_uid = mo->uid >= 0 ? (uint32_t)mo->uid : getuid(),
+		.new_gid = mo->gid >= 0 ? (uint32_t)mo->gid : getgid(),
+		.new_mode = mo->umask >= 0 ? 0666 & ~(uint32_t)mo->umask : 0600,
+		.rotate = mount_rotate,
+		.rotate_ctx = fs,
+	};
+	/* Its info lines belong in the daemon's log, not on the terminal of
+	 * the mount command that is about to return; warnings go there too. */
+	if (!foreground && !mo->log_file)
+		log_set_threshold(LOG_WARNING);
+	int rc = cli_api_start(sm, &ca, &api);
+	log_set_threshold(LOG_INFO);
+	return rc;
+}
+
 /* A refusal that a replica made again from etcd would cure: its file torn
  * or damaged, not a wrong key, a busy store or a missing file. */
 static bool replica_unreadable(int rc, const struct cli_open *how)
@@ -283,7 +299,7 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 	int purger_started = 0, rc, status = 1;
 
 	cli_harden_process();
-	if (crypto_init(prepare_memlock()) || !memory_is_locked()) {
+	if (cli_lock_memory()) {
 		cli_error("cannot lock memory for secrets (raise RLIMIT_MEMLOCK)");
 		goto out;
 	}
@@ -378,9 +394,14 @@ static int run_mount(const char *store_path, const char *mountpoint, struct moun
 		cli_status_start(mountpoint_abs, store_path, replica);
 	free(mountpoint_abs);
 	free(rotation_dir_abs);
+	int api_rc = 0;
+	if (!rc && mo->api && (rc = api_rc = start_api(sm, fs, mo, policy, audit_abs, foreground)))
+		cli_error("%s: cannot serve the API at %s (the log says why); nothing mounted",
+			  store_path, mo->api);
 	free(audit_abs);
 	if (rc) {
-		cli_error("%s: cannot mount (see the log)", mountpoint);
+		if (!api_rc)
+			cli_error("%s: cannot mount (see the log)", mountpoint);
 		goto out;
 	}
 	if (!foreground) {
@@ -417,6 +438,8 @@ out:
 		pthread_join(purger, NULL);
 	}
 	cli_status_stop();
+	api_stop(api);
+	api = NULL;
 	/* The replica's thread calls into the domain, and so into fs's hook. */
 	cli_cluster_detach(sm, replica);
 	fs_destroy(fs);
@@ -569,6 +592,28 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (mo.key_file && mo.passphrase_file) {
 		cli_error("give key_file= or passphrase_file=, not both");
+		return EXIT_MISUSE;
+	}
+	if (mo.api_auth && strcmp(mo.api_auth, "none") != 0 && strcmp(mo.api_auth, "sigv4") != 0) {
+		cli_error("api_auth=%s: give sigv4 (the default) or none", mo.api_auth);
+		return EXIT_MISUSE;
+	}
+	bool api_unsigned = mo.api_auth && strcmp(mo.api_auth, "none") == 0;
+	if ((mo.api_credentials || mo.api_auth || mo.api_tls_cert || mo.api_tls_key ||
+	     mo.api_agent_listen || mo.api_agent_token_file) && !mo.api) {
+		cli_error("the api_* options go with api=ADDR:PORT");
+		return EXIT_MISUSE;
+	}
+	if (mo.api && !api_unsigned && !mo.api_credentials) {
+		cli_error("api= needs api_credentials=FILE (or api_auth=none, for tests on loopback)");
+		return EXIT_MISUSE;
+	}
+	if (mo.api && api_unsigned && mo.api_credentials) {
+		cli_error("api_auth=none takes no api_credentials=");
+		return EXIT_MISUSE;
+	}
+	if (!mo.api_tls_cert != !mo.api_tls_key) {
+		cli_error("api_tls_cert= and api_tls_key= go together");
 		return EXIT_MISUSE;
 	}
 	const char *store_path = argv[optind], *mountpoint = argv[optind + 1];

@@ -26,6 +26,8 @@ static const char usage[] =
 	"  compact STORE       give back the space of old versions (unmounted)\n"
 	"  status MOUNTPOINT   mode (local or etcd), replication state, revision applied\n"
 	"  rotate FILE         RotateSecret now, with the secret's rotation command\n"
+	"  serve STORE --listen ADDR:PORT --credentials FILE [--key-file F | ...]\n"
+	"                      the Secrets Manager API (AWS CLI, SDKs) over a store\n"
 	"  random-password [OPTIONS]\n"
 	"                      GetRandomPassword on standard output\n"
 	"\n"
@@ -49,7 +51,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	/* Commands speak through cli_error; the daemon's info lines are its own. */
-	if (strcmp(cmd, "mount") != 0)
+	if (strcmp(cmd, "mount") != 0 && strcmp(cmd, "serve") != 0)
 		log_set_threshold(LOG_WARNING);
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(argc - 1, argv + 1);
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
 		return cmd_rekey(argc - 1, argv + 1);
 	if (strcmp(cmd, "compact") == 0)
 		return cmd_compact(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see secretsfs --help)", cmd);

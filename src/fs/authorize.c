@@ -7,13 +7,14 @@
 #include <string.h>
 
 #include "fs/internal.h"
+#include "secrets/access.h"
 #include "secrets/names.h"
 #include "util/log.h"
 
 struct audit_caller caller_of(fuse_req_t req)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct audit_caller c = { ctx->uid, ctx->gid, ctx->pid };
+	struct audit_caller c = { .uid = ctx->uid, .gid = ctx->gid, .pid = ctx->pid };
 	return c;
 }
 
@@ -34,24 +35,13 @@ int audit_event(struct fs *fs, const struct audit_caller *who, const char *name,
 int authorize(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
 {
 	gid_t groups[65];
-	char action[96], arn[SM_NAME_MAX + 128] = "";
 	if (!fs->policy)
 		return 0;
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	groups[0] = ctx->gid;
-	int n = fuse_req_getgroups(req, 64, groups + 1);
-	snprintf(action, sizeof(action), "secretsmanager:%s", event);
-	if (secret && secret[0])
-		sm_arn_of(fs->sm, secret, arn, sizeof(arn));
-	struct policy_request r = { ctx->uid, groups, 1 + (size_t)(n > 0 && n <= 64 ? n : 0),
-				    action, secret ? secret : "", arn[0] ? arn : NULL };
-	if (policy_allows(fs->policy, &r))
-		return 0;
-	log_warn("%s: refused by the access policy: uid %u, %s", secret && secret[0] ? secret : "/",
-		 (unsigned)ctx->uid, action);
 	struct audit_caller who = caller_of(req);
-	audit_event(fs, &who, event, secret && secret[0] ? secret : NULL, -EACCES);
-	return -EACCES;
+	groups[0] = who.gid;
+	int n = fuse_req_getgroups(req, 64, groups + 1);
+	struct access_subject subject = { &who, groups, 1 + (size_t)(n > 0 && n <= 64 ? n : 0) };
+	return access_check(fs->sm, fs->policy, fs->audit, &subject, event, secret);
 }
 
 /*
@@ -125,10 +115,5 @@ int gate(struct fs *fs, fuse_req_t req, const char *event, const char *secret)
 int audit_begin(struct fs *fs, const struct audit_caller *who, const char *name,
 		const char *secret)
 {
-	if (!audit_required(fs->audit))
-		return 0;
-	struct audit_event ev = { .name = name, .secret = secret, .detail_key = "eventStatus",
-				  .detail_value = "started" };
-	return audit_record(fs->audit, who, &ev, 0) ? -EIO : 0;
+	return access_begin(fs->audit, who, name, secret);
 }
-

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/audit.h"
+#include "secrets/audit.h"
 #include "fs/internal.h"
 #include "fs/nodes.h"
 #include "fs/rotator.h"
@@ -237,6 +237,11 @@ int fs_serve(struct fs *fs)
 void fs_tick(struct fs *fs)
 {
 	rotator_run_due(fs->rotator);
+}
+
+int fs_rotate(struct fs *fs, const char *name, const char *token)
+{
+	return rotator_rotate(fs->rotator, name, token);
 }
 
 void fs_destroy(struct fs *fs)

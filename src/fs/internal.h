@@ -23,7 +23,7 @@
 
 #include <fuse_lowlevel.h>
 
-#include "fs/audit.h"
+#include "secrets/audit.h"
 #include "fs/fs.h"
 #include "fs/paths.h"
 #include "secrets/policy.h"

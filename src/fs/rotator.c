@@ -20,7 +20,7 @@
 struct job {
 	struct job *next;
 	char *name;
-	char token[37];
+	char token[SM_VERSION_ID_MAX + 1];
 	char *command;
 };
 
@@ -352,13 +352,16 @@ void rotator_stop(struct rotator *r)
 	free(r);
 }
 
-int rotator_rotate(struct rotator *r, const char *name)
+int rotator_rotate(struct rotator *r, const char *name, const char *token)
 {
 	char command[4096];
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
-	int rc = sm_rotation_start(r->sm, name, j->token, command, sizeof(command));
+	int rc = token ? sm_rotation_start_as(r->sm, name, token, command, sizeof(command))
+		       : sm_rotation_start(r->sm, name, j->token, command, sizeof(command));
+	if (!rc && token)
+		snprintf(j->token, sizeof(j->token), "%s", token);
 	if (rc) {
 		free(j);
 		return rc;
@@ -389,7 +392,7 @@ void rotator_run_due(struct rotator *r)
 	if (sm_rotations_due(r->sm, &due))
 		return;
 	for (size_t i = 0; i < due.count; i++) {
-		int rc = rotator_rotate(r, due.entries[i].name);
+		int rc = rotator_rotate(r, due.entries[i].name, NULL);
 		if (rc)
 			log_warn("%s: scheduled rotation not started: %s", due.entries[i].name,
 				 strerror(-rc));

@@ -116,7 +116,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 		goto out;
 	if (!rc && t.kind == T_SECRET && strcmp(name, "user.sm.rotate") == 0) {
 		/* RotateSecret: checked now, its steps run on the rotator's thread. */
-		rc = size == 3 && memcmp(value, "now", 3) == 0 ? rotator_rotate(fs->rotator, t.name)
+		rc = size == 3 && memcmp(value, "now", 3) == 0 ? rotator_rotate(fs->rotator, t.name, NULL)
 							      : -EINVAL;
 	} else if (!rc) {
 		rc = xattr_set(fs->sm, &t, &who, name, value, size, flags);

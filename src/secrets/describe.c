@@ -9,15 +9,23 @@
 #include "secrets/internal.h"
 #include "util/timeutil.h"
 
-static json_object *date(int64_t ms)
+/* ISO 8601 text for the mount's attribute; for the API a number of
+ * seconds with milliseconds, printed exactly so (aws-endpoint.md §1.3). */
+static json_object *date_as(int64_t ms, enum sm_describe_style style)
 {
 	char text[40];
-	time_format_iso8601(ms, text, sizeof(text));
-	return json_object_new_string(text);
+	if (style == SM_DESCRIBE_XATTR) {
+		time_format_iso8601(ms, text, sizeof(text));
+		return json_object_new_string(text);
+	}
+	snprintf(text, sizeof(text), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
+	return json_object_new_double_s((double)ms / 1000.0, text);
 }
 
+#define date(ms) date_as((ms), style)
+
 /* Fields are omitted when empty, as the service does (reference §5.4). */
-static char *describe_json(struct sm *sm, const struct sm_secret *s)
+static char *describe_json(struct sm *sm, const struct sm_secret *s, enum sm_describe_style style)
 {
 	char arn[SM_NAME_MAX + 128];
 	json_object *o = json_object_new_object();
@@ -82,7 +90,8 @@ static char *describe_json(struct sm *sm, const struct sm_secret *s)
 		}
 	}
 	if (any)
-		json_object_object_add(o, "VersionIdsToStages", stages);
+		json_object_object_add(o, style == SM_DESCRIBE_LIST ? "SecretVersionsToStages"
+								    : "VersionIdsToStages", stages);
 	else
 		json_object_put(stages);
 	json_object_object_add(o, "CreatedDate", date(s->created_ms));
@@ -100,7 +109,14 @@ int sm_describe(struct sm *sm, const char *name, char **json)
 	int rc = sm_secret_copy(sm, name, &s);
 	if (rc)
 		return rc;
-	*json = describe_json(sm, s);
+	*json = describe_json(sm, s, SM_DESCRIBE_XATTR);
 	secret_free(s);
+	return *json ? 0 : -ENOMEM;
+}
+
+int sm_describe_secret(struct sm *sm, const struct sm_secret *s, enum sm_describe_style style,
+		       char **json)
+{
+	*json = describe_json(sm, s, style);
 	return *json ? 0 : -ENOMEM;
 }

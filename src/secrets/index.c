@@ -158,10 +158,25 @@ int ensure_parents(struct sm *sm, const char *name, const struct sm_secret *owne
 	return 0;
 }
 
+/* The last rule this thread's request broke, for an adapter that tells
+ * its client why (the API's error message); the log has it too. */
+static __thread char last_refusal[256];
+
 int refuse(int err, const char *name, const char *why)
 {
 	log_warn("%s: refused: %s", name, why);
+	snprintf(last_refusal, sizeof(last_refusal), "%s", why);
 	return err;
+}
+
+const char *sm_refusal(void)
+{
+	return last_refusal;
+}
+
+void sm_refusal_clear(void)
+{
+	last_refusal[0] = '\0';
 }
 
 

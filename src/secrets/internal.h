@@ -91,6 +91,9 @@ struct sm_snapshot {
 	size_t record_len;
 	struct secbuf scratch;  /* a scratch file's value, copied at open */
 	bool is_scratch;
+	int64_t created_ms;     /* the version's CreatedDate */
+	char *stages;           /* its labels at the snapshot, each NUL-terminated */
+	size_t nstages;
 };
 
 struct change_op {
@@ -149,6 +152,18 @@ enum edit_mode {
  * transaction) and swaps it in; an edit returning 1 means "no change". */
 int edit_secret(struct sm *sm, const char *name, edit_fn edit, void *ctx, enum edit_mode mode);
 
+/* The rules of a secret's metadata, applied to a private copy s (metadata.c):
+ * UpdateSecret's description (must_exist: removing one, -ENODATA when
+ * none) and KMS key; a tag (flags as sm_set_tag's), a tag removed
+ * (-ENODATA when absent); a label moved to version_id (NULL: taken off).
+ * 0, 1 for "already so" (apply_stage), or -errno with the rule refused. */
+int apply_description(struct sm_secret *s, const char *text, size_t len, bool must_exist);
+int apply_kms_key(struct sm *sm, struct sm_secret *s, const char *text, size_t len,
+		  bool must_exist);
+int apply_tag(struct sm_secret *s, const char *key, const char *value, size_t len, int flags);
+int apply_untag(struct sm_secret *s, const char *key);
+int apply_stage(struct sm_secret *s, const char *label, const char *version_id);
+
 /* Index access: callers hold sm->write_lock or sm->index_lock. */
 struct sm_secret *find_secret(struct sm *sm, const char *name);
 struct sm_folder *find_folder(struct sm *sm, const char *path);
@@ -179,6 +194,9 @@ struct prefix_collect {
 	int rc;
 };
 int collect_below(const char *key, void *value, void *ctx);
+/* A new secret called name, in memory: a fresh internal id and ARN suffix,
+ * created now, no version (lifecycle.c). NULL on -ENOMEM. */
+struct sm_secret *secret_new(const char *name, uint32_t mode, uint32_t uid, uint32_t gid);
 /* Adds the removal of s and all its versions to c (lifecycle.c). */
 void purge_into(struct change *c, const struct sm_secret *s);
 /* A scratch file's value (write lock held); NULL when it has none. */
@@ -207,6 +225,7 @@ struct put_request {
 	const char *const *stages; /* VersionStages; none: AWSCURRENT */
 	size_t nstages;
 	const char *token;         /* ClientRequestToken; NULL: s->request_token or new */
+	enum sm_value_type type;   /* SM_VALUE_AUTO: as the bytes say (names.h) */
 };
 
 /* Adds value to s (a private copy) as a new version, moving labels as

@@ -26,6 +26,25 @@ static void new_arn_suffix(char out[SM_ARN_SUFFIX_LEN + 1])
 	out[SM_ARN_SUFFIX_LEN] = '\0';
 }
 
+struct sm_secret *secret_new(const char *name, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	struct sm_secret *s = calloc(1, sizeof(*s));
+	uint8_t id[SM_UUID_HEX_LEN / 2];
+	if (!s || !(s->name = strdup(name))) {
+		free(s);
+		return NULL;
+	}
+	crypto_random_nonce(id, sizeof(id));
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(s->uuid + 2 * i, 3, "%02x", id[i]);
+	new_arn_suffix(s->arn_suffix);
+	s->created_ms = s->changed_ms = time_now_ms();
+	s->mode = mode & 07777;
+	s->uid = uid;
+	s->gid = gid;
+	return s;
+}
+
 /* A deleted secret restored by a create, in memory only (pending), or
  * deleted again as the store still says (its first commit was refused). */
 static int set_restore_pending(struct sm *sm, const char *name, const struct sm_secret *old,
@@ -83,21 +102,11 @@ int sm_create(struct sm *sm, const char *name, uint32_t mode, uint32_t uid, uint
 		rc = set_restore_pending(sm, name, old, true);
 		goto out;
 	}
-	struct sm_secret *s = calloc(1, sizeof(*s));
-	uint8_t id[SM_UUID_HEX_LEN / 2];
-	if (!s || !(s->name = strdup(name))) {
-		free(s);
+	struct sm_secret *s = secret_new(name, mode, uid, gid);
+	if (!s) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	crypto_random_nonce(id, sizeof(id));
-	for (size_t i = 0; i < sizeof(id); i++)
-		snprintf(s->uuid + 2 * i, 3, "%02x", id[i]);
-	new_arn_suffix(s->arn_suffix);
-	s->created_ms = s->changed_ms = time_now_ms();
-	s->mode = mode & 07777;
-	s->uid = uid;
-	s->gid = gid;
 	s->persisted = false;
 	s->scratch = scratch;
 	index_replace(sm, name, s);

@@ -14,10 +14,6 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
-#define SM_DESCRIPTION_MAX 2048
-#define SM_TAG_KEY_MAX 128
-#define SM_TAG_VALUE_MAX 256
-#define SM_MAX_TAGS 50
 
 /*
  * Applies edit to a copy of the live secret name and commits it (persist:
@@ -94,10 +90,9 @@ static int utf8_chars(const char *text, size_t len)
 	return n;
 }
 
-static int edit_description(struct sm *sm, struct sm_secret *s, void *ctx)
+int apply_description(struct sm_secret *s, const char *text, size_t len, bool must_exist)
 {
-	struct text_arg *a = ctx;
-	(void)sm;
+	struct text_arg arg = { text, len, NULL, must_exist ? SM_SET_REPLACE : 0 }, *a = &arg;
 	if (!value_is_string((const unsigned char *)a->text, a->len))
 		return refuse(-EINVAL, s->name, "a description is UTF-8 text");
 	if (utf8_chars(a->text, a->len) > SM_DESCRIPTION_MAX)
@@ -107,6 +102,13 @@ static int edit_description(struct sm *sm, struct sm_secret *s, void *ctx)
 	free(s->description);
 	s->description = a->len ? strndup(a->text, a->len) : NULL;
 	return a->len && !s->description ? -ENOMEM : 0;
+}
+
+static int edit_description(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	(void)sm;
+	return apply_description(s, a->text, a->len, a->flags & SM_SET_REPLACE);
 }
 
 int sm_set_description(struct sm *sm, const char *name, const char *text, size_t len)
@@ -121,9 +123,10 @@ int sm_remove_description(struct sm *sm, const char *name)
 	return edit_secret(sm, name, edit_description, &a, EDIT_CHANGE);
 }
 
-static int edit_kms_key(struct sm *sm, struct sm_secret *s, void *ctx)
+int apply_kms_key(struct sm *sm, struct sm_secret *s, const char *text, size_t len,
+		  bool must_exist)
 {
-	struct text_arg *a = ctx;
+	struct text_arg arg = { text, len, NULL, must_exist ? SM_SET_REPLACE : 0 }, *a = &arg;
 	char spec[2049], key_id[SM_KEY_ID_LEN + 1];
 	if (a->len >= sizeof(spec))
 		return refuse(-E2BIG, s->name, "a KmsKeyId may be at most 2,048 characters");
@@ -146,6 +149,12 @@ static int edit_kms_key(struct sm *sm, struct sm_secret *s, void *ctx)
 	return !is_default && !s->kms_key_id ? -ENOMEM : 0;
 }
 
+static int edit_kms_key(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	return apply_kms_key(sm, s, a->text, a->len, a->flags & SM_SET_REPLACE);
+}
+
 int sm_set_kms_key(struct sm *sm, const char *name, const char *spec, size_t len)
 {
 	struct text_arg a = { spec, len, NULL, 0 };
@@ -166,11 +175,10 @@ static struct sm_tag *find_tag(struct sm_secret *s, const char *key)
 	return NULL;
 }
 
-static int edit_tag(struct sm *sm, struct sm_secret *s, void *ctx)
+int apply_tag(struct sm_secret *s, const char *key, const char *text, size_t len, int flags)
 {
-	struct text_arg *a = ctx;
+	struct text_arg arg = { text, len, key, flags }, *a = &arg;
 	size_t klen = strlen(a->key);
-	(void)sm;
 	if (klen == 0 || utf8_chars(a->key, klen) > SM_TAG_KEY_MAX)
 		return refuse(-EINVAL, s->name, "a tag key is 1 to 128 characters");
 	if (strncasecmp(a->key, "aws:", 4) == 0)
@@ -214,6 +222,13 @@ static int edit_tag(struct sm *sm, struct sm_secret *s, void *ctx)
 	return 0;
 }
 
+static int edit_tag(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct text_arg *a = ctx;
+	(void)sm;
+	return apply_tag(s, a->key, a->text, a->len, a->flags);
+}
+
 int sm_set_tag(struct sm *sm, const char *name, const char *key, const char *value, size_t len,
 	       int flags)
 {
@@ -221,10 +236,8 @@ int sm_set_tag(struct sm *sm, const char *name, const char *key, const char *val
 	return edit_secret(sm, name, edit_tag, &a, EDIT_CHANGE);
 }
 
-static int edit_untag(struct sm *sm, struct sm_secret *s, void *ctx)
+int apply_untag(struct sm_secret *s, const char *key)
 {
-	const char *key = ctx;
-	(void)sm;
 	struct sm_tag *t = find_tag(s, key);
 	if (!t)
 		return -ENODATA;
@@ -234,6 +247,12 @@ static int edit_untag(struct sm *sm, struct sm_secret *s, void *ctx)
 	memmove(&s->tags[i], &s->tags[i + 1], (s->ntags - i - 1) * sizeof(*s->tags));
 	s->ntags--;
 	return 0;
+}
+
+static int edit_untag(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	(void)sm;
+	return apply_untag(s, ctx);
 }
 
 int sm_remove_tag(struct sm *sm, const char *name, const char *key)
@@ -247,11 +266,10 @@ struct stage_arg {
 };
 
 /* UpdateSecretVersionStage (reference §5.8, §6.3). */
-static int edit_stage(struct sm *sm, struct sm_secret *s, void *ctx)
+int apply_stage(struct sm_secret *s, const char *label, const char *version_id)
 {
-	struct stage_arg *a = ctx;
+	struct stage_arg arg = { label, version_id }, *a = &arg;
 	const char *why;
-	(void)sm;
 	if (name_check_label(a->label, &why))
 		return refuse(-EINVAL, s->name, why);
 	const char *holder = secret_label_version(s, a->label);
@@ -282,6 +300,13 @@ static int edit_stage(struct sm *sm, struct sm_secret *s, void *ctx)
 	if (!rc && s->nlabels > SM_MAX_LABELS)
 		rc = refuse(-ENOSPC, s->name, "a secret may carry at most 20 staging labels");
 	return rc;
+}
+
+static int edit_stage(struct sm *sm, struct sm_secret *s, void *ctx)
+{
+	struct stage_arg *a = ctx;
+	(void)sm;
+	return apply_stage(s, a->label, a->version_id);
 }
 
 int sm_update_stage(struct sm *sm, const char *name, const char *label, const char *version_id)

@@ -180,13 +180,16 @@ bool name_is_below(const char *name, const char *folder)
 
 bool value_is_string(const unsigned char *v, size_t len)
 {
+	return !memchr(v, 0, len) && text_is_utf8(v, len);
+}
+
+bool text_is_utf8(const unsigned char *v, size_t len)
+{
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = v[i];
 		size_t extra;
 		uint32_t cp;
-		if (c == 0)
-			return false;
 		if (c < 0x80) {
 			i++;
 			continue;

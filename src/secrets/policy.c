@@ -17,6 +17,8 @@ struct statement {
 	size_t nuids;
 	gid_t *gids;
 	size_t ngids;
+	char **principals; /* API principals ("AWS"), shell wildcards */
+	size_t nprincipals;
 	char **actions;
 	size_t nactions;
 	char **resources;
@@ -26,6 +28,7 @@ struct statement {
 struct policy {
 	struct statement *st;
 	size_t count;
+	char *text; /* as written, for GetResourcePolicy */
 };
 
 static void free_strings(char **v, size_t n)
@@ -42,11 +45,18 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->count; i++) {
 		free(p->st[i].uids);
 		free(p->st[i].gids);
+		free_strings(p->st[i].principals, p->st[i].nprincipals);
 		free_strings(p->st[i].actions, p->st[i].nactions);
 		free_strings(p->st[i].resources, p->st[i].nresources);
 	}
 	free(p->st);
+	free(p->text);
 	free(p);
+}
+
+const char *policy_text(const struct policy *p)
+{
+	return p->text;
 }
 
 /* A string or a list of strings into a new array. */
@@ -81,7 +91,8 @@ static int add_id(void **ids, size_t *n, size_t size, long value)
 	return 0;
 }
 
-/* Principal: "*", or {"uid": 1000 | [..], "gid": .., "user": "name" | [..], "group": ..}. */
+/* Principal: "*", or {"uid": 1000 | [..], "gid": .., "user": "name" | [..], "group": ..,
+ * "AWS": "principal" | [..]} (the API's principals, from its credentials file). */
 static int principal(json_object *v, struct statement *s, const char **why)
 {
 	if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "*") == 0) {
@@ -89,14 +100,35 @@ static int principal(json_object *v, struct statement *s, const char **why)
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_object)) {
-		*why = "Principal is \"*\" or an object of uid, gid, user, group";
+		*why = "Principal is \"*\" or an object of uid, gid, user, group, AWS";
 		return -EINVAL;
 	}
 	json_object_object_foreach(v, key, val) {
+		if (strcmp(key, "AWS") == 0) {
+			char **names;
+			size_t n;
+			int rc = strings(val, &names, &n);
+			if (rc == -EINVAL)
+				*why = "AWS takes principal names";
+			if (rc) {
+				free_strings(names, n);
+				return rc;
+			}
+			char **all = realloc(s->principals, (s->nprincipals + n) * sizeof(*all));
+			if (!all) {
+				free_strings(names, n);
+				return -ENOMEM;
+			}
+			memcpy(all + s->nprincipals, names, n * sizeof(*names));
+			s->principals = all;
+			s->nprincipals += n;
+			free(names);
+			continue;
+		}
 		bool is_uid = strcmp(key, "uid") == 0 || strcmp(key, "user") == 0;
 		bool names = strcmp(key, "user") == 0 || strcmp(key, "group") == 0;
 		if (!is_uid && strcmp(key, "gid") != 0 && strcmp(key, "group") != 0) {
-			*why = "Principal keys are uid, gid, user and group";
+			*why = "Principal keys are uid, gid, user, group and AWS";
 			return -EINVAL;
 		}
 		size_t count = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 1;
@@ -136,11 +168,37 @@ static int principal(json_object *v, struct statement *s, const char **why)
 
 struct policy *policy_load(const char *path, char *why_buf, size_t why_len)
 {
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t len = 0;
+	struct policy *p = NULL;
+	if (f) {
+		FILE *mem = open_memstream(&text, &len);
+		char buf[4096];
+		size_t n;
+		while (mem && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, n, mem);
+		if (!mem || fclose(mem) || ferror(f)) {
+			free(text);
+			text = NULL;
+		}
+		fclose(f);
+	}
+	if (!text)
+		snprintf(why_buf, why_len, "cannot read the policy file");
+	else
+		p = policy_parse(text, why_buf, why_len);
+	free(text);
+	return p;
+}
+
+struct policy *policy_parse(const char *text, char *why_buf, size_t why_len)
+{
 	const char *why = NULL;
 	struct policy *p = calloc(1, sizeof(*p));
-	json_object *doc = json_object_from_file(path), *list;
-	if (!p || !doc) {
-		why = doc ? "out of memory" : "cannot read the policy file as JSON";
+	json_object *doc = json_tokener_parse(text), *list;
+	if (!p || !doc || !(p->text = strdup(text))) {
+		why = p && !doc ? "the policy is not JSON" : "out of memory";
 		goto fail;
 	}
 	if (!json_object_object_get_ex(doc, "Statement", &list)) {
@@ -196,6 +254,13 @@ static bool principal_matches(const struct statement *s, const struct policy_req
 {
 	if (s->anyone)
 		return true;
+	/* An API caller is its principal; it has no uid or groups here. */
+	if (r->principal) {
+		for (size_t i = 0; i < s->nprincipals; i++)
+			if (fnmatch(s->principals[i], r->principal, 0) == 0)
+				return true;
+		return false;
+	}
 	for (size_t i = 0; i < s->nuids; i++)
 		if (s->uids[i] == r->uid)
 			return true;

@@ -121,10 +121,15 @@ static int set_status(struct sm *sm, const char *name, const char *status, const
 	return 0;
 }
 
-static int rotation_start_once(struct sm *sm, const char *name, char token[37], char *command,
-			       size_t cap)
+/* given: the token to rotate to (the API's ClientRequestToken), or NULL
+ * for a new one; token gets the one used. */
+static int rotation_start_once(struct sm *sm, const char *name, const char *given,
+			       char *token, char *command, size_t cap)
 {
+	const char *why;
 	int rc;
+	if (given && name_check_version_id(given, &why))
+		return refuse(-EINVAL, name, why);
 	if ((rc = write_begin(sm)))
 		return rc;
 	struct sm_secret *s = find_secret(sm, name);
@@ -156,7 +161,15 @@ static int rotation_start_once(struct sm *sm, const char *name, char token[37], 
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
-	keyring_new_uuid(token);
+	if (given && secret_find_version(s, given)) {
+		rc = refuse(-EEXIST, name, "the ClientRequestToken names a version of this secret "
+			    "already");
+		goto out;
+	}
+	if (given)
+		snprintf(token, SM_VERSION_ID_MAX + 1, "%s", given);
+	else
+		keyring_new_uuid(token);
 	rc = set_status(sm, name, "running createSecret", token, false);
 	if (!rc)
 		log_info("%s: RotateSecret started, token %s", name, token);
@@ -168,7 +181,14 @@ out:
 int sm_rotation_start(struct sm *sm, const char *name, char token[37], char *command, size_t cap)
 {
 	/* Memory only (the status): no commit, so never stale. */
-	return rotation_start_once(sm, name, token, command, cap);
+	return rotation_start_once(sm, name, NULL, token, command, cap);
+}
+
+int sm_rotation_start_as(struct sm *sm, const char *name, const char *token, char *command,
+			 size_t cap)
+{
+	char used[SM_VERSION_ID_MAX + 1];
+	return rotation_start_once(sm, name, token, used, command, cap);
 }
 
 /* Memory only, as the end of a failed rotation: neither asks the cluster,

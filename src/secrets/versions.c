@@ -19,6 +19,26 @@ size_t binding(char *buf, size_t len, const char *purpose, const char *store_id,
 	return (n < 0 || (size_t)n >= len) ? 0 : (size_t)n;
 }
 
+/* The labels on version id of s, as they are now, into snap. */
+static int copy_stages(const struct sm_secret *s, const char *id, struct sm_snapshot *snap)
+{
+	size_t size = 0;
+	for (size_t i = 0; i < s->nlabels; i++)
+		if (strcmp(s->labels[i].version_id, id) == 0)
+			size += strlen(s->labels[i].name) + 1;
+	if (!size)
+		return 0;
+	if (!(snap->stages = malloc(size)))
+		return -ENOMEM;
+	char *p = snap->stages;
+	for (size_t i = 0; i < s->nlabels; i++)
+		if (strcmp(s->labels[i].version_id, id) == 0) {
+			p = stpcpy(p, s->labels[i].name) + 1;
+			snap->nstages++;
+		}
+	return 0;
+}
+
 static int take_snapshot(struct sm *sm, const char *name, const char *version_id,
 			 const char *label, struct sm_snapshot **out)
 {
@@ -50,7 +70,9 @@ static int take_snapshot(struct sm *sm, const char *name, const char *version_id
 			memcpy(snap->version_id, v->id, sizeof(snap->version_id));
 			snap->size = v->size;
 			snap->binary = v->binary;
+			snap->created_ms = v->created_ms;
 			key_id = v->key_id; /* interned: outlives the index entry */
+			rc = copy_stages(s, v->id, snap);
 		}
 	}
 	pthread_rwlock_unlock(&sm->index_lock);
@@ -163,12 +185,33 @@ bool sm_snapshot_has_value(const struct sm_snapshot *snap)
 	return snap->is_scratch || snap->version_id[0];
 }
 
+bool sm_snapshot_binary(const struct sm_snapshot *snap)
+{
+	return snap->binary;
+}
+
+int64_t sm_snapshot_created_ms(const struct sm_snapshot *snap)
+{
+	return snap->created_ms;
+}
+
+const char *sm_snapshot_stage(const struct sm_snapshot *snap, size_t i)
+{
+	const char *p = snap->stages;
+	if (i >= snap->nstages)
+		return NULL;
+	while (i--)
+		p += strlen(p) + 1;
+	return p;
+}
+
 void sm_snapshot_free(struct sm_snapshot *snap)
 {
 	if (!snap)
 		return;
 	secbuf_free(&snap->scratch);
 	free(snap->record);
+	free(snap->stages);
 	free(snap);
 }
 
@@ -423,6 +466,9 @@ static int new_version(struct sm *sm, struct sm_secret *s, const uint8_t *value,
 		if (v) {
 			if ((rc = same_value(sm, s, v, value, len, &same)))
 				return rc;
+			/* A SecretString is not the SecretBinary of the same bytes. */
+			if (req && req->type && v->binary != (req->type == SM_VALUE_BINARY))
+				same = false;
 			if (!same) {
 				*token_refused = true;
 				return refuse(-EEXIST, s->name,
@@ -450,7 +496,7 @@ static int new_version(struct sm *sm, struct sm_secret *s, const uint8_t *value,
 		}
 		keyring_new_uuid(version_id);
 	}
-	bool binary = !value_is_string(value, len);
+	bool binary = req && req->type ? req->type == SM_VALUE_BINARY : !value_is_string(value, len);
 	if ((rc = seal_version(sm, s, version_id, value, len, binary, c, key_id)))
 		return rc;
 	const char *shared_key_id = record_key_id(key_id);
@@ -594,7 +640,7 @@ int sm_put_value_staged(struct sm *sm, const char *name, const uint8_t *value, s
 			const char *const *stages, size_t nstages,
 			char version_id[SM_VERSION_ID_MAX + 1])
 {
-	struct put_request req = { stages, nstages, NULL };
+	struct put_request req = { stages, nstages, NULL, SM_VALUE_AUTO };
 	char creating[SM_UUID_HEX_LEN + 1] = "";
 	int rc, tries = 0;
 	do

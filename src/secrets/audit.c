@@ -1,4 +1,5 @@
-#include "fs/audit.h"
+/* The audit trail; include/secrets/audit.h is the contract. */
+#include "secrets/audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,41 @@ static void put_number(struct line *l, const char *key, long long n)
 	put_str(l, num);
 }
 
+/* userIdentity, and for an API caller where it called from. */
+static void put_caller(struct line *l, const struct audit_caller *who, const char *exe)
+{
+	if (who->principal) {
+		/* An access key of the credentials file is an IAM user's, as
+		 * CloudTrail names it; a request under --auth none has none. */
+		put_str(l, who->access_key_id ? ",\"userIdentity\":{\"type\":\"IAMUser\","
+					      : ",\"userIdentity\":{\"type\":\"Unknown\",");
+		put_field(l, "userName", who->principal);
+		if (who->access_key_id) {
+			put_str(l, ",");
+			put_field(l, "accessKeyId", who->access_key_id);
+		}
+		put_str(l, "}");
+		if (who->source) {
+			put_str(l, ",");
+			put_field(l, "sourceIPAddress", who->source);
+		}
+		if (who->user_agent) {
+			put_str(l, ",");
+			put_field(l, "userAgent", who->user_agent);
+		}
+		return;
+	}
+	put_str(l, ",\"userIdentity\":{\"type\":\"LocalUser\",");
+	put_number(l, "uid", who->uid);
+	put_str(l, ",");
+	put_number(l, "gid", who->gid);
+	put_str(l, ",");
+	put_number(l, "pid", who->pid);
+	put_str(l, ",");
+	put_field(l, "executable", exe);
+	put_str(l, "}");
+}
+
 static const char *error_code(int outcome)
 {
 	switch (-outcome) {
@@ -130,7 +166,7 @@ int audit_record(struct audit *a, const struct audit_caller *who, const struct a
 	time_format_iso8601(time_now_ms(), date, sizeof(date));
 	/* Best effort: the caller may be gone, or in another pid namespace. */
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)who->pid);
-	ssize_t n = who->pid > 0 ? readlink(link, exe, sizeof(exe) - 1) : -1;
+	ssize_t n = who->pid > 0 && !who->principal ? readlink(link, exe, sizeof(exe) - 1) : -1;
 	exe[n > 0 ? n : 0] = '\0';
 	keyring_new_uuid(uuid);
 	if (ev->secret)
@@ -143,15 +179,8 @@ int audit_record(struct audit *a, const struct audit_caller *who, const struct a
 	put_field(&l, "eventSource", ev->source ? ev->source : "secretsmanager.amazonaws.com");
 	put_str(&l, ",");
 	put_field(&l, "eventName", ev->name);
-	put_str(&l, ",\"userIdentity\":{\"type\":\"LocalUser\",");
-	put_number(&l, "uid", who->uid);
-	put_str(&l, ",");
-	put_number(&l, "gid", who->gid);
-	put_str(&l, ",");
-	put_number(&l, "pid", who->pid);
-	put_str(&l, ",");
-	put_field(&l, "executable", exe);
-	put_str(&l, "},\"requestParameters\":{");
+	put_caller(&l, who, exe);
+	put_str(&l, ",\"requestParameters\":{");
 	bool first = true;
 	if (ev->secret) {
 		put_field(&l, "secretId", arn[0] ? arn : ev->secret);
@@ -180,7 +209,7 @@ int audit_record(struct audit *a, const struct audit_caller *who, const struct a
 	put_str(&l, "},");
 	put_str(&l, ev->read_only ? "\"readOnly\":true," : "\"readOnly\":false,");
 	if (outcome) {
-		put_field(&l, "errorCode", error_code(outcome));
+		put_field(&l, "errorCode", ev->error_code ? ev->error_code : error_code(outcome));
 		put_str(&l, ",");
 		put_field(&l, "errorMessage", strerror(-outcome));
 		put_str(&l, ",");
