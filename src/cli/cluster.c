@@ -278,17 +278,19 @@ int cli_cluster_rebuild(const char *path, const struct unlock_secret *secret)
 		unlink(fresh);
 		goto out;
 	}
-	if ((rc = files_sync_parent(path)))
-		cli_error("%s: cannot sync its folder: %s", path, strerror(-rc));
+	/* The new replica is in place: what follows cannot undo that, so it
+	 * is said, not made the mount's failure. */
 	char *fresh_note = note_path(fresh);
-	if (fresh_note && rename(fresh_note, note) != 0)
-		rc = -errno;
+	int lag = files_sync_parent(path);
+	if (!lag && fresh_note && rename(fresh_note, note) != 0)
+		lag = -errno;
+	if (lag)
+		log_warn("%s: the new replica is in place, but its folder or its note could not "
+			 "be brought up to date (%s)", path, strerror(-lag));
 	free(fresh_note);
-	if (!rc) {
-		fprintf(stderr, "secretsfs: %s: made again from etcd; the damaged file is kept as "
-			"%s\n", path, kept);
-		log_warn("%s: made again from etcd; the damaged file is kept as %s", path, kept);
-	}
+	fprintf(stderr, "secretsfs: %s: made again from etcd; the damaged file is kept as %s\n",
+		path, kept);
+	log_warn("%s: made again from etcd; the damaged file is kept as %s", path, kept);
 out:
 	replica_config_free(&cfg);
 	free(format);
